@@ -1,0 +1,45 @@
+"""Command line: `gitops-agent run | validate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.config import load_settings
+from agent.errors import ConfigError
+from agent.logs import setup_logging
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gitops-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gitops-agent {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    run = verbs.add_parser("run", help="run the agent")
+    run.add_argument("--config", "-c", type=Path, required=True, help="TOML configuration file")
+    run.add_argument("--log-format", choices=("auto", "json", "text"), default="auto")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    validate = verbs.add_parser("validate", help="check a configuration file and exit")
+    validate.add_argument("--config", "-c", type=Path, required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"gitops-agent: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.verb == "validate":
+        print(f"{args.config}: ok, {len(settings.applications)} applications")
+        return 0
+    setup_logging(level=args.log_level, fmt=args.log_format)
+    from agent.runtime import run_agent  # imports the Kubernetes client only when running
+
+    return asyncio.run(run_agent(settings))

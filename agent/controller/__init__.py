@@ -1,0 +1,6 @@
+"""Per-app reconcile and the scheduling around it."""
+
+from agent.controller.controller import Controller
+from agent.controller.reconcile import Reconciler, ReconcileResult
+
+__all__ = ["Controller", "ReconcileResult", "Reconciler"]

@@ -1,0 +1,63 @@
+"""Turn rendered manifests into the objects we apply: namespace, ownership label and tracking id."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+from agent import APP_LABEL, TRACKING_ANNOTATION
+from agent.errors import RenderError
+from agent.model import KubeObject, ObjectRef
+from agent.render import Manifest
+
+# Whether (apiVersion, kind) is namespaced; None when the API server does not know the kind.
+NamespacedLookup = Callable[[str, str], bool | None]
+
+
+def tracking_id(app: str, ref: ObjectRef) -> str:
+    return f"{app}:{ref.group}/{ref.kind}:{ref.namespace}/{ref.name}"
+
+
+def desired_objects(
+    app: str, manifests: Sequence[Manifest], *, namespace: str, is_namespaced: NamespacedLookup
+) -> list[KubeObject]:
+    """Copies of the manifests, placed and marked as ours; duplicates are an error."""
+    result: list[KubeObject] = []
+    seen: dict[ObjectRef, str] = {}
+    for manifest in manifests:
+        obj = copy.deepcopy(manifest.obj)
+        meta = obj["metadata"]
+        namespaced = is_namespaced(obj["apiVersion"], obj["kind"])
+        if namespaced is None:
+            raise RenderError(
+                f"{manifest.origin}: the cluster does not know {obj['kind']} in {obj['apiVersion']}"
+            )
+        if namespaced:
+            meta.setdefault("namespace", namespace)
+            if not meta["namespace"]:
+                meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            raise RenderError(f"{ref}: declared twice, in {seen[ref]} and {manifest.origin}")
+        seen[ref] = manifest.origin
+        meta["labels"] = {**(meta.get("labels") or {}), APP_LABEL: app}
+        meta["annotations"] = {**(meta.get("annotations") or {}), TRACKING_ANNOTATION: tracking_id(app, ref)}
+        result.append(obj)
+    return result
+
+
+# Apply order of well-known kinds (Argo CD's), everything else after them.
+KIND_ORDER = (
+    "Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "Secret", "ConfigMap", "StorageClass",
+    "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
+    "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Pod", "ReplicaSet", "Deployment",
+    "StatefulSet", "Job", "CronJob", "Ingress", "APIService",
+)
+_KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+
+def apply_order(obj: KubeObject) -> tuple[int, str, str, str]:
+    ref = ObjectRef.of(obj)
+    return (_KIND_RANK.get(ref.kind, len(KIND_ORDER)), ref.kind, ref.namespace, ref.name)

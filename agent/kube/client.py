@@ -1,0 +1,197 @@
+"""A small Kubernetes client over kubernetes-asyncio's ApiClient.
+
+kubernetes-asyncio supplies configuration (kubeconfig with exec plugins and token
+refresh, or in-cluster service account) and the TLS/aiohttp session; requests are
+plain JSON in and plain dicts out, through one method, so that every call is counted,
+mapped to one error tree and easy to reason about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from agent import FIELD_MANAGER
+from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable
+from agent.model import KubeObject, ObjectRef
+
+REQUEST_TIMEOUT = 30.0
+RequestObserver = Callable[[str, str, int], None]
+
+
+@dataclass(frozen=True)
+class ApiResource:
+    """One REST resource as discovery describes it."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str = "", name: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        return f"{base}/{quote(name, safe='')}" if name else base
+
+
+async def load_configuration(kubeconfig: str = "", context: str = "") -> k8s_client.Configuration:
+    """In-cluster when running in a pod and no kubeconfig is named; else kubeconfig."""
+    configuration = k8s_client.Configuration()
+    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return configuration
+    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
+        Path.home() / ".kube" / "config"
+    )
+    try:
+        await k8s_config.load_kube_config(
+            config_file=path, context=context or None, client_configuration=configuration
+        )
+    except (ConfigException, OSError) as exc:
+        raise KubeUnreachable(f"cannot load kubeconfig {path}: {exc}") from exc
+    return configuration
+
+
+class KubeClient:
+    """Requests against one API server, with cached discovery."""
+
+    def __init__(self, configuration: k8s_client.Configuration, *, observer: RequestObserver | None = None) -> None:
+        self._api = k8s_client.ApiClient(configuration)
+        self._observer = observer
+        self._resources: dict[tuple[str, str], ApiResource] = {}
+        self._discovered: set[str] = set()
+        self._discovery_lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, kubeconfig: str = "", context: str = "", *,
+                      observer: RequestObserver | None = None) -> KubeClient:
+        return cls(await load_configuration(kubeconfig, context), observer=observer)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    async def request(
+        self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
+        content_type: str = "application/json", kind: str = "", ref: ObjectRef | None = None,
+    ) -> Any:
+        """One API call; returns the decoded JSON body, raises a KubeError on failure."""
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        try:
+            response = await self._api.call_api(
+                path, method, query_params=list((query or {}).items()), header_params=headers,
+                body=body, auth_settings=["BearerToken"], _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            async with response:
+                payload = await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._observe(method, kind, 0)
+            raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref=ref) from exc
+        self._observe(method, kind, status)
+        if 200 <= status < 300:
+            return json.loads(payload) if payload else None
+        raise _api_error(status, payload, ref)
+
+    def _observe(self, verb: str, kind: str, status: int) -> None:
+        if self._observer is not None:
+            self._observer(verb.lower(), kind, status)
+
+    async def ping(self) -> str:
+        """The server's version; raises KubeUnreachable when it does not answer."""
+        version = await self.request("GET", "/version")
+        return str(version.get("gitVersion", "unknown"))
+
+    async def resource(self, api_version: str, kind: str) -> ApiResource | None:
+        """Discovery for one kind; refreshed once when the kind is not (yet) known."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            await self._discover(api_version, refresh=api_version in self._discovered)
+        return self._resources.get(key)
+
+    async def _discover(self, api_version: str, *, refresh: bool) -> None:
+        async with self._discovery_lock:
+            if api_version in self._discovered and not refresh:
+                return
+            path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+            try:
+                listing = await self.request("GET", path)
+            except KubeNotFound:
+                self._discovered.add(api_version)
+                return
+            group = api_version.rpartition("/")[0] if "/" in api_version else ""
+            version = api_version.rpartition("/")[2]
+            for item in listing.get("resources", []):
+                if "/" in item["name"]:
+                    continue  # subresources such as deployments/scale
+                res = ApiResource(group, version, item["kind"], item["name"], bool(item["namespaced"]))
+                self._resources[(api_version, item["kind"])] = res
+            self._discovered.add(api_version)
+
+    async def _resource_for(self, obj: KubeObject) -> ApiResource:
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        if resource is None:
+            raise KubeInvalid(f"the server has no resource for {obj['kind']} in {obj['apiVersion']}",
+                              ref=ObjectRef.of(obj))
+        return resource
+
+    async def apply(self, obj: KubeObject, *, dry_run: bool = False, force: bool = True) -> KubeObject:
+        """Server-side apply as field manager `gitops-agent`, conflicts forced by default."""
+        resource = await self._resource_for(obj)
+        meta = obj["metadata"]
+        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"}
+        if dry_run:
+            query["dryRun"] = "All"
+        result: KubeObject = await self.request(
+            "PATCH", resource.path(meta.get("namespace", ""), meta["name"]), query=query, body=obj,
+            content_type="application/apply-patch+yaml", kind=resource.kind, ref=ObjectRef.of(obj),
+        )
+        return result
+
+    async def get(self, obj: KubeObject) -> KubeObject | None:
+        """The live object with the identity of `obj`, or None."""
+        resource = await self._resource_for(obj)
+        meta = obj["metadata"]
+        try:
+            live: KubeObject = await self.request(
+                "GET", resource.path(meta.get("namespace", ""), meta["name"]), kind=resource.kind,
+                ref=ObjectRef.of(obj),
+            )
+        except KubeNotFound:
+            return None
+        return live
+
+
+def _api_error(status: int, payload: bytes, ref: ObjectRef | None) -> KubeError:
+    try:
+        body = json.loads(payload)
+        message, reason = str(body.get("message", "")), str(body.get("reason", ""))
+    except (ValueError, AttributeError):
+        message, reason = payload.decode("utf-8", "replace")[:500], ""
+    message = message or f"HTTP {status}"
+    error_type: type[KubeError] = {404: KubeNotFound, 409: KubeConflict}.get(status, KubeError)
+    if error_type is KubeError and 400 <= status < 500:
+        error_type = KubeInvalid
+    return error_type(message, status=status, reason=reason, ref=ref)

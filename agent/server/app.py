@@ -1,0 +1,118 @@
+"""aiohttp application: /healthz, /readyz, /metrics and /api/v1/applications."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent.controller import Controller
+from agent.metrics import CONTENT_TYPE_LATEST, Metrics
+from agent.model import AppStatus
+from agent.source import redact_url
+
+CONTROLLER = web.AppKey("controller", Controller)
+METRICS = web.AppKey("metrics", Metrics)
+KubeCheck = Callable[[], Awaitable[str]]
+KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
+
+
+def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
+    revision = status.revision
+    return {
+        "name": status.name,
+        "dest_namespace": namespace,
+        "sync_status": status.sync_status.value,
+        "health_status": status.health_status.value,
+        "revision": revision.sha if revision else None,
+        "revision_author": revision.author if revision else None,
+        "revision_message": revision.message if revision else None,
+        "operation_phase": status.operation_phase.value if status.operation_phase else None,
+        "message": status.message,
+        "conditions": [{"type": c.type.value, "message": c.message} for c in status.conditions],
+        "changes": status.changes.counts(),
+        "reconciled_at": status.reconciled_at,
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    controller = request.app[CONTROLLER]
+    checks: dict[str, Any] = {}
+    try:
+        checks["kube"] = {"ok": True, "version": await request.app[KUBE_CHECK]()}
+    except Exception as exc:  # readiness reports any failure of the probe instead of raising
+        checks["kube"] = {"ok": False, "error": str(exc)}
+    pending = [s.name for s in controller.statuses() if s.reconciled_at is None]
+    checks["applications"] = {"ok": controller.all_reconciled, "not_yet_reconciled": pending}
+    ready = all(check["ok"] for check in checks.values())
+    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def list_applications(request: web.Request) -> web.Response:
+    controller = request.app[CONTROLLER]
+    items = []
+    for status in controller.statuses():
+        spec = controller.spec(status.name)
+        items.append(app_summary(status, namespace=spec.namespace if spec else ""))
+    return web.json_response(items)
+
+
+async def get_application(request: web.Request) -> web.Response:
+    controller = request.app[CONTROLLER]
+    name = request.match_info["name"]
+    status, spec = controller.status(name), controller.spec(name)
+    if status is None or spec is None:
+        raise web.HTTPNotFound(text=f'{{"error": "application {name} not found"}}', content_type="application/json")
+    body = app_summary(status, namespace=spec.namespace)
+    body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
+    body["resources"] = [
+        {"group": c.ref.group, "kind": c.ref.kind, "namespace": c.ref.namespace, "name": c.ref.name,
+         "action": c.action.value, "message": c.message}
+        for c in status.changes.entries
+    ]
+    return web.json_response(body)
+
+
+async def refresh_application(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not request.app[CONTROLLER].request_refresh(name):
+        raise web.HTTPNotFound(text=f'{{"error": "application {name} not found"}}', content_type="application/json")
+    return web.json_response({"refresh": "queued", "name": name}, status=202)
+
+
+def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CONTROLLER] = controller
+    app[METRICS] = metrics_
+    app[KUBE_CHECK] = kube_check
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/applications", list_applications)
+    app.router.add_get("/api/v1/applications/{name}", get_application)
+    app.router.add_post("/api/v1/applications/{name}/refresh", refresh_application)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
+    """Run the app inside our own loop; signals stay ours (handle_signals=False)."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        yield runner
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_settings, parse_duration, parse_settings
+from agent.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("5s", 5.0), ("3m", 180.0), ("1h30m", 5400.0), ("1.5s", 1.5), ("2h", 7200.0)],
+)
+def test_parse_duration_accepts_go_style_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "s", "5x", "3m5", "-1s", "1m 5s"])
+def test_parse_duration_rejects_garbage(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def test_full_config_is_read_into_settings(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[agent]
+listen = "0.0.0.0:9090"
+state_dir = "/tmp/state"
+poll_interval = "30s"
+poll_jitter = "500ms"
+kubeconfig = "/k/config"
+max_concurrent_reconciles = 3
+
+[[applications]]
+name = "payment-service"
+repo = "https://git.example.com/payments/gitops.git"
+revision = "main"
+path = "apps/payment-service/overlays/production"
+namespace = "payments"
+""",
+    )
+    settings = load_settings(path)
+    assert settings.agent.listen_host == "0.0.0.0"
+    assert settings.agent.listen_port == 9090
+    assert settings.agent.poll_interval == 30.0
+    assert settings.agent.poll_jitter == 0.5
+    assert settings.agent.state_dir == Path("/tmp/state")
+    assert settings.agent.max_concurrent_reconciles == 3
+    (app,) = settings.applications
+    assert (app.name, app.revision, app.namespace) == ("payment-service", "main", "payments")
+    assert settings.app("payment-service") is app
+
+
+def test_defaults_apply_when_keys_are_absent() -> None:
+    settings = parse_settings({"applications": [{"name": "a", "repo": "https://x/r.git"}]})
+    assert settings.agent.poll_interval == 180.0
+    assert settings.applications[0].revision == "HEAD"
+    assert settings.applications[0].path == "."
+    assert settings.applications[0].namespace == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[agent]\npoll_intervall = "3m"\n', "agent.toml: agent.poll_intervall: unknown key"),
+        ("[agent]\npoll_interval = 5\n", "agent.toml: agent.poll_interval: must be a string, not an integer 5"),
+        ('[agent]\npoll_interval = "soon"\n', "agent.toml: agent.poll_interval: 'soon' is not a duration"),
+        ('[agent]\nlisten = "8080"\n', "agent.toml: agent.listen: must be HOST:PORT"),
+        ("[agent]\nmax_concurrent_reconciles = 0\n", "agent.max_concurrent_reconciles: must be at least 1"),
+        ("[agent]\nmax_concurrent_reconciles = true\n", "must be an integer, not true or false True"),
+        ('[[applications]]\nrepo = "x"\n', "agent.toml: applications[0].name: is required"),
+        ('[[applications]]\nname = "a"\n', "agent.toml: applications[0].repo: is required"),
+        ('[[applications]]\nname = "A_B"\nrepo = "x"\n', "applications[0].name: 'A_B' must be a DNS label"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\npath = "../up"\n', "applications[0].path: '../up' must be"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\nprune = true\n', "applications[0].prune: unknown key"),
+        (
+            '[[applications]]\nname = "a"\nrepo = "x"\n[[applications]]\nname = "a"\nrepo = "y"\n',
+            "applications[1].name: 'a' is used by another application",
+        ),
+        ("[agnet]\n", "agent.toml: agnet: unknown table or key"),
+        ("[agent\n", "agent.toml: not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_table_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert message in str(caught.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(Path(__file__).parents[2] / "config.example.toml")
+    assert settings.applications
