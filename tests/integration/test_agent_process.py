@@ -1,0 +1,194 @@
+"""The whole agent as users run it: `gitops-agent run --config FILE` against git and the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from agent.kube import KubeClient
+from tests.integration.helpers import configmap, deployment, eventually
+from tests.support.cluster import LocalCluster
+from tests.support.gitserver import GitServer, WorkTree
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AgentProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, base_url: str, stderr_path: Path) -> None:
+        self.proc, self.base_url, self.stderr_path = proc, base_url, stderr_path
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.get(self.base_url + path) as resp:
+            return resp.status, await resp.text()
+
+    async def post(self, path: str) -> int:
+        async with aiohttp.ClientSession() as session, session.post(self.base_url + path) as resp:
+            return resp.status
+
+    async def app(self, name: str) -> dict[str, Any] | None:
+        try:
+            status, body = await self.get("/api/v1/applications")
+        except aiohttp.ClientConnectionError:
+            return None
+        return next((a for a in json.loads(body) if a["name"] == name), None) if status == 200 else None
+
+    @property
+    def logs(self) -> str:
+        return self.stderr_path.read_text()
+
+
+@pytest.fixture
+async def start_agent(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[Any]:
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(config_body: str, *, kubeconfig: Path | None = None) -> AgentProcess:
+        port = free_port()
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            f'[agent]\nlisten = "127.0.0.1:{port}"\nstate_dir = "{tmp_path / "state"}"\n'
+            f'kubeconfig = "{kubeconfig or cluster.kubeconfig}"\npoll_interval = "1m"\npoll_jitter = "0s"\n\n'
+            + config_body
+        )
+        stderr_path = tmp_path / "agent.log"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format", "json",
+            stdout=asyncio.subprocess.DEVNULL, stderr=stderr_path.open("wb"),
+        )
+        procs.append(proc)
+        return AgentProcess(proc, f"http://127.0.0.1:{port}", stderr_path)
+
+    yield start
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_agent_syncs_git_to_the_cluster_and_reports_it(
+    start_agent: Any, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
+) -> None:
+    first = repo.commit_and_push(
+        {"app/config.yaml": configmap("settings", {"LOG_LEVEL": "info"}), "app/deploy.yml": deployment("api"),
+         "app/README.md": "not a manifest"},
+        "first version",
+    )
+    agent = await start_agent(
+        f'[[applications]]\nname = "shop"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
+        f'path = "app"\nnamespace = "{namespace}"\n'
+    )
+
+    async def synced_at(sha: str) -> dict[str, Any] | None:
+        app = await agent.app("shop")
+        return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
+
+    app = await eventually(lambda: synced_at(first), within=20, what="app Synced at the first commit")
+    assert app["revision_message"] == "first version"
+    cm_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}}
+    dep_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": namespace}}
+    for ref in (cm_ref, dep_ref):
+        live = await kube.get(ref)
+        assert live is not None, f"{ref['kind']} was not created"
+        kind = ref["kind"]
+        assert live["metadata"]["labels"]["gitops-agent.io/app"] == "shop"
+        group = "apps" if kind == "Deployment" else ""
+        assert live["metadata"]["annotations"]["gitops-agent.io/tracking-id"] == (
+            f"shop:{group}/{kind}:{namespace}/{ref['metadata']['name']}"
+        )
+        managers = {m["manager"] for m in live["metadata"]["managedFields"] if m["operation"] == "Apply"}
+        assert managers == {"gitops-agent"}
+
+    second = repo.commit_and_push({"app/config.yaml": configmap("settings", {"LOG_LEVEL": "debug"})}, "more logs")
+    assert await agent.post("/api/v1/applications/shop/refresh") == 202
+    await eventually(lambda: synced_at(second), within=20, what="app Synced at the second commit")
+    live_cm = await kube.get(cm_ref)
+    assert live_cm is not None and live_cm["data"] == {"LOG_LEVEL": "debug"}
+
+    status, metrics = await agent.get("/metrics")
+    assert status == 200
+    info = [line for line in metrics.splitlines() if line.startswith("gitops_agent_app_info{")]
+    assert len(info) == 1, info
+    assert 'name="shop"' in info[0] and 'sync_status="Synced"' in info[0] and f'revision="{second}"' in info[0]
+    assert 'gitops_agent_reconcile_duration_seconds_count{name="shop"}' in metrics
+    assert (await agent.get("/healthz"))[0] == 200
+    ready_status, ready_body = await agent.get("/readyz")
+    assert ready_status == 200, ready_body
+
+    started = time.monotonic()
+    agent.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(agent.proc.wait(), timeout=10) == 0
+    assert time.monotonic() - started < 10
+    logs = agent.logs
+    assert "Traceback" not in logs
+    events = [json.loads(line) for line in logs.splitlines()]
+    applied = [e for e in events if e["msg"] == "applied"]
+    assert {e["object"] for e in applied} >= {f"ConfigMap/{namespace}/settings", f"Deployment/{namespace}/api"}
+    assert all(e["app"] == "shop" and e["revision"] in (first, second) for e in applied)
+    assert events[-1]["msg"] == "stopped"
+
+
+async def test_unreachable_repository_shows_unknown_with_the_cause_and_keeps_running(
+    start_agent: Any, namespace: str
+) -> None:
+    agent = await start_agent(
+        f'[[applications]]\nname = "lost"\nrepo = "http://127.0.0.1:{free_port()}/nowhere.git"\n'
+        f'namespace = "{namespace}"\n'
+    )
+    app = await eventually(
+        lambda: _reconciled(agent, "lost"), within=15, what="the first reconcile of the unreachable app"
+    )
+    assert app["sync_status"] == "Unknown"
+    assert "nowhere.git" in app["message"] and "ls-remote failed" in app["message"]
+    assert app["conditions"][0]["type"] == "ComparisonError"
+    assert agent.proc.returncode is None, "the agent must stay up"
+    assert '"msg": "reconcile failed"' in agent.logs
+
+
+async def _reconciled(agent: AgentProcess, name: str) -> dict[str, Any] | None:
+    app = await agent.app(name)
+    return app if app and app["reconciled_at"] else None
+
+
+async def test_unreachable_cluster_shows_unknown_and_keeps_running(
+    start_agent: Any, repo: WorkTree, git_server: GitServer, tmp_path: Path, cluster: LocalCluster
+) -> None:
+    repo.commit_and_push({"cm.yaml": configmap("c", {"k": "v"})}, "one")
+    dead = tmp_path / "dead-kubeconfig"
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    dead.write_text(yaml.safe_dump(kubeconfig))
+    agent = await start_agent(f'[[applications]]\nname = "blind"\nrepo = "{git_server.url(repo.name)}"\n',
+                              kubeconfig=dead)
+    app = await eventually(lambda: _reconciled(agent, "blind"), within=15, what="the first reconcile")
+    assert app["sync_status"] == "Unknown"
+    assert "127.0.0.1" in app["message"] and "Connect" in app["message"], app["message"]
+    ready_status, ready_body = await agent.get("/readyz")
+    assert ready_status == 503
+    assert json.loads(ready_body)["checks"]["kube"]["ok"] is False
+    assert agent.proc.returncode is None, "the agent must stay up"
+
+
+async def test_invalid_config_exits_2_naming_file_table_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[agent]\nlisten = "127.0.0.1:0"\nprune = true\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 2
+    assert stderr.decode().strip() == f"gitops-agent: {config}: agent.prune: unknown key"

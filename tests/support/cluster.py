@@ -1,0 +1,76 @@
+"""The local Kubernetes control plane for tests, through ``scripts/local-cluster``.
+
+Fixtures call :func:`ensure_cluster` (start it, or reuse one that already runs) and,
+when ``started_here`` is true, :func:`stop_cluster` at the end. The script honours
+``GITOPS_AGENT_CLUSTER_CACHE``, ``GITOPS_AGENT_CLUSTER_DIR`` and
+``GITOPS_AGENT_CLUSTER_NODES`` from the environment.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "local-cluster"
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """A failed kubectl call; unlike its base class, the message includes kubectl's stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.stderr}"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    kubeconfig: Path
+    bin_dir: Path
+    started_here: bool  # True when ensure_cluster() started it, so the caller should stop it
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the cached kubectl against this cluster; output is captured as text."""
+        cmd = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
+        return proc
+
+
+def _script(verb: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), verb], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _checked(verb: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    proc = _script(verb, timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/local-cluster {verb} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def _bin_dir() -> Path:
+    """BIN_DIR from the `export PATH=BIN_DIR:"$PATH"` line that `local-cluster env` prints."""
+    for line in _checked("env", timeout=30).stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and words[1].startswith("PATH="):
+            return Path(words[1].removeprefix("PATH=").removesuffix(":$PATH"))
+    raise RuntimeError("scripts/local-cluster env printed no PATH export")
+
+
+def ensure_cluster() -> LocalCluster:
+    """Start the cluster (building the binaries on first use) or reuse the running one."""
+    already_running = _script("status", timeout=30).returncode == 0
+    lines = _checked("up").stdout.strip().splitlines()  # no timeout: a cold build takes minutes
+    if not lines:
+        raise RuntimeError("scripts/local-cluster up printed no kubeconfig path")
+    return LocalCluster(kubeconfig=Path(lines[-1]), bin_dir=_bin_dir(), started_here=not already_running)
+
+
+def stop_cluster() -> None:
+    """Stop the cluster and remove its data directory (a no-op when nothing runs)."""
+    _checked("down", timeout=60)
