@@ -133,6 +133,16 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class ResourceState:
+    """One desired object as the last reconcile saw it: in sync or not, and how healthy, and why."""
+
+    ref: ObjectRef
+    sync_status: SyncStatus
+    health_status: HealthStatus
+    health_message: str = ""
+
+
+@dataclass(frozen=True)
 class AppStatus:
     """What the agent knows about one application; replaced whole after each reconcile."""
 
@@ -145,3 +155,77 @@ class AppStatus:
     operation_phase: OperationPhase | None = None
     changes: ChangeSet = field(default_factory=ChangeSet)
     reconciled_at: float | None = None
+    resources: tuple[ResourceState, ...] = ()  # every desired object, with its sync and health
+
+
+# ---------------------------------------------------------------- app policy (read from config)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed sync is retried (Argo CD's `retry`); limit 0 means not retried."""
+
+    limit: int = 0
+    backoff_duration: float = 5.0
+    backoff_factor: float = 2.0
+    backoff_max_duration: float = 180.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        return float(min(self.backoff_duration * self.backoff_factor ** (attempt - 1), self.backoff_max_duration))
+
+
+APP_SYNC_OPTIONS = frozenset({
+    "CreateNamespace=true", "PruneLast=true", "ApplyOutOfSyncOnly=true", "ServerSideApply=true",
+    "Replace=true", "Force=true", "Prune=false", "Validate=false",
+})
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    automated: bool = True
+    prune: bool = False
+    self_heal: bool = False
+    allow_empty: bool = False
+    options: frozenset[str] = frozenset()
+    retry: RetryPolicy = RetryPolicy()
+    health_timeout: float = 300.0
+
+    def has(self, option: str) -> bool:
+        return option in self.options
+
+
+@dataclass(frozen=True)
+class IgnoreDifference:
+    """Fields left out of the comparison for matching objects (Argo CD's `ignoreDifferences`)."""
+
+    kind: str
+    group: str = ""
+    name: str = ""
+    namespace: str = ""
+    json_pointers: tuple[str, ...] = ()
+    managed_fields_managers: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- repository credentials (read from config)
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """Access to every repository whose URL starts with `url` (Argo CD's repo-creds).
+
+    Holds where secrets live (an environment variable or a file), never a secret itself:
+    they are read at each use, so a rotated token or key is picked up without a restart.
+    """
+
+    url: str
+    username: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    ssh_key_file: str = ""
+    known_hosts_file: str = ""
+    insecure_ignore_host_key: bool = False
+    ca_file: str = ""
+    insecure_skip_tls_verify: bool = False
+    webhook_secret_env: str = ""
+    webhook_secret_file: str = ""

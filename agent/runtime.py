@@ -7,18 +7,31 @@ import logging
 import signal
 
 from agent import __version__
-from agent.config import Settings
+from agent.config import AgentSettings, Settings
 from agent.controller import Controller, Reconciler
+from agent.engine.health import HealthAssessor
 from agent.errors import AgentError
 from agent.kube import KubeClient
 from agent.metrics import Metrics
-from agent.render import Kustomize
+from agent.render import Renderer
 from agent.server import build_app, serve
-from agent.source import GitSource
+from agent.server.webhook import WebhookReceiver
+from agent.source import ExportLimits, GitSource, SourceOptions
 
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 8.0
+
+
+def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> Controller:
+    """Source, renderer, reconciler and controller for `settings`: the agent without its server."""
+    agent = settings.agent
+    source = GitSource(agent.state_dir / "repos", options=source_options(agent), repositories=settings.repositories,
+                       observer=metrics)
+    renderer = Renderer(agent.render, source, observer=metrics)
+    reconciler = Reconciler(source=source, kube=kube, renderer=renderer,
+                            health=HealthAssessor(settings.health_checks))
+    return Controller(settings, reconciler, metrics)
 
 
 async def run_agent(settings: Settings) -> int:
@@ -35,15 +48,14 @@ async def run_agent(settings: Settings) -> int:
     except AgentError as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 1
-    source = GitSource(agent.state_dir / "repos", max_concurrent_fetches=agent.max_concurrent_fetches)
-    reconciler = Reconciler(source=source, kube=kube, kustomize=Kustomize())
-    controller = Controller(settings, reconciler, metrics)
+    controller = build_controller(settings, kube, metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with serve(build_app(controller=controller, metrics_=metrics, kube_check=kube.ping),
+        webhook = WebhookReceiver(settings, controller, metrics)
+        async with serve(build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook),
                          agent.listen_host, agent.listen_port):
             log.info("gitops-agent %s started: %d applications, API server %s, listening on %s",
                      __version__, len(settings.applications), kube.host, agent.listen)
@@ -60,3 +72,14 @@ async def run_agent(settings: Settings) -> int:
         await kube.close()
     log.info("stopped")
     return 0
+
+
+def source_options(agent: AgentSettings) -> SourceOptions:
+    """How the git source behaves, from `[agent]`; one ls-remote per repository per poll interval."""
+    return SourceOptions(
+        max_concurrent_fetches=agent.max_concurrent_fetches,
+        timeout=agent.git_timeout,
+        ls_remote_ttl=agent.poll_interval,
+        limits=ExportLimits(max_files=agent.max_repo_files, max_file_bytes=agent.max_file_size,
+                            max_total_bytes=agent.max_repo_size),
+    )

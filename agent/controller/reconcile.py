@@ -1,23 +1,50 @@
-"""One reconcile of one app: fetch → render → place → apply → health → result.
+"""One reconcile of one app: fetch → render → place → compare with live → decide → sync → health.
 
-A git, render or YAML error stops the reconcile before anything is applied.
+A git, render or YAML error stops the reconcile before anything is applied or pruned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from agent import APP_LABEL, TRACKING_ANNOTATION
 from agent.config import AppSpec
-from agent.engine.desired import desired_objects
-from agent.engine.health import Health, aggregate, object_health
-from agent.engine.sync import apply_objects
-from agent.errors import AgentError
+from agent.engine.autosync import LastSync, SyncDecision, decide
+from agent.engine.desired import desired_objects, tracking_id
+from agent.engine.diff import unified_diff
+from agent.engine.health import Health, HealthAssessor, aggregate
+from agent.engine.plan import Action, Plan, PlannedObject, make_plan
+from agent.engine.sync import HealthCheck, SyncResult, SyncRunner
+from agent.errors import AgentError, KubeError, KubeUnreachable
 from agent.kube import KubeClient
-from agent.model import ChangeSet, HealthStatus, KubeObject, ObjectRef, Revision, SyncStatus
-from agent.render import Kustomize, Manifest, is_kustomization, load_manifests
+from agent.model import (
+    ChangeAction,
+    Condition,
+    ConditionType,
+    HealthStatus,
+    KubeObject,
+    ObjectRef,
+    OperationPhase,
+    Revision,
+    SyncStatus,
+)
+from agent.render import Manifest, Renderer
 from agent.source import GitSource
+
+Kind = tuple[str, str]  # (apiVersion, kind)
+LIVE_READS = 8  # concurrent GETs when reading objects back for health after a sync
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """A sync asked for by a person (API or CLI) rather than by the automated policy."""
+
+    revision: str | None = None  # sync to this revision instead of the app's
+    prune: bool | None = None  # override the policy's prune for this sync
+    dry_run: bool = False  # plan and diff only
 
 
 @dataclass(frozen=True)
@@ -35,15 +62,29 @@ class ReconcileResult:
     started: float
     duration: float
     revision: Revision | None = None
-    changes: ChangeSet = field(default_factory=ChangeSet)
+    plan: Plan | None = None
+    decision: SyncDecision | None = None
+    sync: SyncResult | None = None
     resources: tuple[ResourceStatus, ...] = ()
+    diffs: dict[ObjectRef, str] = field(default_factory=dict)
+    conditions: tuple[Condition, ...] = ()
+    kinds: frozenset[Kind] = frozenset()
     error: AgentError | None = None
 
     @property
+    def requires_pruning(self) -> int:
+        if self.sync is not None:
+            return sum(1 for c in self.sync.changes.entries
+                       if c.action is ChangeAction.SKIPPED and c.message.startswith("requires pruning"))
+        return len(self.plan.requires_pruning) if self.plan else 0
+
+    @property
     def sync_status(self) -> SyncStatus:
-        if self.error is not None:
+        if self.error is not None or self.plan is None:
             return SyncStatus.UNKNOWN
-        if self.changes.failed():
+        if self.sync is None:
+            return SyncStatus.OUT_OF_SYNC if self.plan.out_of_sync else SyncStatus.SYNCED
+        if self.sync.phase is not OperationPhase.SUCCEEDED or self.requires_pruning:
             return SyncStatus.OUT_OF_SYNC
         return SyncStatus.SYNCED
 
@@ -53,52 +94,175 @@ class ReconcileResult:
 
 
 class Reconciler:
-    def __init__(self, *, source: GitSource, kube: KubeClient, kustomize: Kustomize) -> None:
+    def __init__(self, *, source: GitSource, kube: KubeClient, renderer: Renderer,
+                 health: HealthAssessor | None = None) -> None:
         self._source = source
         self._kube = kube
-        self._kustomize = kustomize
+        self._renderer = renderer
+        self._health = health or HealthAssessor()
 
-    async def reconcile(self, app: AppSpec) -> ReconcileResult:
+    def forget_revisions(self, repo: str) -> None:
+        """Drop the shared ls-remote answer for `repo`, so the next reconcile asks the server."""
+        self._source.invalidate(repo)
+
+    async def reconcile(self, app: AppSpec, *, last: LastSync | None = None, request: OperationRequest | None = None,
+                        kinds: Iterable[Kind] = ()) -> ReconcileResult:
+        """Compare the app with the cluster and, when the policy or the request says so, sync it."""
         started, clock = time.time(), time.monotonic()
         revision: Revision | None = None
         try:
-            revision = await self._fetch(app)
+            revision = await self._fetch(app, request.revision if request and request.revision else app.revision)
             desired = await self._desired(app, revision)
-            outcome = await apply_objects(self._kube, desired, app=app.name, revision=revision.sha)
+            used = {(o["apiVersion"], o["kind"]) for o in desired} | set(kinds)
+            live = await self._live(app, desired, used)
+            plan = await self._plan(app, desired, live, request)
         except AgentError as exc:
-            return ReconcileResult(app.name, started, time.monotonic() - clock, revision=revision, error=exc)
-        failed = {change.ref for change in outcome.changes.failed()}
-        resources = tuple(
-            ResourceStatus(
-                ref=ref,
-                sync_status=SyncStatus.OUT_OF_SYNC if ref in failed else SyncStatus.SYNCED,
-                health=object_health(outcome.live.get(ref)),
-            )
-            for ref in (ObjectRef.of(obj) for obj in desired)
+            return ReconcileResult(app.name, started, time.monotonic() - clock, revision=revision, error=exc,
+                                   kinds=frozenset(kinds))
+        if request is not None:
+            decision = SyncDecision(not request.dry_run, "dry run" if request.dry_run else "manual sync")
+        else:
+            decision = decide(app.sync_policy, out_of_sync=plan.out_of_sync, revision=revision.sha, last=last,
+                              now=time.time())
+        sync = None
+        if decision.sync:
+            prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
+            runner = SyncRunner(self._kube, app.name, app.namespace, revision.sha, app.sync_policy, self._health.assess)
+            sync = await runner.run(plan, prune=prune)
+            live = {**live, **sync.live}
+        return ReconcileResult(
+            app.name, started, time.monotonic() - clock, revision=revision, plan=plan, decision=decision, sync=sync,
+            resources=await self._live_health(plan, live, sync), diffs=_diffs(plan, app),
+            conditions=_conditions(app.name, plan, sync), kinds=frozenset(used),
         )
-        return ReconcileResult(app.name, started, time.monotonic() - clock, revision=revision,
-                               changes=outcome.changes, resources=resources)
 
-    async def _fetch(self, app: AppSpec) -> Revision:
-        sha = await self._source.resolve(app.repo, app.revision)
-        return await self._source.fetch(app.repo, sha, ref=app.revision)
+    async def _fetch(self, app: AppSpec, revision: str) -> Revision:
+        sha = await self._source.resolve(app.repo, revision)
+        return await self._source.fetch(app.repo, sha, ref=revision)
 
     async def _desired(self, app: AppSpec, revision: Revision) -> list[KubeObject]:
         manifests = await self._render(app, revision)
-        kinds = {(m.obj["apiVersion"], m.obj["kind"]) for m in manifests}
-        namespaced: dict[tuple[str, str], bool | None] = {}
-        for api_version, kind in sorted(kinds):
+        crd_scopes = _declared_crd_scopes(manifests)
+        namespaced: dict[Kind, bool | None] = {}
+        for api_version, kind in sorted({(m.obj["apiVersion"], m.obj["kind"]) for m in manifests}):
             resource = await self._kube.resource(api_version, kind)
-            namespaced[(api_version, kind)] = None if resource is None else resource.namespaced
+            scope = resource.namespaced if resource else crd_scopes.get((api_version.rpartition("/")[0], kind))
+            namespaced[(api_version, kind)] = scope
         return desired_objects(
             app.name, manifests, namespace=app.namespace,
             is_namespaced=lambda api_version, kind: namespaced.get((api_version, kind)),
         )
 
     async def _render(self, app: AppSpec, revision: Revision) -> list[Manifest]:
-        exported = await self._source.export(app.repo, revision, app.path)
-        if not is_kustomization(exported.files):
-            return await asyncio.to_thread(load_manifests, exported.files)
-        # A kustomization may reach bases elsewhere in the repository: render from the whole tree.
-        whole = await self._source.export(app.repo, revision, "")
-        return await self._kustomize.build(whole.files, app.path)
+        return await self._renderer.render(app, revision)
+
+    async def _live(self, app: AppSpec, desired: Sequence[KubeObject],
+                    kinds: Iterable[Kind]) -> dict[ObjectRef, KubeObject]:
+        """Everything labelled for this app (one LIST per kind), plus desired objects not labelled yet."""
+        live: dict[ObjectRef, KubeObject] = {}
+        for api_version, kind in sorted(kinds):
+            for obj in await self._kube.list_labelled(api_version, kind, f"{APP_LABEL}={app.name}"):
+                live[ObjectRef.of(obj)] = obj
+        for obj in desired:
+            ref = ObjectRef.of(obj)
+            if ref not in live and await self._kube.resource(obj["apiVersion"], obj["kind"]) is not None:
+                found = await self._kube.get(obj)
+                if found is not None:
+                    live[ref] = found
+        return live
+
+    async def _plan(self, app: AppSpec, desired: Sequence[KubeObject], live: dict[ObjectRef, KubeObject],
+                    request: OperationRequest | None) -> Plan:
+        """Dry-run every desired object that exists, then decide per object."""
+        predicted: dict[ObjectRef, KubeObject] = {}
+        errors: dict[ObjectRef, str] = {}
+        for obj in desired:
+            ref = ObjectRef.of(obj)
+            if ref not in live:
+                continue
+            try:
+                predicted[ref] = await self._kube.apply(obj, dry_run=True)
+            except KubeUnreachable:
+                raise
+            except KubeError as exc:
+                errors[ref] = str(exc)
+        return make_plan(app.name, desired, live, predicted, policy=app.sync_policy, ignore=app.ignore_differences,
+                         dry_run_errors=errors, prune=request.prune if request else None)
+
+    async def _live_health(self, plan: Plan, live: dict[ObjectRef, KubeObject],
+                           sync: SyncResult | None) -> tuple[ResourceStatus, ...]:
+        """Health of every desired object as the cluster shows it now (absent: Missing).
+
+        Without a sync, `live` is this reconcile's own read of the cluster. After a sync it
+        partly holds apply responses, which show an object before its controller has acted,
+        so every desired object is read back: one GET each until the watch cache replaces them.
+        """
+        if sync is not None:
+            live = dict(live)
+            for ref, current in (await self._read_back(plan.objects)).items():
+                if current is None:
+                    live.pop(ref, None)
+                else:
+                    live[ref] = current
+        return _resource_statuses(plan, live, sync, self._health.assess)
+
+    async def _read_back(self, objects: Sequence[PlannedObject]) -> dict[ObjectRef, KubeObject | None]:
+        """The current state of each object (None: not there); an object that cannot be read is
+        left out, so its last observation stands."""
+        slots = asyncio.Semaphore(LIVE_READS)
+        found: dict[ObjectRef, KubeObject | None] = {}
+
+        async def read(obj: PlannedObject) -> None:
+            async with slots:
+                try:
+                    found[obj.ref] = await self._kube.get(obj.desired)
+                except KubeError:
+                    return
+        await asyncio.gather(*(read(obj) for obj in objects))
+        return found
+
+
+def _declared_crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:
+    """Kinds that CRDs in the same render declare: (group, kind) → namespaced."""
+    scopes: dict[tuple[str, str], bool] = {}
+    for manifest in manifests:
+        obj = manifest.obj
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind")
+            if isinstance(kind, str) and isinstance(spec.get("group"), str):
+                scopes[(spec["group"], kind)] = spec.get("scope", "Namespaced") == "Namespaced"
+    return scopes
+
+
+def _resource_statuses(plan: Plan, live: dict[ObjectRef, KubeObject],
+                       sync: SyncResult | None, assess: HealthCheck) -> tuple[ResourceStatus, ...]:
+    done = (ChangeAction.CREATED, ChangeAction.CONFIGURED, ChangeAction.UNCHANGED)
+    applied = {c.ref for c in sync.changes.entries if c.action in done} if sync else set()
+    statuses = []
+    for obj in plan.objects:
+        in_sync = obj.ref in applied or (sync is None and obj.action is Action.UNCHANGED)
+        statuses.append(ResourceStatus(obj.ref, SyncStatus.SYNCED if in_sync else SyncStatus.OUT_OF_SYNC,
+                                       assess(live.get(obj.ref))))
+    return tuple(statuses)
+
+
+def _diffs(plan: Plan, app: AppSpec) -> dict[ObjectRef, str]:
+    """What applying would change, per object that differs (Secret values redacted)."""
+    return {
+        obj.ref: unified_diff(obj.ref, obj.live, obj.predicted if obj.live is not None else obj.desired,
+                              app.ignore_differences)
+        for obj in plan.to_apply
+    }
+
+
+def _conditions(app: str, plan: Plan, sync: SyncResult | None) -> tuple[Condition, ...]:
+    conditions = []
+    for obj in plan.objects:
+        owner = ((obj.live or {}).get("metadata", {}).get("annotations") or {}).get(TRACKING_ANNOTATION)
+        if owner and owner != tracking_id(app, obj.ref):
+            conditions.append(Condition(ConditionType.SHARED_RESOURCE_WARNING,
+                                        f"{obj.ref} is also tracked as {owner!r}"))
+    if sync is not None and sync.phase is not OperationPhase.SUCCEEDED:
+        conditions.append(Condition(ConditionType.SYNC_ERROR, sync.message))
+    return tuple(conditions)

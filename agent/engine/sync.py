@@ -1,56 +1,212 @@
-"""Run the desired objects through the Kubernetes API: apply in order, record what changed."""
+"""Run a plan through the Kubernetes API: pre-sync kinds, waves in order, health between waves, prune.
+
+Decisions were made by `plan`; this module only carries them out and records what
+happened in a ChangeSet. A failure in one wave stops every later wave and all
+pruning; objects in the failing wave are still attempted (as Argo CD does).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from agent.engine.desired import apply_order
-from agent.errors import KubeError, KubeUnreachable
+from agent.engine.health import Health, wave_status
+from agent.engine.plan import Action, Plan, PlannedObject, PruneCandidate
+from agent.errors import KubeError, KubeInvalid, KubeUnreachable
 from agent.kube import KubeClient
-from agent.model import Change, ChangeAction, ChangeSet, KubeObject, ObjectRef
+from agent.model import (
+    Change,
+    ChangeAction,
+    ChangeSet,
+    HealthStatus,
+    KubeObject,
+    ObjectRef,
+    OperationPhase,
+    SyncPolicy,
+)
 
 log = logging.getLogger(__name__)
 
+HealthCheck = Callable[[KubeObject | None], Health]
+RECREATE_OPTIONS = frozenset({"Replace=true", "Force=true"})
+
 
 @dataclass(frozen=True)
-class SyncOutcome:
+class SyncResult:
+    phase: OperationPhase
+    revision: str
     changes: ChangeSet
-    live: dict[ObjectRef, KubeObject]
+    message: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
 
 
-async def apply_objects(kube: KubeClient, desired: Sequence[KubeObject], *, app: str, revision: str) -> SyncOutcome:
-    """Apply every object in kind order; one object's failure does not stop the others.
+class SyncFailed(Exception):
+    """A step failed; the message names the object and the API's reason."""
 
-    An unreachable API server aborts the run: the remaining objects would fail the same way.
-    """
-    changes: list[Change] = []
-    live: dict[ObjectRef, KubeObject] = {}
-    for obj in sorted(desired, key=apply_order):
-        ref = ObjectRef.of(obj)
+
+@dataclass
+class SyncRunner:
+    kube: KubeClient
+    app: str
+    namespace: str
+    revision: str
+    policy: SyncPolicy
+    health: HealthCheck
+    poll_interval: float = 0.2
+    changes: list[Change] = field(default_factory=list)
+    live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+
+    async def run(self, plan: Plan, *, prune: bool) -> SyncResult:
+        started = time.time()
+        phase, message = OperationPhase.SUCCEEDED, ""
         try:
-            before = await kube.get(obj)
-            after = await kube.apply(obj)
-        except KubeUnreachable:
-            raise
-        except KubeError as exc:
-            changes.append(Change(ref, ChangeAction.FAILED, str(exc)))
-            log.warning("apply failed", extra={"app": app, "revision": revision, "object": str(ref),
-                                                "action": "failed", "error": exc.message})
-            continue
-        live[ref] = after
-        action = _action(before, after)
-        changes.append(Change(ref, action))
-        if action is not ChangeAction.UNCHANGED:
-            log.info("applied", extra={"app": app, "revision": revision, "object": str(ref),
-                                       "action": action.value})
-    return SyncOutcome(ChangeSet(tuple(changes)), live)
+            if plan.refusal:
+                raise SyncFailed(plan.refusal)
+            if self.policy.has("CreateNamespace=true"):
+                await self._ensure_namespace()
+            waves = plan.waves()
+            for index, (_, objects) in enumerate(waves):
+                try:
+                    await self._apply_wave(objects)
+                except SyncFailed:
+                    for later in waves[index + 1:]:
+                        self._record_skipped(later[1], "not applied: an earlier wave failed")
+                    raise
+            if prune:
+                await self._prune(plan.prune_order())
+            self._record_blocked(plan.prune, prune=prune)
+        except SyncFailed as exc:
+            phase, message = OperationPhase.FAILED, str(exc)
+        except KubeUnreachable as exc:
+            phase, message = OperationPhase.ERROR, str(exc)
+        return SyncResult(phase, self.revision, ChangeSet(tuple(self.changes)), message, started, time.time(),
+                          dict(self.live))
+
+    # ------------------------------------------------------------------ apply
+
+    async def _apply_wave(self, objects: Sequence[PlannedObject]) -> None:
+        failures: list[str] = []
+        applied: list[PlannedObject] = []
+        for obj in objects:
+            if obj.action is Action.UNCHANGED:
+                assert obj.live is not None
+                self.live[obj.ref] = obj.live
+                self.changes.append(Change(obj.ref, ChangeAction.UNCHANGED))
+                continue
+            try:
+                self.live[obj.ref] = await self._apply(obj)
+            except KubeUnreachable:
+                raise
+            except KubeError as exc:
+                self.changes.append(Change(obj.ref, ChangeAction.FAILED, str(exc)))
+                self._audit("apply failed", obj.ref, "failed", level=logging.WARNING, error=exc.message)
+                failures.append(str(exc))
+                continue
+            action = ChangeAction.CREATED if obj.action is Action.CREATE else ChangeAction.CONFIGURED
+            self.changes.append(Change(obj.ref, action))
+            self._audit("applied", obj.ref, action.value)
+            applied.append(obj)
+        if failures:
+            raise SyncFailed(failures[0] if len(failures) == 1 else f"{len(failures)} objects failed: {failures[0]}")
+        if applied:
+            await self._wait_healthy(objects)
+            if any(obj.ref.kind == "CustomResourceDefinition" for obj in applied):
+                self.kube.forget_discovery()
+
+    async def _apply(self, obj: PlannedObject) -> KubeObject:
+        try:
+            return await self.kube.apply(obj.desired)
+        except KubeInvalid as exc:
+            recreate = (obj.options | self.policy.options) & RECREATE_OPTIONS
+            if not recreate or obj.live is None or "immutable" not in exc.message:
+                raise
+        # An immutable field changed and the object allows it: delete, wait until gone, create.
+        self._audit("replacing", obj.ref, "replaced")
+        await self.kube.delete(obj.desired, propagation="Background")
+        await self._wait_gone(obj)
+        return await self.kube.apply(obj.desired)
+
+    async def _wait_gone(self, obj: PlannedObject) -> None:
+        deadline = time.monotonic() + min(self.policy.health_timeout, 60.0)
+        while await self.kube.get(obj.desired) is not None:
+            if time.monotonic() > deadline:
+                raise SyncFailed(f"{obj.ref}: still present after deleting it for replacement")
+            await asyncio.sleep(self.poll_interval)
+
+    async def _wait_healthy(self, objects: Sequence[PlannedObject]) -> None:
+        """Wait until every object of the wave is Healthy (or Suspended); Degraded fails at once."""
+        deadline = time.monotonic() + self.policy.health_timeout
+        pending = list(objects)
+        while True:
+            healths: dict[ObjectRef, Health] = {}
+            for obj in pending:
+                current = await self.kube.get(obj.desired)
+                if current is not None:
+                    self.live[obj.ref] = current
+                is_crd = obj.ref.kind == "CustomResourceDefinition"
+                healths[obj.ref] = _established(current) if is_crd else self.health(current)
+            wave = wave_status(healths)
+            if wave.failed:
+                raise SyncFailed(wave.describe())
+            if wave.done:
+                return
+            if time.monotonic() > deadline:
+                raise SyncFailed(f"timed out after {self.policy.health_timeout:.0f}s waiting for health: "
+                                 f"{wave.describe()}")
+            waiting = {ref for ref, _ in wave.unhealthy}
+            pending = [obj for obj in pending if obj.ref in waiting]
+            await asyncio.sleep(self.poll_interval)
+
+    async def _ensure_namespace(self) -> None:
+        # Created without our label: a namespace the app did not declare is never pruned.
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        if await self.kube.get(namespace) is None:
+            await self.kube.apply(namespace)
+            self._audit("created namespace", ObjectRef.of(namespace), "created")
+
+    # ------------------------------------------------------------------ prune
+
+    async def _prune(self, candidates: Sequence[PruneCandidate]) -> None:
+        for candidate in candidates:
+            try:
+                deleted = await self.kube.delete(candidate.live)
+            except KubeUnreachable:
+                raise
+            except KubeError as exc:
+                self.changes.append(Change(candidate.ref, ChangeAction.FAILED, f"prune failed: {exc.message}"))
+                self._audit("prune failed", candidate.ref, "failed", level=logging.WARNING, error=exc.message)
+                raise SyncFailed(f"{candidate.ref}: prune failed: {exc.message}") from exc
+            self.changes.append(Change(candidate.ref, ChangeAction.PRUNED, "" if deleted else "already gone"))
+            self._audit("pruned", candidate.ref, "pruned")
+
+    def _record_blocked(self, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:
+        for candidate in candidates:
+            if candidate.blocked:
+                verb = "not pruned" if candidate.extraneous_ignored else "requires pruning"
+                self.changes.append(Change(candidate.ref, ChangeAction.SKIPPED, f"{verb}: {candidate.blocked}"))
+            elif not prune:
+                self.changes.append(Change(candidate.ref, ChangeAction.SKIPPED, "requires pruning: pruning is off"))
+
+    def _record_skipped(self, objects: Sequence[PlannedObject], reason: str) -> None:
+        self.changes.extend(Change(obj.ref, ChangeAction.SKIPPED, reason) for obj in objects)
+
+    def _audit(self, message: str, ref: ObjectRef, action: str, *, level: int = logging.INFO,
+               error: str = "") -> None:
+        extra = {"app": self.app, "revision": self.revision, "object": str(ref), "action": action}
+        if error:
+            extra["error"] = error
+        log.log(level, message, extra=extra)
 
 
-def _action(before: KubeObject | None, after: KubeObject) -> ChangeAction:
-    if before is None:
-        return ChangeAction.CREATED
-    if before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion"):
-        return ChangeAction.UNCHANGED
-    return ChangeAction.CONFIGURED
+def _established(crd: KubeObject | None) -> Health:
+    if crd is None:
+        return Health(HealthStatus.MISSING, "CustomResourceDefinition does not exist yet")
+    for condition in (crd.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Established" and condition.get("status") == "True":
+            return Health(HealthStatus.HEALTHY)
+    return Health(HealthStatus.PROGRESSING, "waiting for the CustomResourceDefinition to be established")

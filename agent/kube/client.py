@@ -170,6 +170,34 @@ class KubeClient:
         )
         return result
 
+    def forget_discovery(self) -> None:
+        """Forget discovered resources, e.g. after CRDs were created or changed."""
+        self._resources.clear()
+        self._discovered.clear()
+
+    async def list_labelled(self, api_version: str, kind: str, selector: str) -> list[KubeObject]:
+        """Every object of one kind, in all namespaces, matching a label selector."""
+        resource = await self.resource(api_version, kind)
+        if resource is None:
+            return []
+        listing = await self.request("GET", resource.path(), query={"labelSelector": selector}, kind=kind)
+        items: list[KubeObject] = listing.get("items") or []
+        for item in items:  # list items carry neither apiVersion nor kind
+            item["apiVersion"], item["kind"] = api_version, kind
+        return items
+
+    async def delete(self, obj: KubeObject, *, propagation: str = "Foreground") -> bool:
+        """Delete the object; False when it was already gone."""
+        resource = await self._resource_for(obj)
+        meta = obj["metadata"]
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            await self.request("DELETE", resource.path(meta.get("namespace", ""), meta["name"]), body=body,
+                               kind=resource.kind, ref=ObjectRef.of(obj))
+        except KubeNotFound:
+            return False
+        return True
+
     async def get(self, obj: KubeObject) -> KubeObject | None:
         """The live object with the identity of `obj`, or None."""
         resource = await self._resource_for(obj)

@@ -1,6 +1,27 @@
-"""Rendering: an app's files → a list of Kubernetes objects (plain dicts)."""
+"""Rendering: an app's files at a revision → a list of Kubernetes objects (plain dicts).
 
-from agent.render.kustomize import Kustomize, is_kustomization
-from agent.render.plain import Manifest, load_manifests, parse_stream
+`Renderer` is the entry point; the rest is exported for tests and tools.
+"""
 
-__all__ = ["Kustomize", "Manifest", "is_kustomization", "load_manifests", "parse_stream"]
+from agent.render.documents import Manifest, RenderLimits, parse_stream
+from agent.render.kustomize import KUSTOMIZATION_FILES, is_kustomization, kustomization_file
+from agent.render.overrides import ImageOverride, overlay_kustomization, parse_image
+from agent.render.plain import load_manifests, select_files
+from agent.render.renderer import Renderer, RenderObserver, RenderStats
+
+__all__ = [
+    "KUSTOMIZATION_FILES",
+    "ImageOverride",
+    "Manifest",
+    "RenderLimits",
+    "RenderObserver",
+    "RenderStats",
+    "Renderer",
+    "is_kustomization",
+    "kustomization_file",
+    "load_manifests",
+    "overlay_kustomization",
+    "parse_image",
+    "parse_stream",
+    "select_files",
+]

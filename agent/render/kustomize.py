@@ -1,74 +1,114 @@
-"""Kustomize: the real `kustomize build` (or `kubectl kustomize`) over a temporary checkout."""
+"""The real `kustomize build` (or `kubectl kustomize`) as an asyncio subprocess.
+
+It runs in its own process group, so a timeout kills whatever it started too (git for
+a remote base), and its output is capped. Exec plugins stay off.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
-import tempfile
-from collections.abc import Mapping
+import signal
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from agent.errors import RenderError
-from agent.render.plain import Manifest, parse_stream
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-DEFAULT_TIMEOUT = 60.0
+STDERR_KEEP = 64 * 1024  # the tail of kustomize's stderr that is kept for the error message
+
+
+def kustomization_file(files: Mapping[str, bytes]) -> str | None:
+    """The kustomization file directly in a directory (its files, relative to it), if any."""
+    return next((name for name in KUSTOMIZATION_FILES if name in files), None)
 
 
 def is_kustomization(files: Mapping[str, bytes]) -> bool:
-    """Whether an app's directory (its files, relative to it) is a kustomization."""
-    return any(name in files for name in KUSTOMIZATION_FILES)
+    return kustomization_file(files) is not None
 
 
-def find_kustomize(configured: str = "") -> list[str]:
-    """The command that renders: a configured binary, else `kustomize`, else `kubectl kustomize`."""
+def kustomize_command(configured: str = "") -> list[str]:
+    """The command that builds: the configured binary, else `kustomize`, else `kubectl kustomize`."""
     if configured:
-        return [configured, "build"]
-    for name, command in (("kustomize", ["build"]), ("kubectl", ["kustomize"])):
+        return [configured, "kustomize"] if Path(configured).name == "kubectl" else [configured, "build"]
+    for name, verb in (("kustomize", "build"), ("kubectl", "kustomize")):
         found = shutil.which(name)
         if found:
-            return [found, *command]
-    raise RenderError("neither kustomize nor kubectl was found on PATH; install kustomize")
+            return [found, verb]
+    raise RenderError("kustomize is not installed: neither kustomize nor kubectl is on PATH "
+                      "(install kustomize or set [agent] kustomize_path)")
 
 
-class Kustomize:
-    def __init__(self, *, binary: str = "", max_concurrent: int = 4, timeout: float = DEFAULT_TIMEOUT) -> None:
+class _TooMuchOutput(Exception):
+    pass
+
+
+class KustomizeRunner:
+    """Runs builds with a timeout and an output cap; counts them (tests and metrics read `builds`)."""
+
+    def __init__(self, *, binary: str = "", timeout: float = 60.0, max_output_bytes: int = 256 * 1024 * 1024) -> None:
         self._binary = binary
-        self._slots = asyncio.Semaphore(max_concurrent)
         self._timeout = timeout
+        self._max_output = max_output_bytes
+        self.builds = 0
 
-    async def build(self, tree: Mapping[str, bytes], path: str) -> list[Manifest]:
-        """Write the repository tree to a temporary directory and run kustomize on `path` in it."""
-        command = find_kustomize(self._binary)
-        async with self._slots:
-            with tempfile.TemporaryDirectory(prefix="gitops-agent-render-") as tmp:
-                await asyncio.to_thread(_write_tree, Path(tmp), tree)
-                output = await self._run([*command, str(Path(tmp) / path)], path)
-        return await asyncio.to_thread(parse_stream, f"kustomize build {path}", output)
+    async def build(self, directory: Path, *, where: str, scrub: Callable[[str], str]) -> tuple[bytes, str]:
+        """kustomize's output for `directory` and its warnings (stderr).
 
-    async def _run(self, command: list[str], path: str) -> bytes:
+        `where` names the app's kustomization in messages; `scrub` rewrites temporary
+        paths in kustomize's messages into repository paths.
+        """
+        command = [*kustomize_command(self._binary), str(directory)]
+        self.builds += 1
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True,
                 env={**os.environ, "KUSTOMIZE_PLUGIN_HOME": "/nonexistent"},
             )
         except OSError as exc:
-            raise RenderError(f"{path}: cannot run {command[0]}: {exc.strerror}") from exc
+            raise RenderError(f"{where}: cannot run {command[0]}: {exc.strerror or exc} "
+                              "(install kustomize or set [agent] kustomize_path)") from exc
         try:
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=self._timeout)
+            stdout, stderr = await asyncio.wait_for(self._collect(proc), timeout=self._timeout)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise RenderError(f"{path}: kustomize build timed out after {self._timeout:.0f}s") from None
+            raise RenderError(f"{where}: kustomize build timed out after {self._timeout:g}s") from None
+        except _TooMuchOutput:
+            raise RenderError(f"{where}: kustomize build printed more than {self._max_output} bytes") from None
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        messages = scrub(stderr.decode("utf-8", "replace")).strip()
         if proc.returncode != 0:
-            message = stderr.decode("utf-8", "replace").strip().replace(str(command[-1]), path)
-            raise RenderError(f"{path}: kustomize build failed: {message[-1500:]}")
-        return stdout
+            raise RenderError(f"{where}: kustomize build failed: {_last_lines(messages)}")
+        return stdout, messages
+
+    async def _collect(self, proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+        assert proc.stdout is not None and proc.stderr is not None
+        stdout, stderr, _ = await asyncio.gather(
+            _read(proc.stdout, self._max_output, keep_tail=False), _read(proc.stderr, STDERR_KEEP, keep_tail=True),
+            proc.wait(),
+        )
+        return stdout, stderr
 
 
-def _write_tree(root: Path, tree: Mapping[str, bytes]) -> None:
-    for rel, content in tree.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+async def _read(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool) -> bytes:
+    data = bytearray()
+    while chunk := await stream.read(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            if not keep_tail:
+                raise _TooMuchOutput
+            del data[:-limit]
+    return bytes(data)
+
+
+def _last_lines(text: str, limit: int = 1500) -> str:
+    """The error without kustomize's `# Warning:` lines and `Error: ` prefix; its end when it is long."""
+    lines = [line for line in text.splitlines() if not line.startswith("# Warning:")] or text.splitlines()
+    text = "\n".join(line.removeprefix("Error: ") for line in lines)
+    return text if len(text) <= limit else "…" + text[-limit:]

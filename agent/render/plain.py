@@ -1,84 +1,77 @@
-"""Plain YAML and JSON directories: every `*.yaml`, `*.yml` and `*.json` file, multi-document.
+"""Plain directories of manifests: which files count, and loading them.
 
-Parsing uses PyYAML's safe loader (the C one when present): no arbitrary tags.
+Argo CD's `directory` semantics: the `*.yaml`, `*.yml` and `*.json` files directly in
+the app's path, or below it too with `recurse`, narrowed by `include` and `exclude`
+globs. A glob matches the path relative to the app's path; `*` also matches `/` and
+`{a,b}` lists alternatives, as in Argo CD. Files are read in path order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+import posixpath
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
 
-import yaml
-
+from agent.config import DirectorySpec
 from agent.errors import RenderError
-from agent.model import KubeObject
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is present
+from agent.render.documents import Manifest, RenderLimits, parse_stream
+from agent.render.kustomize import KUSTOMIZATION_FILES
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """One object and where it came from, for messages."""
-
-    obj: KubeObject
-    source: str
-    index: int
-
-    @property
-    def origin(self) -> str:
-        return f"{self.source} (document {self.index + 1})"
-
-
-def load_manifests(files: Mapping[str, bytes]) -> list[Manifest]:
-    """Parse every manifest file, in path order, into objects."""
-    manifests: list[Manifest] = []
+def select_files(files: Iterable[str], directory: DirectorySpec) -> list[str]:
+    """The manifest files among `files` (paths relative to the app's path), in path order."""
+    chosen = []
     for path in sorted(files):
-        if path.endswith(MANIFEST_SUFFIXES):
-            manifests.extend(_parse_file(path, files[path]))
+        if not path.endswith(MANIFEST_SUFFIXES) or posixpath.basename(path) in KUSTOMIZATION_FILES:
+            continue
+        if "/" in path and not directory.recurse:
+            continue
+        if directory.exclude and matches_any(path, directory.exclude):
+            continue
+        if directory.include and not matches_any(path, directory.include):
+            continue
+        chosen.append(path)
+    return chosen
+
+
+def load_manifests(files: Mapping[str, bytes], *, directory: DirectorySpec | None = None, base: str = "",
+                   limits: RenderLimits | None = None) -> list[Manifest]:
+    """Parse the chosen files into objects; sources are named `base/path` (repository-relative)."""
+    limits = limits or RenderLimits()
+    manifests: list[Manifest] = []
+    for path in select_files(files, directory or DirectorySpec()):
+        manifests.extend(parse_stream(posixpath.join(base, path), files[path], limits))
+        if len(manifests) > limits.max_objects:
+            raise RenderError(f"{posixpath.join(base, path)}: more than {limits.max_objects} objects in one app")
     return manifests
 
 
-def parse_stream(source: str, content: bytes) -> list[Manifest]:
-    """Parse one YAML stream (a file, or kustomize's output) into objects."""
-    return list(_parse_file(source, content))
+def matches_any(path: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatchcase(path, glob) for pattern in patterns for glob in expand_braces(pattern.removeprefix("./")))
 
 
-def _parse_file(path: str, content: bytes) -> Iterator[Manifest]:
-    try:
-        documents = list(yaml.load_all(content, Loader=_Loader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise RenderError(f"{path}:{where}: invalid YAML: {exc.problem or exc.context}") from exc
-    except yaml.YAMLError as exc:
-        raise RenderError(f"{path}: invalid YAML: {exc}") from exc
-    for index, document in enumerate(documents):
-        if document is None:
+def expand_braces(pattern: str) -> list[str]:
+    """`{a,b}` alternatives (nested too) as plain globs: `x.{yaml,yml}` → `x.yaml`, `x.yml`."""
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    depth = 0
+    for end in range(start, len(pattern)):
+        depth += {"{": 1, "}": -1}.get(pattern[end], 0)
+        if depth == 0:
+            break
+    else:
+        return [pattern]  # unbalanced: the braces are literal
+    options, current, depth = [], "", 0
+    for char in pattern[start + 1:end]:
+        if char == "," and depth == 0:
+            options.append(current)
+            current = ""
             continue
-        for obj in _flatten(path, index, document):
-            yield Manifest(obj=obj, source=path, index=index)
-
-
-def _flatten(path: str, index: int, document: Any) -> Iterator[KubeObject]:
-    if not isinstance(document, dict):
-        raise RenderError(f"{path}: document {index + 1} is a {type(document).__name__}, not an object")
-    kind = document.get("kind")
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
-        for item in document["items"]:
-            yield from _flatten(path, index, item)
-        return
-    _check_object(path, index, document)
-    yield document
-
-
-def _check_object(path: str, index: int, obj: KubeObject) -> None:
-    where = f"{path}: document {index + 1}"
-    for key in ("apiVersion", "kind"):
-        if not isinstance(obj.get(key), str) or not obj[key]:
-            raise RenderError(f"{where}: missing {key}")
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
-        raise RenderError(f"{where}: {obj['kind']} has no metadata.name")
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        current += char
+    options.append(current)
+    head, tail = pattern[:start], pattern[end + 1:]
+    return [glob for option in options for glob in expand_braces(head + option + tail)]

@@ -10,7 +10,10 @@ from aiohttp import web
 
 from agent.controller import Controller
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppStatus
+from agent.model import AppStatus, ObjectRef
+from agent.server import operations
+from agent.server.webhook import WebhookReceiver
+from agent.server.webhook import add_routes as add_webhook_routes
 from agent.source import redact_url
 
 CONTROLLER = web.AppKey("controller", Controller)
@@ -29,12 +32,35 @@ def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
         "revision": revision.sha if revision else None,
         "revision_author": revision.author if revision else None,
         "revision_message": revision.message if revision else None,
+        "revision_committed_at": revision.committed_at if revision else None,
         "operation_phase": status.operation_phase.value if status.operation_phase else None,
         "message": status.message,
         "conditions": [{"type": c.type.value, "message": c.message} for c in status.conditions],
         "changes": status.changes.counts(),
         "reconciled_at": status.reconciled_at,
     }
+
+
+def resource_views(status: AppStatus) -> list[dict[str, Any]]:
+    """Every desired object with its sync and health, plus what the last sync did to it; then
+    objects the last sync touched that are no longer desired (pruned or left for pruning)."""
+    changes = {change.ref: change for change in status.changes.entries}
+    rows: list[dict[str, Any]] = []
+    for resource in status.resources:
+        change = changes.pop(resource.ref, None)
+        rows.append({
+            **_identity(resource.ref), "sync_status": resource.sync_status.value,
+            "health_status": resource.health_status.value, "health_message": resource.health_message,
+            "action": change.action.value if change else None, "message": change.message if change else "",
+        })
+    for ref, change in changes.items():
+        rows.append({**_identity(ref), "sync_status": None, "health_status": None, "health_message": "",
+                     "action": change.action.value, "message": change.message})
+    return rows
+
+
+def _identity(ref: ObjectRef) -> dict[str, str]:
+    return {"group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -76,11 +102,7 @@ async def get_application(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f'{{"error": "application {name} not found"}}', content_type="application/json")
     body = app_summary(status, namespace=spec.namespace)
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
-    body["resources"] = [
-        {"group": c.ref.group, "kind": c.ref.kind, "namespace": c.ref.namespace, "name": c.ref.name,
-         "action": c.action.value, "message": c.message}
-        for c in status.changes.entries
-    ]
+    body["resources"] = resource_views(status)
     return web.json_response(body)
 
 
@@ -91,7 +113,8 @@ async def refresh_application(request: web.Request) -> web.Response:
     return web.json_response({"refresh": "queued", "name": name}, status=202)
 
 
-def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck) -> web.Application:
+def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
+              webhook: WebhookReceiver | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
@@ -102,6 +125,9 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     app.router.add_get("/api/v1/applications", list_applications)
     app.router.add_get("/api/v1/applications/{name}", get_application)
     app.router.add_post("/api/v1/applications/{name}/refresh", refresh_application)
+    operations.add_routes(app, controller)
+    if webhook is not None:
+        add_webhook_routes(app, webhook)
     return app
 
 

@@ -1,51 +1,53 @@
-"""Git through dulwich: one bare repository per URL under `state_dir/repos/`.
+"""GitSource: resolve a revision, fetch its commit into the cache, export an app's path.
 
-dulwich is blocking, so every call into it runs in a worker thread, serialized per
-repository (a dulwich `Repo` is not safe to share between threads).
+dulwich is blocking, so every call into it runs in a worker thread. Per repository a
+reader/writer lock lets exports run side by side while a fetch or a cache removal
+runs alone. `max_concurrent_fetches` bounds git network requests (ls-remote and
+fetch) across all repositories.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import posixpath
-import re
-import stat
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Protocol, TypeVar
 
-from dulwich.client import HTTPUnauthorized, get_transport_and_path
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.objects import Blob, Commit, ObjectID, Tree
-from dulwich.refs import Ref
-from dulwich.repo import Repo
+from dulwich.client import GitClient
 
 from agent.errors import SourceError
-from agent.model import Revision
+from agent.model import RepoSpec, Revision
+from agent.source import cache, trees
+from agent.source.cache import CacheCorrupt
+from agent.source.credentials import Access, CredentialStore
+from agent.source.export import ExportLimits
+from agent.source.resolver import FULL_SHA, SHORT_SHA, RefCache, Refs, match_revision, tips_with_prefix
+from agent.source.transport import NETWORK_ERRORS, GitRequestError, open_client, request_error
+from agent.source.trees import TreeEntry
+from agent.source.urls import redact_url
 
-_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
-_NETWORK_ERRORS = (OSError, GitProtocolError, HangupException, HTTPUnauthorized)
+T = TypeVar("T")
 
 
-def redact_url(url: str) -> str:
-    """The URL without a password or token, fit for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+class GitObserver(Protocol):
+    """Where request outcomes go (the agent's Metrics implements it)."""
+
+    def observe_git_request(self, repo: str, request: str, result: str) -> None: ...
+
+    def observe_git_fetch(self, repo: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
-class ExportLimits:
-    max_files: int = 10_000
-    max_file_bytes: int = 4 * 1024 * 1024
-    max_total_bytes: int = 64 * 1024 * 1024
+class SourceOptions:
+    """How the source talks to git servers; built from `[agent]` by the runtime."""
+
+    max_concurrent_fetches: int = 4
+    timeout: float = 60.0  # seconds per git network request (`git_timeout`)
+    ls_remote_ttl: float = 180.0  # an ls-remote answer is shared this long (the poll interval)
+    limits: ExportLimits = field(default_factory=ExportLimits)
 
 
 @dataclass(frozen=True)
@@ -56,229 +58,272 @@ class SourceFiles:
     files: Mapping[str, bytes]
 
 
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer keeps new readers out."""
+
+    def __init__(self) -> None:
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._writer and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._readers -= 1
+                self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        async with self._changed:
+            self._writers_waiting += 1
+            try:
+                await self._changed.wait_for(lambda: not self._writer and not self._readers)
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._writer = False
+                self._changed.notify_all()
+
+
+@dataclass
+class _OnDisk:
+    """One cache directory; URLs that differ only in credentials share it, so they share this too."""
+
+    lock: _ReadWriteLock = field(default_factory=_ReadWriteLock)
+    verified: bool = False
+
+
+@dataclass
+class _CachedRepo:
+    url: str
+    path: Path
+    disk: _OnDisk
+
+    @property
+    def lock(self) -> _ReadWriteLock:
+        return self.disk.lock
+
+    @property
+    def verified(self) -> bool:
+        return self.disk.verified
+
+    @verified.setter
+    def verified(self, value: bool) -> None:
+        self.disk.verified = value
+
+
 class GitSource:
     """Resolves revisions and exports paths, caching bare repositories on disk."""
 
-    def __init__(self, cache_dir: Path, *, max_concurrent_fetches: int = 4,
-                 limits: ExportLimits | None = None) -> None:
+    def __init__(self, cache_dir: Path, *, options: SourceOptions | None = None,
+                 repositories: Sequence[RepoSpec] = (), observer: GitObserver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._cache_dir = cache_dir
-        self._fetches = asyncio.Semaphore(max_concurrent_fetches)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._limits = limits or ExportLimits()
-
-    def _lock(self, url: str) -> asyncio.Lock:
-        return self._locks.setdefault(url, asyncio.Lock())
+        self._options = options or SourceOptions()
+        self._credentials = CredentialStore(repositories)
+        self._observer = observer
+        self._network = asyncio.Semaphore(self._options.max_concurrent_fetches)
+        self._repos: dict[str, _CachedRepo] = {}
+        self._on_disk: dict[Path, _OnDisk] = {}
+        self._refs = RefCache(self._ls_remote, ttl=self._options.ls_remote_ttl, clock=clock)
 
     def repo_dir(self, url: str) -> Path:
-        name = re.sub(r"[^A-Za-z0-9._-]+", "-", urlsplit(url).path.strip("/"))[-60:] or "repo"
-        digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-        return self._cache_dir / f"{name}-{digest}.git"
+        return self._cache_dir / cache.cache_dir_name(url)
+
+    def invalidate(self, url: str) -> None:
+        """Forget the shared ls-remote answer for `url` (a push arrived, or a refresh was asked for)."""
+        self._refs.invalidate(url)
+
+    # ------------------------------------------------------------- the three verbs
 
     async def resolve(self, url: str, revision: str) -> str:
-        """Ask the remote (one ls-remote) which commit a branch, tag or HEAD names."""
-        if _FULL_SHA.match(revision):
+        """The full commit SHA a branch, tag, full or short SHA, or HEAD names right now."""
+        if FULL_SHA.match(revision):
             return revision
-        async with self._fetches:
-            refs = await asyncio.to_thread(_ls_remote, url)
-        return _match_ref(url, refs, revision)
+        refs = await self._refs.get(url)
+        sha = match_revision(refs, revision)
+        if sha is not None:
+            return sha
+        if SHORT_SHA.match(revision):
+            return await self._resolve_short(url, revision, refs)
+        raise SourceError(f"{redact_url(url)}: revision {revision!r} not found (no such branch or tag)")
 
     async def fetch(self, url: str, sha: str, *, ref: str = "") -> Revision:
-        """Make sure `sha` is in the cache (fetching it if not) and describe it."""
-        async with self._lock(url):
-            repo_dir = self.repo_dir(url)
-            if not await asyncio.to_thread(_has_commit, repo_dir, sha):
-                async with self._fetches:
-                    await asyncio.to_thread(_fetch_commit, url, repo_dir, sha)
-            return await asyncio.to_thread(_describe, url, repo_dir, sha, ref)
+        """Make sure commit `sha` is cached (fetching only when it is not) and describe it."""
+        repo = self._repo(url)
+
+        async def present() -> Revision:
+            await self._ensure(repo, sha)
+            async with repo.lock.read():
+                return await asyncio.to_thread(cache.describe, repo.path, sha, ref)
+
+        return await self._recovering(repo, present)
 
     async def export(self, url: str, revision: Revision, path: str) -> SourceFiles:
         """The files under `path` at `revision`, refusing anything that leaves the repository."""
-        async with self._lock(url):
-            files = await asyncio.to_thread(_export, url, self.repo_dir(url), revision.sha, path, self._limits)
-        return SourceFiles(revision=revision, files=files)
+        repo = self._repo(url)
 
+        async def read() -> dict[str, bytes]:
+            await self._ensure(repo, revision.sha)
+            async with repo.lock.read():
+                return await asyncio.to_thread(cache.export, repo.path, url, revision.sha, path,
+                                               self._options.limits)
 
-def _ls_remote(url: str) -> dict[bytes, bytes]:
-    client, path = get_transport_and_path(url)
-    try:
-        result: Any = client.get_refs(path.encode() if isinstance(path, str) else path)
-    except HTTPUnauthorized as exc:
-        raise SourceError(f"{redact_url(url)}: authentication refused") from exc
-    except _NETWORK_ERRORS as exc:
-        raise SourceError(f"{redact_url(url)}: ls-remote failed: {_reason(exc)}") from exc
-    refs = getattr(result, "refs", result)
-    return dict(refs)
+        return SourceFiles(revision=revision, files=await self._recovering(repo, read))
 
+    # ------------------------------------------------------------- for the render cache (issue 5)
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ") or type(exc).__name__
+    async def tree_ids(self, url: str, revision: Revision, paths: Sequence[str]) -> dict[str, TreeEntry | None]:
+        """What each path names at `revision`: the git tree SHA of a directory (blob SHA of a file),
+        following symlinks inside the repository; None when absent. The render cache keys on these."""
+        return await self._read_tree(url, revision, trees.tree_entries, list(paths))
 
+    async def symlink_targets(self, url: str, revision: Revision, paths: Sequence[str]) -> tuple[str, ...]:
+        """Repository paths that symbolic links below `paths` point to (their content is not in the tree SHA)."""
+        return await self._read_tree(url, revision, trees.symlink_targets, list(paths))
 
-def _match_ref(url: str, refs: Mapping[bytes, bytes], revision: str) -> str:
-    wanted = revision.encode()
-    candidates: Sequence[bytes] = (
-        [b"HEAD"] if revision == "HEAD" else
-        [b"refs/tags/" + wanted + b"^{}", b"refs/tags/" + wanted, b"refs/heads/" + wanted, wanted + b"^{}", wanted]
-    )
-    for name in candidates:
-        sha = refs.get(name)
-        if sha:
-            return sha.decode()
-    raise SourceError(f"{redact_url(url)}: revision {revision!r} not found (no such branch or tag)")
+    async def _read_tree(self, url: str, revision: Revision, read: Callable[[Path, str, list[str]], T],
+                         paths: list[str]) -> T:
+        repo = self._repo(url)
 
+        async def run() -> T:
+            await self._ensure(repo, revision.sha)
+            async with repo.lock.read():
+                return await asyncio.to_thread(read, repo.path, revision.sha, paths)
 
-def _open_or_init(repo_dir: Path) -> Repo:
-    if repo_dir.exists():
+        return await self._recovering(repo, run)
+
+    # ------------------------------------------------------------- cache upkeep
+
+    def _repo(self, url: str) -> _CachedRepo:
+        repo = self._repos.get(url)
+        if repo is None:
+            path = self.repo_dir(url)
+            repo = self._repos[url] = _CachedRepo(url, path, self._on_disk.setdefault(path, _OnDisk()))
+        return repo
+
+    async def _recovering(self, repo: _CachedRepo, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation`; when the cache turns out corrupt, remove it and run it once more."""
         try:
-            return Repo(str(repo_dir))
-        except NotGitRepository:
-            pass
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    return Repo.init_bare(str(repo_dir))
-
-
-def _has_commit(repo_dir: Path, sha: str) -> bool:
-    if not repo_dir.exists():
-        return False
-    try:
-        with Repo(str(repo_dir)) as repo:
-            return isinstance(repo[ObjectID(sha.encode())], Commit)
-    except (NotGitRepository, KeyError):
-        return False
-
-
-def _fetch_commit(url: str, repo_dir: Path, sha: str) -> None:
-    client, path = get_transport_and_path(url)
-    with _open_or_init(repo_dir) as repo:
+            return await operation()
+        except CacheCorrupt as exc:
+            await self._discard(repo, str(exc))
         try:
-            client.fetch(path, repo, determine_wants=_want(sha), depth=1)
-        except HTTPUnauthorized as exc:
-            raise SourceError(f"{redact_url(url)}: authentication refused") from exc
-        except _NETWORK_ERRORS as exc:
-            raise SourceError(f"{redact_url(url)}: fetch of {sha[:12]} failed: {_reason(exc)}") from exc
-        if ObjectID(sha.encode()) not in repo.object_store:
-            raise SourceError(f"{redact_url(url)}: the server did not send commit {sha[:12]}")
-        repo.refs[Ref(b"refs/gitops-agent/" + sha.encode())] = ObjectID(sha.encode())
+            return await operation()
+        except CacheCorrupt as exc:
+            raise SourceError(f"{redact_url(repo.url)}: the repository cache is unreadable even after "
+                              f"fetching it again: {exc}") from exc
 
+    async def _discard(self, repo: _CachedRepo, problem: str) -> None:
+        cache.log_removal(repo.url, repo.path, problem)
+        async with repo.lock.write():
+            await asyncio.to_thread(cache.remove, repo.path)
+            repo.verified = True
 
-def _want(sha: str) -> Any:
-    def determine_wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
-        return [sha.encode()]
+    async def _ensure(self, repo: _CachedRepo, sha: str) -> None:
+        """Fetch `sha` unless the cache has it; the first look per process also verifies the cache."""
+        if not repo.verified:
+            async with repo.lock.write():
+                if not repo.verified:
+                    await asyncio.to_thread(cache.verify, repo.path)
+                    repo.verified = True
+        async with repo.lock.read():
+            if await asyncio.to_thread(cache.has_commit, repo.path, sha):
+                return
+        async with repo.lock.write():
+            if await asyncio.to_thread(cache.has_commit, repo.path, sha):
+                return
+            if await asyncio.to_thread(cache.too_many_packs, repo.path):
+                await asyncio.to_thread(cache.remove, repo.path)
+            await self._fetch_commit(repo, sha)
 
-    return determine_wants
+    async def _fetch_commit(self, repo: _CachedRepo, sha: str) -> None:
+        """Shallow fetch of just `sha`; a full fetch of every branch and tag when the server refuses that."""
+        try:
+            await self._fetch(repo, [sha], depth=1)
+        except GitRequestError as exc:
+            if not exc.server_refused:
+                raise
+            await self._fetch(repo, [], depth=cache.UNSHALLOW_DEPTH)
+        if not await asyncio.to_thread(cache.keep, repo.path, sha):
+            raise SourceError(f"{redact_url(repo.url)}: commit {sha[:12]} not found: the server did not send it "
+                              "(it does not exist, or no branch or tag leads to it)")
 
+    # ------------------------------------------------------------- network
 
-def _describe(url: str, repo_dir: Path, sha: str, ref: str) -> Revision:
-    with Repo(str(repo_dir)) as repo:
-        commit = repo[sha.encode()]
-        if not isinstance(commit, Commit):
-            raise SourceError(f"{redact_url(url)}: {sha[:12]} is not a commit")
-        message = commit.message.decode("utf-8", "replace").strip().splitlines()
-        return Revision(
-            sha=sha,
-            ref=ref,
-            author=commit.author.decode("utf-8", "replace"),
-            message=message[0] if message else "",
-            committed_at=float(commit.commit_time),
-        )
+    async def _ls_remote(self, url: str) -> Refs:
+        access = self._credentials.access(url)
 
+        def call(client: GitClient, path: str) -> Refs:
+            return {name: sha for name, sha in client.get_refs(path.encode()).refs.items() if sha is not None}
 
-def _export(url: str, repo_dir: Path, sha: str, path: str, limits: ExportLimits) -> dict[str, bytes]:
-    with Repo(str(repo_dir)) as repo:
-        exporter = _TreeExporter(repo, url, limits)
-        commit = repo[sha.encode()]
-        assert isinstance(commit, Commit)
-        return exporter.export(commit.tree, path)
+        return await self._request(url, "ls-remote", access, call)
 
+    async def _fetch(self, repo: _CachedRepo, wants: list[str], *, depth: int) -> None:
+        access = self._credentials.access(repo.url)
 
-class _TreeExporter:
-    """Walks a commit's tree below one path, following symlinks only inside the repository."""
+        def call(client: GitClient, path: str) -> None:
+            cache.fetch(client, path, repo.path, wants, depth=depth)
 
-    def __init__(self, repo: Repo, url: str, limits: ExportLimits) -> None:
-        self.repo, self.url, self.limits = repo, url, limits
-        self.files: dict[str, bytes] = {}
-        self.total = 0
+        started = time.monotonic()
+        await self._request(repo.url, "fetch", access, call)
+        if self._observer is not None:
+            self._observer.observe_git_fetch(redact_url(repo.url), time.monotonic() - started)
 
-    def fail(self, path: str, problem: str) -> SourceError:
-        return SourceError(f"{redact_url(self.url)}: {path}: {problem}")
+    async def _request(self, url: str, request: str, access: Access, call: Callable[[GitClient, str], T]) -> T:
+        """One git network request in a thread, bounded, counted, and with errors made safe to show."""
+        def run() -> T:
+            client, path = open_client(url, access, timeout=self._options.timeout,
+                                       key_dir=self._cache_dir / ".ssh-keys")
+            try:
+                return call(client, path)
+            except NETWORK_ERRORS as exc:
+                raise request_error(url, request, exc, access.secrets) from None
+            finally:
+                client.close()
 
-    def export(self, root_tree: bytes, path: str) -> dict[str, bytes]:
-        self.root_tree = root_tree
-        clean = _normalize(path)
-        if clean is None:
-            raise self.fail(path, "path leaves the repository")
-        mode, sha = self.lookup(clean) if clean else (stat.S_IFDIR, root_tree)
-        if not stat.S_ISDIR(mode):
-            raise self.fail(path, "is not a directory")
-        self.walk(sha, clean, "")
-        return self.files
+        result = "succeeded"
+        try:
+            async with self._network:
+                return await asyncio.to_thread(run)
+        except GitRequestError as exc:
+            result = exc.result
+            raise
+        finally:
+            if self._observer is not None:
+                self._observer.observe_git_request(redact_url(url), request, result)
 
-    def lookup(self, repo_path: str, depth: int = 0) -> tuple[int, bytes]:
-        mode, sha = stat.S_IFDIR, self.root_tree
-        walked: list[str] = []
-        for part in repo_path.split("/"):
-            tree = self.repo[sha]
-            if not isinstance(tree, Tree) or part.encode() not in tree:
-                raise self.fail(repo_path, "does not exist at this revision")
-            mode, sha = tree[part.encode()]
-            walked.append(part)
-            if stat.S_ISLNK(mode):
-                if depth > 20:
-                    raise self.fail(repo_path, "too many levels of symbolic links")
-                mode, sha = self.lookup(self.link_target("/".join(walked), sha), depth + 1)
-        return mode, sha
+    async def _resolve_short(self, url: str, prefix: str, refs: Refs) -> str:
+        """A short SHA: a branch or tag tip, else a commit in the cache, else after a full fetch."""
+        tips = tips_with_prefix(refs, prefix)
+        if len(tips) == 1:
+            return tips.pop()
+        repo = self._repo(url)
 
-    def link_target(self, link_path: str, sha: bytes) -> str:
-        blob = self.repo[sha]
-        assert isinstance(blob, Blob)
-        target = blob.data.decode("utf-8", "replace")
-        joined = target if target.startswith("/") else posixpath.join(posixpath.dirname(link_path), target)
-        clean = None if target.startswith("/") else _normalize(joined)
-        if not clean:
-            raise self.fail(link_path, f"symbolic link to {target!r} leaves the repository")
-        return clean
+        async def find() -> list[str]:
+            async with repo.lock.read():
+                found = await asyncio.to_thread(cache.commits_with_prefix, repo.path, prefix)
+            if found:
+                return found
+            async with repo.lock.write():
+                await self._fetch(repo, [], depth=cache.UNSHALLOW_DEPTH)
+            async with repo.lock.read():
+                return await asyncio.to_thread(cache.commits_with_prefix, repo.path, prefix)
 
-    def walk(self, tree_sha: bytes, repo_path: str, rel: str) -> None:
-        tree = self.repo[tree_sha]
-        assert isinstance(tree, Tree)
-        for entry in tree.iteritems():
-            name = entry.path.decode("utf-8", "replace")
-            child_repo = f"{repo_path}/{name}" if repo_path else name
-            child_rel = f"{rel}/{name}" if rel else name
-            mode, sha = entry.mode, bytes(entry.sha)
-            if stat.S_ISLNK(mode):
-                mode, sha = self.lookup(self.link_target(child_repo, sha))
-            if stat.S_ISDIR(mode):
-                self.walk(sha, child_repo, child_rel)
-            elif stat.S_ISREG(mode):
-                self.add(child_rel, sha)
-
-    def add(self, rel: str, sha: bytes) -> None:
-        blob = self.repo[sha]
-        assert isinstance(blob, Blob)
-        size = len(blob.data)
-        if size > self.limits.max_file_bytes:
-            raise self.fail(rel, f"file is {size} bytes, over the limit of {self.limits.max_file_bytes}")
-        self.total += size
-        if self.total > self.limits.max_total_bytes:
-            raise self.fail(rel, f"files exceed the total limit of {self.limits.max_total_bytes} bytes")
-        if len(self.files) >= self.limits.max_files:
-            raise self.fail(rel, f"more than {self.limits.max_files} files")
-        self.files[rel] = blob.data
-
-
-def _normalize(path: str) -> str | None:
-    """A repository-relative path without `.` or `..`; None if it would leave the repository."""
-    if path.startswith("/"):
-        return None
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
+        found = await self._recovering(repo, find)
+        if len(found) > 1:
+            raise SourceError(f"{redact_url(url)}: revision {prefix!r} is ambiguous ({len(found)} commits)")
+        if not found:
+            raise SourceError(f"{redact_url(url)}: revision {prefix!r} not found (no such branch, tag or commit)")
+        return found[0]

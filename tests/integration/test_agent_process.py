@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import signal
 import socket
 import sys
@@ -82,18 +83,19 @@ async def start_agent(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[An
 async def test_agent_syncs_git_to_the_cluster_and_reports_it(
     start_agent: Any, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
 ) -> None:
+    shop = f"shop-{secrets.token_hex(3)}"  # the app label is matched across namespaces: keep it unique
     first = repo.commit_and_push(
         {"app/config.yaml": configmap("settings", {"LOG_LEVEL": "info"}), "app/deploy.yml": deployment("api"),
          "app/README.md": "not a manifest"},
         "first version",
     )
     agent = await start_agent(
-        f'[[applications]]\nname = "shop"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
+        f'[[applications]]\nname = "{shop}"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
         f'path = "app"\nnamespace = "{namespace}"\n'
     )
 
     async def synced_at(sha: str) -> dict[str, Any] | None:
-        app = await agent.app("shop")
+        app = await agent.app(shop)
         return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
 
     app = await eventually(lambda: synced_at(first), within=20, what="app Synced at the first commit")
@@ -104,16 +106,16 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
         live = await kube.get(ref)
         assert live is not None, f"{ref['kind']} was not created"
         kind = ref["kind"]
-        assert live["metadata"]["labels"]["gitops-agent.io/app"] == "shop"
+        assert live["metadata"]["labels"]["gitops-agent.io/app"] == shop
         group = "apps" if kind == "Deployment" else ""
         assert live["metadata"]["annotations"]["gitops-agent.io/tracking-id"] == (
-            f"shop:{group}/{kind}:{namespace}/{ref['metadata']['name']}"
+            f"{shop}:{group}/{kind}:{namespace}/{ref['metadata']['name']}"
         )
         managers = {m["manager"] for m in live["metadata"]["managedFields"] if m["operation"] == "Apply"}
         assert managers == {"gitops-agent"}
 
     second = repo.commit_and_push({"app/config.yaml": configmap("settings", {"LOG_LEVEL": "debug"})}, "more logs")
-    assert await agent.post("/api/v1/applications/shop/refresh") == 202
+    assert await agent.post(f"/api/v1/applications/{shop}/refresh") == 202
     await eventually(lambda: synced_at(second), within=20, what="app Synced at the second commit")
     live_cm = await kube.get(cm_ref)
     assert live_cm is not None and live_cm["data"] == {"LOG_LEVEL": "debug"}
@@ -122,8 +124,8 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
     assert status == 200
     info = [line for line in metrics.splitlines() if line.startswith("gitops_agent_app_info{")]
     assert len(info) == 1, info
-    assert 'name="shop"' in info[0] and 'sync_status="Synced"' in info[0] and f'revision="{second}"' in info[0]
-    assert 'gitops_agent_reconcile_duration_seconds_count{name="shop"}' in metrics
+    assert f'name="{shop}"' in info[0] and 'sync_status="Synced"' in info[0] and f'revision="{second}"' in info[0]
+    assert f'gitops_agent_reconcile_duration_seconds_count{{name="{shop}"}}' in metrics
     assert (await agent.get("/healthz"))[0] == 200
     ready_status, ready_body = await agent.get("/readyz")
     assert ready_status == 200, ready_body
@@ -137,7 +139,7 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
     events = [json.loads(line) for line in logs.splitlines()]
     applied = [e for e in events if e["msg"] == "applied"]
     assert {e["object"] for e in applied} >= {f"ConfigMap/{namespace}/settings", f"Deployment/{namespace}/api"}
-    assert all(e["app"] == "shop" and e["revision"] in (first, second) for e in applied)
+    assert all(e["app"] == shop and e["revision"] in (first, second) for e in applied)
     assert events[-1]["msg"] == "stopped"
 
 
@@ -192,3 +194,44 @@ async def test_invalid_config_exits_2_naming_file_table_and_key(tmp_path: Path) 
     _, stderr = await proc.communicate()
     assert proc.returncode == 2
     assert stderr.decode().strip() == f"gitops-agent: {config}: agent.prune: unknown key"
+
+
+async def test_manual_sync_and_diff_over_the_api(
+    start_agent: Any, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
+) -> None:
+    app_name = f"by-hand-{secrets.token_hex(3)}"
+    sha = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"MODE": "manual"})}, "manual app")
+    agent = await start_agent(
+        f'[[applications]]\nname = "{app_name}"\nrepo = "{git_server.url(repo.name)}"\npath = "app"\n'
+        f'namespace = "{namespace}"\n\n[applications.sync_policy]\nautomated = false\n'
+    )
+    app = await eventually(lambda: _reconciled(agent, app_name), within=15, what="the first comparison")
+    assert (app["sync_status"], app["revision"]) == ("OutOfSync", sha)
+    assert "automated sync is off" in app["message"]
+    status, body = await agent.get(f"/api/v1/applications/{app_name}/diff")
+    assert status == 200
+    diff = json.loads(body)["diffs"][f"ConfigMap/{namespace}/settings"]
+    assert "+  MODE: manual" in diff
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(agent.base_url + f"/api/v1/applications/{app_name}/sync",
+                                json={"dry_run": True}) as resp:
+            assert resp.status == 200
+            dry = await resp.json()
+        assert dry["phase"] is None and dry["plan"][0]["action"] == "create"
+        assert await kube.get({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "settings", "namespace": namespace}}) is None
+        sync_url = agent.base_url + f"/api/v1/applications/{app_name}/sync"
+        async with session.post(sync_url, json={"prune": "yes"}) as resp:
+            assert resp.status == 400
+            assert "prune must be true or false" in (await resp.json())["error"]
+        async with session.post(agent.base_url + f"/api/v1/applications/{app_name}/sync") as resp:
+            assert resp.status == 200
+            synced = await resp.json()
+    assert synced["phase"] == "Succeeded" and synced["sync_status"] == "Synced"
+    assert [c["action"] for c in synced["changes"]] == ["created"]
+    listed = await agent.app(app_name)
+    assert listed is not None and listed["sync_status"] == "Synced"
+    status, metrics = await agent.get("/metrics")
+    assert f'gitops_agent_app_sync_total{{name="{app_name}",phase="Succeeded"}} 1.0' in metrics
+    assert f'gitops_agent_app_out_of_sync_since_timestamp_seconds{{name="{app_name}"}} 0.0' in metrics

@@ -1,0 +1,196 @@
+"""`[[applications]]`: what to deploy, from where, and how to sync it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.config.reader import Table, parse_duration
+from agent.model import APP_SYNC_OPTIONS, IgnoreDifference, RetryPolicy, SyncPolicy
+
+_APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class DirectorySpec:
+    """`[applications.directory]`: which files of a plain directory are manifests (Argo CD's `directory`)."""
+
+    recurse: bool = False
+    include: tuple[str, ...] = ()  # globs on the path relative to the app's path; empty: every manifest
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KustomizeSpec:
+    """`[applications.kustomize]`: overrides over what the app's path renders (Argo CD's `source.kustomize`)."""
+
+    name_prefix: str = ""
+    name_suffix: str = ""
+    namespace: str = ""
+    common_labels: tuple[tuple[str, str], ...] = ()
+    common_annotations: tuple[tuple[str, str], ...] = ()
+    label_without_selector: bool = False
+    images: tuple[str, ...] = ()  # as `kustomize edit set image` takes them: `name=new:tag`, `name:tag`, `name@digest`
+    replicas: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self == KustomizeSpec()
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    repo: str
+    revision: str = "HEAD"
+    path: str = "."
+    namespace: str = "default"
+    sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
+    ignore_differences: tuple[IgnoreDifference, ...] = ()
+    directory: DirectorySpec = DirectorySpec()
+    kustomize: KustomizeSpec = KustomizeSpec()
+
+
+def parse_app(table: Table) -> AppSpec:
+    name = table.get("name", str, required=True)
+    if not _APP_NAME.match(name):
+        raise table.error("name", f"{name!r} must be a DNS label (lowercase letters, digits and '-', at most 63)")
+    path = table.get("path", str, ".")
+    if path.startswith("/") or ".." in Path(path).parts:
+        raise table.error("path", f"{path!r} must be relative to the repository and stay inside it")
+    spec = AppSpec(
+        name=name,
+        repo=table.get("repo", str, required=True),
+        revision=table.get("revision", str, "HEAD"),
+        path=path,
+        namespace=table.get("namespace", str, "default"),
+        sync_policy=_sync_policy(table.sub("sync_policy")),
+        ignore_differences=tuple(_ignore_difference(t) for t in table.sub_array("ignore_differences")),
+        directory=_directory_spec(table.sub("directory")),
+        kustomize=_kustomize_spec(table.sub("kustomize")),
+    )
+    table.finish()
+    return spec
+
+
+def _sync_policy(table: Table | None) -> SyncPolicy:
+    if table is None:
+        return SyncPolicy()
+    defaults = SyncPolicy()
+    options = table.strings("options")
+    unknown = sorted(set(options) - APP_SYNC_OPTIONS)
+    if unknown:
+        known = ", ".join(sorted(APP_SYNC_OPTIONS))
+        raise table.error("options", f"unknown sync option {unknown[0]!r} (known: {known})")
+    retry_table = table.sub("retry")
+    policy = SyncPolicy(
+        automated=table.get("automated", bool, defaults.automated),
+        prune=table.get("prune", bool, defaults.prune),
+        self_heal=table.get("self_heal", bool, defaults.self_heal),
+        allow_empty=table.get("allow_empty", bool, defaults.allow_empty),
+        options=frozenset(options),
+        retry=_retry_policy(retry_table) if retry_table else defaults.retry,
+        health_timeout=table.convert("health_timeout", defaults.health_timeout, parse_duration),
+    )
+    table.finish()
+    return policy
+
+
+def _retry_policy(table: Table) -> RetryPolicy:
+    defaults = RetryPolicy()
+    factor = table.get("backoff_factor", int, 2)
+    if factor < 1:
+        raise table.error("backoff_factor", f"must be at least 1, not {factor}")
+    retry = RetryPolicy(
+        limit=table.get("limit", int, 5),
+        backoff_duration=table.convert("backoff_duration", defaults.backoff_duration, parse_duration),
+        backoff_factor=float(factor),
+        backoff_max_duration=table.convert("backoff_max_duration", defaults.backoff_max_duration, parse_duration),
+    )
+    if retry.limit < 0:
+        raise table.error("limit", f"must not be negative, not {retry.limit}")
+    table.finish()
+    return retry
+
+
+def _ignore_difference(table: Table) -> IgnoreDifference:
+    rule = IgnoreDifference(
+        kind=table.get("kind", str, required=True),
+        group=table.get("group", str, ""),
+        name=table.get("name", str, ""),
+        namespace=table.get("namespace", str, ""),
+        json_pointers=tuple(table.strings("json_pointers")),
+        managed_fields_managers=tuple(table.strings("managed_fields_managers")),
+    )
+    for pointer in rule.json_pointers:
+        if not pointer.startswith("/"):
+            raise table.error("json_pointers", f"{pointer!r} is not a JSON pointer (it must start with '/')")
+    if not rule.json_pointers and not rule.managed_fields_managers:
+        raise table.error("json_pointers", "give json_pointers or managed_fields_managers")
+    table.finish()
+    return rule
+
+
+def _directory_spec(table: Table | None) -> DirectorySpec:
+    if table is None:
+        return DirectorySpec()
+    spec = DirectorySpec(
+        recurse=table.get("recurse", bool, False), include=_globs(table, "include"), exclude=_globs(table, "exclude"),
+    )
+    table.finish()
+    return spec
+
+
+def _globs(table: Table, key: str) -> tuple[str, ...]:
+    """One glob or an array of them (Argo CD takes one, with `{a,b}` alternatives)."""
+    table.used.add(key)
+    value = table.data.get(key, [])
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise table.error(key, f"must be a glob or an array of globs, not {value!r}")
+    return tuple(patterns)
+
+
+def _kustomize_spec(table: Table | None) -> KustomizeSpec:
+    if table is None:
+        return KustomizeSpec()
+    # Imported here: agent.render imports this module.
+    from agent.render.overrides import parse_image
+
+    images = table.strings("images")
+    for index, image in enumerate(images):
+        try:
+            parse_image(image)
+        except ValueError as exc:
+            raise table.error(f"images[{index}]", str(exc)) from exc
+    namespace = table.get("namespace", str, "")
+    if namespace and not _APP_NAME.match(namespace):
+        raise table.error("namespace", f"{namespace!r} must be a DNS label (lowercase letters, digits and '-')")
+    spec = KustomizeSpec(
+        name_prefix=table.get("name_prefix", str, ""),
+        name_suffix=table.get("name_suffix", str, ""),
+        namespace=namespace,
+        common_labels=_string_map(table, "common_labels"),
+        common_annotations=_string_map(table, "common_annotations"),
+        label_without_selector=table.get("label_without_selector", bool, False),
+        images=tuple(images),
+        replicas=tuple(_replica(table, index, text) for index, text in enumerate(table.strings("replicas"))),
+    )
+    table.finish()
+    return spec
+
+
+def _string_map(table: Table, key: str) -> tuple[tuple[str, str], ...]:
+    value = table.get(key, dict, {})
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise table.error(f"{key}.{name}", f"must be a string, not {item!r}")
+    return tuple(sorted(value.items()))
+
+
+def _replica(table: Table, index: int, text: str) -> tuple[str, int]:
+    name, _, count = text.rpartition("=")
+    if not name or not re.fullmatch(r"[0-9]+", count):
+        raise table.error(f"replicas[{index}]", f"{text!r} must be NAME=COUNT, like \"payment-service=3\"")
+    return name, int(count)

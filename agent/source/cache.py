@@ -1,0 +1,246 @@
+"""The on-disk cache: one bare repository per URL under `state_dir/repos/`, reused across restarts.
+
+Blocking functions (dulwich); callers run them in a worker thread. A cache that
+cannot be read (truncated pack, bad checksum, missing object, broken config) raises
+`CacheCorrupt`; the caller removes it and fetches again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import struct
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dulwich.client import GitClient
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    FileFormatException,
+    NotGitRepository,
+    ObjectMissing,
+    WrongObjectException,
+)
+from dulwich.objects import Commit, ObjectID, ShaFile, Tag
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from agent.model import Revision
+from agent.source.export import ExportLimits, ReadObject, TreeExporter
+from agent.source.transport import NETWORK_ERRORS
+from agent.source.urls import redact_url, scp_like, strip_userinfo
+
+log = logging.getLogger(__name__)
+
+AGENT_REFS = b"refs/gitops-agent/"
+KEEP_REFS = 32
+# Every fetch adds a pack; past this many, start the repository afresh rather than
+# repack (dulwich's repack holds every object in memory).
+MAX_PACKS = 64
+UNSHALLOW_DEPTH = 2**31 - 1  # what `git fetch --unshallow` sends
+
+CORRUPTION_ERRORS = (
+    ChecksumMismatch, ApplyDeltaError, FileFormatException, NotGitRepository, ObjectMissing, WrongObjectException,
+    zlib.error, struct.error, ValueError, AssertionError, IndexError, OSError, KeyError,
+)
+
+
+class CacheCorrupt(Exception):
+    """The cached repository cannot be read; remove it and fetch again."""
+
+
+def cache_dir_name(url: str) -> str:
+    """A stable, readable directory name for a URL (credentials do not take part)."""
+    bare = strip_userinfo(url)
+    scp = scp_like(bare)
+    path = scp[2] if scp else urlsplit(bare).path or bare
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.strip("/")).strip("-")[-60:] or "repo"
+    digest = hashlib.sha256(bare.encode()).hexdigest()[:12]
+    return f"{name.removesuffix('.git')}-{digest}.git"
+
+
+@contextmanager
+def open_repo(repo_dir: Path) -> Iterator[Repo]:
+    """The cached repository, created when absent; CacheCorrupt when it cannot be opened."""
+    if not repo_dir.exists():
+        repo_dir.mkdir(parents=True)
+        Repo.init_bare(str(repo_dir)).close()
+    try:
+        repo = Repo(str(repo_dir))
+    except CORRUPTION_ERRORS as exc:
+        raise CacheCorrupt(f"cannot open: {_reason(exc)}") from exc
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def remove(repo_dir: Path) -> None:
+    shutil.rmtree(repo_dir, ignore_errors=True)
+
+
+def verify(repo_dir: Path) -> None:
+    """Check every pack's checksums and that each commit the agent keeps is readable."""
+    if not repo_dir.exists():
+        return
+    with open_repo(repo_dir) as repo:
+        try:
+            for pack in repo.object_store.packs:
+                pack.index.check()
+                pack.data.check()
+                pack.check_length_and_checksum()
+            for name, sha in repo.refs.as_dict(Ref(AGENT_REFS)).items():
+                commit = repo[sha]
+                if not isinstance(commit, Commit):
+                    raise CacheCorrupt(f"{AGENT_REFS.decode()}{name.decode()} is not a commit")
+                repo[commit.tree]
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+
+
+def has_commit(repo_dir: Path, sha: str) -> bool:
+    if not repo_dir.exists():
+        return False
+    with open_repo(repo_dir) as repo:
+        oid = ObjectID(sha.encode())
+        try:
+            if oid not in repo.object_store:
+                return False
+            return isinstance(_peel(repo, oid), Commit)
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+
+
+def too_many_packs(repo_dir: Path) -> bool:
+    pack_dir = repo_dir / "objects" / "pack"
+    return pack_dir.is_dir() and sum(1 for _ in pack_dir.glob("*.pack")) > MAX_PACKS
+
+
+def fetch(client: GitClient, path: str, repo_dir: Path, wants: list[str], *, depth: int | None) -> None:
+    """Fetch `wants` (SHAs; empty: every branch and tag) at `depth` into the cache."""
+    with open_repo(repo_dir) as repo:
+        def determine_wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+            if wants:
+                return [ObjectID(sha.encode()) for sha in wants]
+            tips = {sha for name, sha in refs.items() if name.startswith((b"refs/heads/", b"refs/tags/"))
+                    and not name.endswith(b"^{}")}
+            if repo.get_shallow():  # deepening: ask for tips we hold too, as `git fetch --unshallow` does
+                return sorted(tips)
+            return sorted(sha for sha in tips if sha not in repo.object_store)
+
+        try:
+            client.fetch(path, repo, determine_wants=determine_wants, depth=depth)
+        except NETWORK_ERRORS:
+            raise
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(f"while fetching: {_reason(exc)}") from exc
+
+
+def keep(repo_dir: Path, sha: str) -> bool:
+    """Pin a fetched commit under refs/gitops-agent/ (its objects serve as `have`s next time).
+
+    Returns False when the commit is not there. Only the newest KEEP_REFS pins are kept.
+    """
+    with open_repo(repo_dir) as repo:
+        oid = ObjectID(sha.encode())
+        try:
+            target = _peel(repo, oid) if oid in repo.object_store else None
+            if not isinstance(target, Commit):
+                return False
+            repo.refs[Ref(AGENT_REFS + target.id)] = target.id
+            pinned = sorted(
+                ((_commit_time(repo[value]), name) for name, value in repo.refs.as_dict(Ref(AGENT_REFS)).items()),
+                reverse=True,
+            )
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+        for _, name in pinned[KEEP_REFS:]:
+            del repo.refs[Ref(AGENT_REFS + name)]
+        return True
+
+
+def describe(repo_dir: Path, sha: str, ref: str) -> Revision:
+    """The commit `sha` names (a tag is peeled) with its audit metadata."""
+    with open_repo(repo_dir) as repo:
+        try:
+            commit = _peel(repo, ObjectID(sha.encode()))
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+        if not isinstance(commit, Commit):
+            raise CacheCorrupt(f"{sha[:12]} is not a commit")
+        lines = commit.message.decode("utf-8", "replace").strip().splitlines()
+        return Revision(
+            sha=commit.id.decode(),
+            ref=ref,
+            author=commit.author.decode("utf-8", "replace"),
+            message=lines[0] if lines else "",
+            committed_at=float(commit.commit_time),
+        )
+
+
+def commits_with_prefix(repo_dir: Path, prefix: str) -> list[str]:
+    """Full SHAs of cached commits starting with `prefix` (a short SHA)."""
+    if not repo_dir.exists():
+        return []
+    with open_repo(repo_dir) as repo:
+        try:
+            return sorted({
+                sha.decode() for sha in repo.object_store.iter_prefix(prefix.encode())
+                if isinstance(repo[sha], Commit)
+            })
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+
+
+def export(repo_dir: Path, url: str, sha: str, path: str, limits: ExportLimits) -> dict[str, bytes]:
+    """The files under `path` at commit `sha` (see TreeExporter for what is refused)."""
+    with open_repo(repo_dir) as repo:
+        read = reader(repo)
+        commit = read(sha.encode())
+        while isinstance(commit, Tag):
+            commit = read(commit.object[1])
+        if not isinstance(commit, Commit):
+            raise CacheCorrupt(f"{sha[:12]} is not a commit")
+        return TreeExporter(read, url, limits).export(commit.tree, path)
+
+
+def reader(repo: Repo) -> ReadObject:
+    """`repo[sha]`, with a failure to read turned into CacheCorrupt."""
+
+    def read(sha: bytes) -> ShaFile:
+        try:
+            return repo[ObjectID(sha)]
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(f"object {sha[:12].decode(errors='replace')}: {_reason(exc)}") from exc
+
+    return read
+
+
+def _peel(repo: Repo, oid: ObjectID) -> ShaFile:
+    obj = repo[oid]
+    for _ in range(10):
+        if not isinstance(obj, Tag):
+            break
+        obj = repo[obj.object[1]]
+    return obj
+
+
+def _commit_time(obj: ShaFile) -> int:
+    return obj.commit_time if isinstance(obj, Commit) else 0
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def log_removal(url: str, repo_dir: Path, problem: str) -> None:
+    log.warning("repository cache is corrupt; removing it and fetching again",
+                extra={"repo": redact_url(url), "error": f"{repo_dir.name}: {problem}"})
+

@@ -1,0 +1,115 @@
+"""Credentials for git requests, from `[[repositories]]` entries matched by longest URL prefix.
+
+Secrets are read from their environment variable or file at each use (so rotation
+needs no restart) and live only in `Access`, whose repr hides them. Every message
+names the repository and the *key* that failed, never a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from agent.errors import SourceError
+from agent.model import RepoSpec
+from agent.source.urls import normalize_url, redact_url, scp_like, strip_userinfo, under_prefix
+
+MAX_SECRET_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Access:
+    """How one request to one repository authenticates; `password` never shows in repr."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ssh_key_file: str = ""
+    known_hosts_file: str = ""
+    insecure_ignore_host_key: bool = False
+    ca_file: str = ""
+    insecure_skip_tls_verify: bool = False
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must be scrubbed from any text leaving the source layer."""
+        return (self.password,) if self.password else ()
+
+
+def read_secret(repo: str, *, env: str, file: str, key_env: str, key_file: str) -> str:
+    """The secret named by an environment variable or a file; "" when neither is configured."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise SourceError(f"{redact_url(repo)}: {key_env} {env!r}: the environment variable is not set")
+        return value
+    if file:
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read(MAX_SECRET_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(f"{redact_url(repo)}: {key_file} {file!r}: cannot read: {exc.strerror}") from exc
+        if len(data) > MAX_SECRET_BYTES:
+            raise SourceError(f"{redact_url(repo)}: {key_file} {file!r}: larger than {MAX_SECRET_BYTES} bytes")
+        value = data.decode("utf-8", "replace").strip()
+        if not value:
+            raise SourceError(f"{redact_url(repo)}: {key_file} {file!r}: the file is empty")
+        return value
+    return ""
+
+
+class CredentialStore:
+    """Finds the `[[repositories]]` entry for a URL and turns it into an `Access`."""
+
+    def __init__(self, repositories: Sequence[RepoSpec]) -> None:
+        self._repositories = tuple(repositories)
+
+    def match(self, url: str) -> RepoSpec | None:
+        """The entry whose `url` is the longest prefix of `url` (credentials in either are ignored)."""
+        bare = strip_userinfo(url)
+        found: RepoSpec | None = None
+        for spec in self._repositories:
+            prefix = strip_userinfo(spec.url)
+            if bare.startswith(prefix) and (found is None or len(prefix) > len(strip_userinfo(found.url))):
+                found = spec
+        return found
+
+    def match_normalized(self, url: str) -> RepoSpec | None:
+        """Like `match`, but comparing normalized URLs at path boundaries (for webhook payloads)."""
+        wanted = normalize_url(url)
+        found: RepoSpec | None = None
+        found_length = -1
+        for spec in self._repositories:
+            prefix = normalize_url(spec.url)
+            if under_prefix(wanted, prefix) and len(prefix) > found_length:
+                found, found_length = spec, len(prefix)
+        return found
+
+    def access(self, url: str) -> Access:
+        """Credentials for one request: the matching entry's, else any user:password in the URL."""
+        url_user, url_password = _userinfo(url)
+        spec = self.match(url)
+        if spec is None:
+            return Access(username=url_user, password=url_password)
+        password = read_secret(url, env=spec.password_env, file=spec.password_file,
+                               key_env="password_env", key_file="password_file")
+        return Access(
+            username=spec.username or url_user,
+            password=password or url_password,
+            ssh_key_file=spec.ssh_key_file,
+            known_hosts_file=spec.known_hosts_file,
+            insecure_ignore_host_key=spec.insecure_ignore_host_key,
+            ca_file=spec.ca_file,
+            insecure_skip_tls_verify=spec.insecure_skip_tls_verify,
+        )
+
+
+def _userinfo(url: str) -> tuple[str, str]:
+    scp = scp_like(url)
+    if scp is not None:
+        return scp[0], ""
+    if "://" not in url:
+        return "", ""
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")

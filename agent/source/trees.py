@@ -1,0 +1,120 @@
+"""Object ids of paths at a commit, for the render cache (issue 5).
+
+The render cache keys an app's output by the git object ids of the directories its
+render reads: the same tree SHA means the same files. Symbolic links are the one
+hole in that: a tree holds a link's target *path*, not the target's content, so the
+renderer also asks for the targets of every link below its inputs and keys on them too.
+
+Blocking functions (dulwich); GitSource runs them in a worker thread under the
+repository's read lock. Nothing here raises for a path that is absent or leaves the
+repository: that is an answer (None, or no target), and the export that follows
+reports it properly.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.objects import Blob, Commit, Tag, Tree
+
+from agent.source.cache import CacheCorrupt, open_repo, reader
+from agent.source.export import MAX_DEPTH, MAX_LINK_HOPS, ReadObject, normalize_path
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """What a path names at one commit: a directory (its git tree SHA) or a file (its blob SHA)."""
+
+    sha: str
+    is_dir: bool
+
+
+def tree_entries(repo_dir: Path, commit_sha: str, paths: Sequence[str]) -> dict[str, TreeEntry | None]:
+    """Each path's entry at the commit, following symlinks inside the repository; None when absent."""
+    with open_repo(repo_dir) as repo:
+        walker = _Walker(reader(repo), commit_sha)
+        return {path: walker.entry(path) for path in paths}
+
+
+def symlink_targets(repo_dir: Path, commit_sha: str, paths: Sequence[str]) -> tuple[str, ...]:
+    """Repository paths that symbolic links below `paths` point to (links leaving the repository are left out)."""
+    with open_repo(repo_dir) as repo:
+        walker = _Walker(reader(repo), commit_sha)
+        found: set[str] = set()
+        for path in paths:
+            found.update(walker.links_below(path))
+        return tuple(sorted(found))
+
+
+class _Walker:
+    def __init__(self, read: ReadObject, commit_sha: str) -> None:
+        self.read = read
+        commit = read(commit_sha.encode())
+        while isinstance(commit, Tag):
+            commit = read(commit.object[1])
+        if not isinstance(commit, Commit):
+            raise CacheCorrupt(f"{commit_sha[:12]} is not a commit")
+        self.root = commit.tree
+
+    def entry(self, path: str) -> TreeEntry | None:
+        found = self.lookup(path)
+        if found is None:
+            return None
+        mode, sha = found
+        return TreeEntry(sha=sha.decode(), is_dir=stat.S_ISDIR(mode))
+
+    def lookup(self, path: str, hops: int = 0) -> tuple[int, bytes] | None:
+        clean = normalize_path(path)
+        if clean is None:
+            return None
+        mode, sha = stat.S_IFDIR, self.root
+        walked: list[str] = []
+        for part in clean.split("/") if clean else ():
+            tree = self.read(sha) if stat.S_ISDIR(mode) else None
+            if not isinstance(tree, Tree) or part.encode() not in tree:
+                return None
+            mode, sha = tree[part.encode()]
+            walked.append(part)
+            if stat.S_ISLNK(mode):
+                target = self.link_target("/".join(walked), sha)
+                if target is None or hops >= MAX_LINK_HOPS:
+                    return None
+                found = self.lookup(target, hops + 1)
+                if found is None:
+                    return None
+                mode, sha = found
+        return mode, sha
+
+    def link_target(self, link_path: str, sha: bytes) -> str | None:
+        blob = self.read(sha)
+        if not isinstance(blob, Blob):
+            return None
+        target = blob.data.decode("utf-8", "replace")
+        if target.startswith("/"):
+            return None
+        return normalize_path(posixpath.join(posixpath.dirname(link_path), target))
+
+    def links_below(self, path: str) -> set[str]:
+        found = self.lookup(path)
+        if found is None or not stat.S_ISDIR(found[0]):
+            return set()
+        targets: set[str] = set()
+        pending = [(normalize_path(path) or "", found[1], 0)]
+        while pending:
+            repo_path, tree_sha, depth = pending.pop()
+            tree = self.read(tree_sha)
+            if not isinstance(tree, Tree) or depth > MAX_DEPTH:
+                continue
+            for entry in tree.iteritems():
+                child = posixpath.join(repo_path, entry.path.decode("utf-8", "replace"))
+                if stat.S_ISLNK(entry.mode):
+                    target = self.link_target(child, bytes(entry.sha))
+                    if target is not None:
+                        targets.add(target)
+                elif stat.S_ISDIR(entry.mode):
+                    pending.append((child, bytes(entry.sha), depth + 1))
+        return targets
