@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.kube import KubeClient
+from tests.support.agent import StartAgent, agent_processes
 from tests.support.cluster import LocalCluster, ensure_cluster, stop_cluster
 from tests.support.gitserver import GitServer, WorkTree
 
@@ -63,3 +64,10 @@ def repo(request: pytest.FixtureRequest, git_server: GitServer, tmp_path: Path) 
     name = f"{_dns_label(request.node.name, 40)}-{secrets.token_hex(3)}"
     git_server.create_repo(name)
     return WorkTree(git_server, name, tmp_path / "worktree")
+
+
+@pytest.fixture
+async def start_agent(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[StartAgent]:
+    """Start `gitops-agent run` processes against the local cluster; they are killed after the test."""
+    async for start in agent_processes(tmp_path, cluster.kubeconfig):
+        yield start

@@ -59,17 +59,13 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     top = Table(file, "", data)
     agent_data = top.get("agent", dict, {})
     agent = parse_agent(Table(file, "agent", agent_data))
-    repositories = parse_repositories(file, top.get("repositories", list, []))
-    health_checks = parse_health_checks(file, top.get("health_checks", list, []))
-    apps_data = top.get("applications", list, [])
+    repositories = parse_repositories(top.sub_array("repositories"))
+    health_checks = parse_health_checks(top.sub_array("health_checks"))
     apps: list[AppSpec] = []
-    for index, item in enumerate(apps_data):
-        where = f"applications[{index}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{file}: {where}: must be a table ([[applications]])")
-        app = parse_app(Table(file, where, item))
+    for table in top.sub_array("applications"):
+        app = parse_app(table)
         if any(existing.name == app.name for existing in apps):
-            raise ConfigError(f"{file}: {where}.name: {app.name!r} is used by another application")
+            raise table.error("name", f"{app.name!r} is used by another application")
         apps.append(app)
     unknown = sorted(set(data) - top.used)
     if unknown:

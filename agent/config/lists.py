@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from agent.config.reader import Table
-from agent.errors import ConfigError
 from agent.model import RepoSpec
 
 
@@ -51,26 +49,19 @@ def _repo_spec(table: Table) -> RepoSpec:
     return spec
 
 
-def parse_repositories(file: str, items: list[Any]) -> tuple[RepoSpec, ...]:
+def parse_repositories(tables: list[Table]) -> tuple[RepoSpec, ...]:
     specs: list[RepoSpec] = []
-    for index, item in enumerate(items):
-        where = f"repositories[{index}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{file}: {where}: must be a table ([[repositories]])")
-        spec = _repo_spec(Table(file, where, item))
+    for table in tables:
+        spec = _repo_spec(table)
         if any(existing.url == spec.url for existing in specs):
-            raise ConfigError(f"{file}: {where}.url: {spec.url!r} is used by another [[repositories]] entry")
+            raise table.error("url", f"{spec.url!r} is used by another [[repositories]] entry")
         specs.append(spec)
     return tuple(specs)
 
 
-def parse_health_checks(file: str, items: list[Any]) -> tuple[HealthCheckSpec, ...]:
+def parse_health_checks(tables: list[Table]) -> tuple[HealthCheckSpec, ...]:
     specs: list[HealthCheckSpec] = []
-    for index, item in enumerate(items):
-        where = f"health_checks[{index}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{file}: {where}: must be a table ([[health_checks]])")
-        table = Table(file, where, item)
+    for table in tables:
         spec = HealthCheckSpec(
             kind=table.get("kind", str, required=True), group=table.get("group", str, ""),
             condition=table.get("condition", str, ""),

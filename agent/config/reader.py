@@ -47,7 +47,10 @@ class Table:
         self.used: set[str] = set()
 
     def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.file}: {self.where}.{key}: {problem}")
+        return ConfigError(f"{self.file}: {self._path(key)}: {problem}")
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
 
     def get(self, key: str, kind: type[T], default: T | None = None, *, required: bool = False) -> T:
         self.used.add(key)
@@ -91,13 +94,13 @@ class Table:
         return Table(self.file, f"{self.where}.{key}", self.get(key, dict))
 
     def sub_array(self, key: str) -> list[Table]:
-        """An array of tables such as `[[applications.ignore_differences]]`."""
+        """An array of tables such as `[[applications]]` or `[[applications.ignore_differences]]`."""
         items = self.get(key, list, [])
         tables = []
         for index, item in enumerate(items):
             if not isinstance(item, dict):
-                raise self.error(f"{key}[{index}]", "must be a table")
-            tables.append(Table(self.file, f"{self.where}.{key}[{index}]", item))
+                raise self.error(f"{key}[{index}]", f"must be a table ([[{self._path(key)}]])")
+            tables.append(Table(self.file, self._path(f"{key}[{index}]"), item))
         return tables
 
     def size(self, key: str, default: int) -> int:

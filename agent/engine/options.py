@@ -18,21 +18,19 @@ def _split(value: str) -> set[str]:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
+def _options(obj: KubeObject, keys: tuple[str, ...]) -> frozenset[str]:
+    annotations = _annotations(obj)
+    return frozenset(option for key in keys for option in _split(annotations.get(key, "")))
+
+
 def sync_options(obj: KubeObject) -> frozenset[str]:
     """`Prune=false`, `PruneLast=true`, `Replace=true`, ... from either annotation spelling."""
-    annotations = _annotations(obj)
-    found: set[str] = set()
-    for key in SYNC_OPTIONS_ANNOTATIONS:
-        found |= _split(annotations.get(key, ""))
-    return frozenset(found)
+    return _options(obj, SYNC_OPTIONS_ANNOTATIONS)
 
 
 def compare_options(obj: KubeObject) -> frozenset[str]:
-    annotations = _annotations(obj)
-    found: set[str] = set()
-    for key in COMPARE_OPTIONS_ANNOTATIONS:
-        found |= _split(annotations.get(key, ""))
-    return frozenset(found)
+    """`IgnoreExtraneous` from either annotation spelling."""
+    return _options(obj, COMPARE_OPTIONS_ANNOTATIONS)
 
 
 def sync_wave(obj: KubeObject) -> int:

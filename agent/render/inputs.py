@@ -22,6 +22,7 @@ from agent.errors import RenderError
 from agent.model import Revision
 from agent.render.documents import RenderLimits, parse_documents
 from agent.render.kustomize import kustomization_file
+from agent.source.export import normalize_path
 
 REFERENCE_FIELDS = ("resources", "bases", "components", "generators", "transformers", "validators")
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*::|[a-z][a-z0-9+.-]*://|git@)|[?&](?:ref|version|submodules|timeout)=",
@@ -78,19 +79,7 @@ def looks_like_host_path(reference: str) -> bool:
 
 def resolve(directory: str, reference: str) -> str | None:
     """A reference made repository-relative; None when it leaves the repository."""
-    if reference.startswith("/"):
-        return None
-    parts: list[str] = []
-    for part in posixpath.join(directory, reference).split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
+    return normalize_path(posixpath.join(directory, reference))
 
 
 @dataclass

@@ -6,82 +6,23 @@ import asyncio
 import json
 import secrets
 import signal
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 
 from agent.kube import KubeClient
 from tests.integration.helpers import configmap, deployment, eventually
+from tests.support.agent import StartAgent, free_port
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AgentProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, base_url: str, stderr_path: Path) -> None:
-        self.proc, self.base_url, self.stderr_path = proc, base_url, stderr_path
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.base_url + path) as resp:
-            return resp.status, await resp.text()
-
-    async def post(self, path: str) -> int:
-        async with aiohttp.ClientSession() as session, session.post(self.base_url + path) as resp:
-            return resp.status
-
-    async def app(self, name: str) -> dict[str, Any] | None:
-        try:
-            status, body = await self.get("/api/v1/applications")
-        except aiohttp.ClientConnectionError:
-            return None
-        return next((a for a in json.loads(body) if a["name"] == name), None) if status == 200 else None
-
-    @property
-    def logs(self) -> str:
-        return self.stderr_path.read_text()
-
-
-@pytest.fixture
-async def start_agent(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[Any]:
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def start(config_body: str, *, kubeconfig: Path | None = None) -> AgentProcess:
-        port = free_port()
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            f'[agent]\nlisten = "127.0.0.1:{port}"\nstate_dir = "{tmp_path / "state"}"\n'
-            f'kubeconfig = "{kubeconfig or cluster.kubeconfig}"\npoll_interval = "1m"\npoll_jitter = "0s"\n\n'
-            + config_body
-        )
-        stderr_path = tmp_path / "agent.log"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format", "json",
-            stdout=asyncio.subprocess.DEVNULL, stderr=stderr_path.open("wb"),
-        )
-        procs.append(proc)
-        return AgentProcess(proc, f"http://127.0.0.1:{port}", stderr_path)
-
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 async def test_agent_syncs_git_to_the_cluster_and_reports_it(
-    start_agent: Any, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
+    start_agent: StartAgent, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
 ) -> None:
     shop = f"shop-{secrets.token_hex(3)}"  # the app label is matched across namespaces: keep it unique
     first = repo.commit_and_push(
@@ -144,14 +85,14 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
 
 
 async def test_unreachable_repository_shows_unknown_with_the_cause_and_keeps_running(
-    start_agent: Any, namespace: str
+    start_agent: StartAgent, namespace: str
 ) -> None:
     agent = await start_agent(
         f'[[applications]]\nname = "lost"\nrepo = "http://127.0.0.1:{free_port()}/nowhere.git"\n'
         f'namespace = "{namespace}"\n'
     )
     app = await eventually(
-        lambda: _reconciled(agent, "lost"), within=15, what="the first reconcile of the unreachable app"
+        lambda: agent.reconciled("lost"), within=15, what="the first reconcile of the unreachable app"
     )
     assert app["sync_status"] == "Unknown"
     assert "nowhere.git" in app["message"] and "ls-remote failed" in app["message"]
@@ -160,13 +101,9 @@ async def test_unreachable_repository_shows_unknown_with_the_cause_and_keeps_run
     assert '"msg": "reconcile failed"' in agent.logs
 
 
-async def _reconciled(agent: AgentProcess, name: str) -> dict[str, Any] | None:
-    app = await agent.app(name)
-    return app if app and app["reconciled_at"] else None
-
 
 async def test_unreachable_cluster_shows_unknown_and_keeps_running(
-    start_agent: Any, repo: WorkTree, git_server: GitServer, tmp_path: Path, cluster: LocalCluster
+    start_agent: StartAgent, repo: WorkTree, git_server: GitServer, tmp_path: Path, cluster: LocalCluster
 ) -> None:
     repo.commit_and_push({"cm.yaml": configmap("c", {"k": "v"})}, "one")
     dead = tmp_path / "dead-kubeconfig"
@@ -174,8 +111,8 @@ async def test_unreachable_cluster_shows_unknown_and_keeps_running(
     kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     dead.write_text(yaml.safe_dump(kubeconfig))
     agent = await start_agent(f'[[applications]]\nname = "blind"\nrepo = "{git_server.url(repo.name)}"\n',
-                              kubeconfig=dead)
-    app = await eventually(lambda: _reconciled(agent, "blind"), within=15, what="the first reconcile")
+                              kubeconfig_path=dead)
+    app = await eventually(lambda: agent.reconciled("blind"), within=15, what="the first reconcile")
     assert app["sync_status"] == "Unknown"
     assert "127.0.0.1" in app["message"] and "Connect" in app["message"], app["message"]
     ready_status, ready_body = await agent.get("/readyz")
@@ -197,7 +134,7 @@ async def test_invalid_config_exits_2_naming_file_table_and_key(tmp_path: Path) 
 
 
 async def test_manual_sync_and_diff_over_the_api(
-    start_agent: Any, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
+    start_agent: StartAgent, repo: WorkTree, git_server: GitServer, kube: KubeClient, namespace: str
 ) -> None:
     app_name = f"by-hand-{secrets.token_hex(3)}"
     sha = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"MODE": "manual"})}, "manual app")
@@ -205,7 +142,7 @@ async def test_manual_sync_and_diff_over_the_api(
         f'[[applications]]\nname = "{app_name}"\nrepo = "{git_server.url(repo.name)}"\npath = "app"\n'
         f'namespace = "{namespace}"\n\n[applications.sync_policy]\nautomated = false\n'
     )
-    app = await eventually(lambda: _reconciled(agent, app_name), within=15, what="the first comparison")
+    app = await eventually(lambda: agent.reconciled(app_name), within=15, what="the first comparison")
     assert (app["sync_status"], app["revision"]) == ("OutOfSync", sha)
     assert "automated sync is off" in app["message"]
     status, body = await agent.get(f"/api/v1/applications/{app_name}/diff")

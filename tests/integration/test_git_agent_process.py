@@ -13,29 +13,21 @@ import asyncio
 import hashlib
 import hmac
 import json
+import secrets
 import signal
-import socket
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.integration.helpers import configmap, eventually
-from tests.support.cluster import LocalCluster
+from tests.support.agent import StartAgent
 from tests.support.gitserver import GitServer, WorkTree
 
 USERNAME = "deploy-bot"
 PASSWORD = "s3cr3t-pw-4a7f"
 WEBHOOK_SECRET = "hook-5e1d"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -44,53 +36,8 @@ def auth_server(tmp_path: Path) -> Iterator[GitServer]:
         yield server
 
 
-class Agent:
-    def __init__(self, proc: asyncio.subprocess.Process, base_url: str, log_path: Path) -> None:
-        self.proc, self.base_url, self.log_path = proc, base_url, log_path
-
-    async def request(self, method: str, path: str, *, body: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.request(
-            method, self.base_url + path, data=body, headers=headers
-        ) as resp:
-            return resp.status, await resp.text()
-
-    async def app(self, name: str) -> dict[str, Any] | None:
-        try:
-            status, text = await self.request("GET", f"/api/v1/applications/{name}")
-        except aiohttp.ClientConnectionError:
-            return None
-        return json.loads(text) if status == 200 else None
-
-
-@pytest.fixture
-async def agent_process(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[Any]:
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def start(body: str) -> Agent:
-        port = free_port()
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            f'[agent]\nlisten = "127.0.0.1:{port}"\nstate_dir = "{tmp_path / "state"}"\n'
-            f'kubeconfig = "{cluster.kubeconfig}"\npoll_interval = "1h"\npoll_jitter = "0s"\n\n{body}'
-        )
-        log_path = tmp_path / "agent.log"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format", "json",
-            stdout=asyncio.subprocess.DEVNULL, stderr=log_path.open("wb"),
-        )
-        procs.append(proc)
-        return Agent(proc, f"http://127.0.0.1:{port}", log_path)
-
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 async def test_credentials_rotation_webhook_and_no_secret_anywhere(
-    agent_process: Any, auth_server: GitServer, tmp_path: Path, namespace: str
+    start_agent: StartAgent, auth_server: GitServer, tmp_path: Path, namespace: str
 ) -> None:
     auth_server.create_repo("team/config")
     work = WorkTree(auth_server, "team/config", tmp_path / "work")
@@ -99,15 +46,17 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     password_file = tmp_path / "password"
     password_file.write_text("wrong-" + PASSWORD + "\n")
     (tmp_path / "hook-secret").write_text(WEBHOOK_SECRET)
-    agent = await agent_process(
+    name = f"private-{secrets.token_hex(3)}"  # app labels are matched across namespaces: keep it unique
+    agent = await start_agent(
         f'[[repositories]]\nurl = "{auth_server.base_url}team/"\nusername = "{USERNAME}"\n'
         f'password_file = "{password_file}"\nwebhook_secret_file = "{tmp_path / "hook-secret"}"\n\n'
-        f'[[applications]]\nname = "private"\nrepo = "{url}"\nrevision = "main"\npath = "app"\n'
-        f'namespace = "{namespace}"\n'
+        f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "app"\n'
+        f'namespace = "{namespace}"\n',
+        poll_interval="1h",
     )
 
     async def refused() -> dict[str, Any] | None:
-        app = await agent.app("private")
+        app = await agent.app(name)
         return app if app and app["conditions"] else None
 
     app = await eventually(refused, within=20, what="the refused app")
@@ -116,10 +65,10 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     assert app["message"].startswith(f"{url}: authentication refused")
 
     password_file.write_text(PASSWORD + "\n")  # rotated: read at the next request, no restart
-    assert (await agent.request("POST", "/api/v1/applications/private/refresh"))[0] == 202
+    assert (await agent.request("POST", f"/api/v1/applications/{name}/refresh"))[0] == 202
 
     async def at(sha: str) -> dict[str, Any] | None:
-        app = await agent.app("private")
+        app = await agent.app(name)
         return app if app and app["revision"] == sha and app["sync_status"] == "Synced" else None
 
     app = await eventually(lambda: at(first), within=20, what="the app synced after the rotation")
@@ -132,14 +81,14 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     signature = hmac.new(WEBHOOK_SECRET.encode(), payload, hashlib.sha256).hexdigest()
     status, text = await agent.request("POST", "/api/webhook", body=payload, headers={
         "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1", "X-Hub-Signature-256": f"sha256={signature}"})
-    assert (status, json.loads(text)) == (202, {"result": "refreshed", "refreshed": ["private"]})
+    assert (status, json.loads(text)) == (202, {"result": "refreshed", "refreshed": [name]})
     await eventually(lambda: at(second), within=15, what="the app at the pushed commit without a poll")
 
     _, metrics = await agent.request("GET", "/metrics")
     assert f'gitops_agent_git_request_total{{repo="{url}",request="ls-remote",result="auth_failed"}}' in metrics
     assert 'gitops_agent_webhook_requests_total{provider="github",result="refreshed"} 1.0' in metrics
     _, listing = await agent.request("GET", "/api/v1/applications")
-    _, detail = await agent.request("GET", "/api/v1/applications/private")
+    _, detail = await agent.request("GET", f"/api/v1/applications/{name}")
     agent.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(agent.proc.wait(), timeout=10) == 0
     logs = agent.log_path.read_text()
@@ -147,5 +96,5 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
         assert PASSWORD not in text, f"the password leaked into the {where}"
         assert WEBHOOK_SECRET not in text, f"the webhook secret leaked into the {where}"
     assert "Traceback" not in logs
-    assert any(json.loads(line)["msg"].startswith("webhook push: refs/heads/main refreshed private")
+    assert any(json.loads(line)["msg"].startswith(f"webhook push: refs/heads/main refreshed {name}")
                for line in logs.splitlines())
