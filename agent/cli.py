@@ -1,4 +1,4 @@
-"""Command line: `gitops-agent run | validate`."""
+"""Command line: `gitops-agent run | validate | history | rollback | resume`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from agent import __version__
 from agent.config import load_settings
@@ -26,11 +27,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     validate = verbs.add_parser("validate", help="check a configuration file and exit")
     validate.add_argument("--config", "-c", type=Path, required=True)
+    _remote_verbs(verbs)
     return parser
+
+
+def _remote_verbs(verbs: Any) -> None:
+    """Verbs that ask a running agent over HTTP (see agent.remote)."""
+    server_help = "the agent's URL (default: $GITOPS_AGENT_SERVER, else http://127.0.0.1:8080)"
+    history = verbs.add_parser("history", help="show an application's sync history")
+    rollback = verbs.add_parser("rollback", help="sync an application to an earlier revision and pause auto-sync")
+    resume = verbs.add_parser("resume", help="resume auto-sync of an application paused by a rollback")
+    for verb in (history, rollback, resume):
+        verb.add_argument("app", help="application name")
+        verb.add_argument("--server", default=None, help=server_help)
+    rollback.add_argument("revision", nargs="?", default=None,
+                          help="commit SHA (or a prefix) from the history; default: the previous good one")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verb in ("history", "rollback", "resume"):
+        from agent.remote import run_remote
+
+        return run_remote(args.verb, args.app, server=args.server, revision=getattr(args, "revision", None))
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -6,6 +6,7 @@
     ├── RenderError             YAML or kustomize could not produce objects
     └── KubeError               the Kubernetes API refused or failed a request
         ├── KubeUnreachable     no answer from the API server at all
+        │   └── NotLeader       this replica may not write: it does not hold the leader lease
         ├── KubeNotFound        404
         ├── KubeConflict        409
         └── KubeInvalid         422 and other 4xx: the object or request is wrong
@@ -54,6 +55,11 @@ class KubeError(AgentError):
 
 class KubeUnreachable(KubeError):
     pass
+
+
+class NotLeader(KubeUnreachable):
+    """A write refused before it was sent, because this replica does not (or no longer) hold
+    the leader lease. A KubeUnreachable, so a sync stops at once instead of trying the next object."""
 
 
 class KubeNotFound(KubeError):

@@ -70,6 +70,31 @@ class Metrics:
             "gitops_agent_render_duration_seconds", "Time one render took (cache hits included).",
             ["name"], registry=self.registry, buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        self.leader = Gauge(
+            "gitops_agent_leader", "1 while this replica holds the leader lease (always 1 without leader election).",
+            registry=self.registry,
+        )
+        self.state_loads = Counter(
+            "gitops_agent_state_load_total",
+            "State snapshot loads at start-up by result: primary, backup (the current snapshot was unusable), "
+            "empty (both unusable: state lost) or absent (no snapshot yet).",
+            ["result"], registry=self.registry,
+        )
+        self.state_writes = Counter(
+            "gitops_agent_state_write_total", "State snapshot writes by result (succeeded, failed).",
+            ["result"], registry=self.registry,
+        )
+        self.state_write_duration = Histogram(
+            "gitops_agent_state_write_duration_seconds", "Time one state snapshot write took (encode, write, fsync).",
+            registry=self.registry, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.state_bytes = Gauge(
+            "gitops_agent_state_bytes", "Size of the last state snapshot written.", registry=self.registry,
+        )
+        self.state_last_write = Gauge(
+            "gitops_agent_state_last_write_timestamp_seconds", "Unix time of the last successful snapshot write.",
+            registry=self.registry,
+        )
         self._info_labels: dict[str, tuple[str, ...]] = {}
         self._out_of_sync_since: dict[str, float] = {}
 
@@ -129,6 +154,16 @@ class Metrics:
     def observe_render(self, app: str, result: str, seconds: float) -> None:
         self.renders.labels(app, result).inc()
         self.render_duration.labels(app).observe(seconds)
+
+    def observe_state_load(self, result: str) -> None:
+        self.state_loads.labels(result).inc()
+
+    def observe_state_write(self, *, ok: bool, seconds: float, size: int) -> None:
+        self.state_writes.labels("succeeded" if ok else "failed").inc()
+        self.state_write_duration.observe(seconds)
+        if ok:
+            self.state_bytes.set(size)
+            self.state_last_write.set(time.time())
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

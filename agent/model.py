@@ -142,6 +142,24 @@ class ResourceState:
     health_message: str = ""
 
 
+class SyncTrigger(enum.StrEnum):
+    """What started a sync: the poll (or a refresh), a git webhook, a person, or a rollback."""
+
+    AUTO = "auto"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class AutoSyncPause:
+    """Automated sync is paused for an app (after a rollback) until resumed or a new commit arrives."""
+
+    reason: str
+    tracked_sha: str  # what the tracked revision resolved to when paused; another commit resumes ("": not known yet)
+    since: float
+
+
 @dataclass(frozen=True)
 class AppStatus:
     """What the agent knows about one application; replaced whole after each reconcile."""
@@ -156,6 +174,52 @@ class AppStatus:
     changes: ChangeSet = field(default_factory=ChangeSet)
     reconciled_at: float | None = None
     resources: tuple[ResourceState, ...] = ()  # every desired object, with its sync and health
+    paused: AutoSyncPause | None = None  # automated sync paused (after a rollback)
+
+
+@dataclass(frozen=True)
+class LastSync:
+    """The latest sync operation of an app, as far as deciding the next one needs it."""
+
+    revision: str
+    phase: OperationPhase
+    attempts: int  # operations run for this revision since it was first synced or a manual sync
+    finished: float
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One sync operation in an app's history (Argo CD's `status.history`, with the outcome)."""
+
+    id: int  # increasing per app
+    revision: str  # commit SHA
+    author: str
+    message: str  # first line of the commit message
+    trigger: SyncTrigger
+    started: float
+    finished: float
+    phase: OperationPhase
+    created: int = 0
+    configured: int = 0
+    pruned: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class AppliedVersion:
+    """Proof that one object was in sync: the fingerprint of the desired object and the live
+    resourceVersion seen right after our apply, or when a comparison found it equal."""
+
+    fingerprint: str
+    resource_version: str
+
+
+@dataclass(frozen=True, order=True)
+class InventoryEntry:
+    """An object the agent applied for an app (and has not pruned): identity plus apiVersion."""
+
+    api_version: str
+    ref: ObjectRef
 
 
 # ---------------------------------------------------------------- app policy (read from config)

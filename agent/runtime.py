@@ -12,11 +12,15 @@ from agent.controller import Controller, Reconciler
 from agent.engine.health import HealthAssessor
 from agent.errors import AgentError
 from agent.kube import KubeClient
+from agent.kube.ratelimit import TokenBucket
+from agent.lifecycle import Lifecycle, build_leadership
 from agent.metrics import Metrics
+from agent.notify import Notifier
 from agent.render import Renderer
 from agent.server import build_app, serve
 from agent.server.webhook import WebhookReceiver
 from agent.source import ExportLimits, GitSource, SourceOptions
+from agent.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +35,13 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
     renderer = Renderer(agent.render, source, observer=metrics)
     reconciler = Reconciler(source=source, kube=kube, renderer=renderer,
                             health=HealthAssessor(settings.health_checks))
-    return Controller(settings, reconciler, metrics)
+    return Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
 
 
 async def run_agent(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; returns the process exit code."""
     agent = settings.agent
+    notifier = Notifier.from_environment()  # before any subprocess could inherit NOTIFY_SOCKET
     try:
         agent.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -44,30 +49,40 @@ async def run_agent(settings: Settings) -> int:
         return 1
     metrics = Metrics()
     try:
-        kube = await KubeClient.connect(agent.kubeconfig, agent.context, observer=metrics.observe_kube_request)
+        kube = await KubeClient.connect(agent.kubeconfig, agent.context, observer=metrics.observe_kube_request,
+                                        limiter=TokenBucket(agent.kube_qps, agent.kube_burst))
     except AgentError as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 1
     controller = build_controller(settings, kube, metrics)
+    try:
+        leadership = build_leadership(agent, kube, controller, metrics)
+    except AgentError as exc:
+        log.error("%s", exc)
+        await kube.close()
+        return 1
+    await controller.restore()  # status is served from the snapshot at once
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, notifier.reloading)
     try:
         webhook = WebhookReceiver(settings, controller, metrics)
-        async with serve(build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook),
-                         agent.listen_host, agent.listen_port):
+        app = build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook,
+                        leadership=leadership)
+        async with serve(app, agent.listen_host, agent.listen_port):
             log.info("gitops-agent %s started: %d applications, API server %s, listening on %s",
                      __version__, len(settings.applications), kube.host, agent.listen)
-            controller.start()
-            await stop.wait()
-            log.info("stopping: draining in-flight reconciles")
-            await controller.stop(drain_timeout=DRAIN_TIMEOUT)
+            # Leads (controller running) or follows; on stop: STOPPING=1, drain, release the lease.
+            await Lifecycle(controller=controller, leadership=leadership, notifier=notifier).run(
+                stop, drain_timeout=DRAIN_TIMEOUT)
+            await controller.write_state()  # the final snapshot, after the last reconcile was recorded
     except OSError as exc:
         log.error("cannot listen on %s: %s", agent.listen, exc.strerror or exc)
         return 1
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await kube.close()
     log.info("stopped")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.config.agent import AgentSettings, RenderSettings, parse_agent
+from agent.config.agent import AgentSettings, LeaderElectionSettings, RenderSettings, parse_agent
 from agent.config.apps import AppSpec, DirectorySpec, KustomizeSpec, parse_app
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
 from agent.config.reader import Table, parse_duration, parse_size
@@ -31,6 +31,7 @@ __all__ = [
     "HealthCheckSpec",
     "IgnoreDifference",
     "KustomizeSpec",
+    "LeaderElectionSettings",
     "RenderSettings",
     "RepoSpec",
     "RetryPolicy",

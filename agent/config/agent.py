@@ -19,6 +19,18 @@ class RenderSettings:
 
 
 @dataclass(frozen=True)
+class LeaderElectionSettings:
+    """The leader-election keys of `[agent]`: a `coordination.k8s.io/v1` Lease, client-go's timings."""
+
+    enabled: bool = False
+    namespace: str = ""  # empty: $POD_NAMESPACE, else the service account's namespace
+    name: str = "gitops-agent-leader"
+    lease_duration: float = 15.0  # how long followers wait after the last renewal they saw
+    renew_deadline: float = 10.0  # the leader stops writing when it could not renew for this long
+    retry_period: float = 2.0  # between attempts to acquire or renew
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     listen: str = "127.0.0.1:8080"
     state_dir: Path = Path("/var/lib/gitops-agent")
@@ -28,6 +40,8 @@ class AgentSettings:
     context: str = ""
     max_concurrent_reconciles: int = 20
     max_concurrent_fetches: int = 4
+    kube_qps: int = 50
+    kube_burst: int = 100
     git_timeout: float = 60.0
     max_repo_files: int = 10_000
     max_file_size: int = 4 * 1024 * 1024
@@ -35,7 +49,9 @@ class AgentSettings:
     webhook_secret_env: str = ""
     webhook_secret_file: str = ""
     webhook_max_body: int = 1024 * 1024
+    history_limit: int = 50  # sync history entries kept per app
     render: RenderSettings = RenderSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
     @property
     def listen_host(self) -> str:
@@ -56,18 +72,22 @@ def parse_agent(table: Table) -> AgentSettings:
         state_dir=Path(table.get("state_dir", str, str(defaults.state_dir))),
         poll_interval=table.convert("poll_interval", defaults.poll_interval, parse_duration),
         poll_jitter=table.convert("poll_jitter", defaults.poll_jitter, parse_duration),
-        kubeconfig=table.get("kubeconfig", str, defaults.kubeconfig),
+        kubeconfig=table.path("kubeconfig", defaults.kubeconfig),
         context=table.get("context", str, defaults.context),
         max_concurrent_reconciles=table.positive("max_concurrent_reconciles", defaults.max_concurrent_reconciles),
         max_concurrent_fetches=table.positive("max_concurrent_fetches", defaults.max_concurrent_fetches),
+        kube_qps=table.positive("kube_qps", defaults.kube_qps),
+        kube_burst=table.positive("kube_burst", defaults.kube_burst),
         git_timeout=table.convert("git_timeout", defaults.git_timeout, parse_duration),
         max_repo_files=table.positive("max_repo_files", defaults.max_repo_files),
         max_file_size=table.size("max_file_size", defaults.max_file_size),
         max_repo_size=table.size("max_repo_size", defaults.max_repo_size),
         webhook_secret_env=table.get("webhook_secret_env", str, defaults.webhook_secret_env),
-        webhook_secret_file=table.get("webhook_secret_file", str, defaults.webhook_secret_file),
+        webhook_secret_file=table.path("webhook_secret_file", defaults.webhook_secret_file),
         webhook_max_body=table.size("webhook_max_body", defaults.webhook_max_body),
+        history_limit=table.positive("history_limit", defaults.history_limit),
         render=_render_settings(table),
+        leader_election=_leader_election_settings(table),
     )
     if settings.webhook_secret_env and settings.webhook_secret_file:
         raise table.error("webhook_secret_file", "give webhook_secret_env or webhook_secret_file, not both")
@@ -89,4 +109,29 @@ def _render_settings(table: Table) -> RenderSettings:
     )
     if settings.render_timeout <= 0:
         raise table.error("render_timeout", "must be greater than zero")
+    return settings
+
+
+def _leader_election_settings(table: Table) -> LeaderElectionSettings:
+    """The `leader_election*` keys of `[agent]`; durations must nest as client-go requires."""
+    defaults = LeaderElectionSettings()
+    settings = LeaderElectionSettings(
+        enabled=table.get("leader_election", bool, defaults.enabled),
+        namespace=table.get("leader_election_namespace", str, defaults.namespace),
+        name=table.get("leader_election_name", str, defaults.name),
+        lease_duration=table.convert("leader_election_lease_duration", defaults.lease_duration, parse_duration),
+        renew_deadline=table.convert("leader_election_renew_deadline", defaults.renew_deadline, parse_duration),
+        retry_period=table.convert("leader_election_retry_period", defaults.retry_period, parse_duration),
+    )
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", settings.name):
+        raise table.error("leader_election_name", f"must be a DNS subdomain name, not {settings.name!r}")
+    if settings.namespace and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", settings.namespace):
+        raise table.error("leader_election_namespace", f"must be a namespace name, not {settings.namespace!r}")
+    if settings.retry_period <= 0:
+        raise table.error("leader_election_retry_period", "must be greater than zero")
+    if settings.renew_deadline <= settings.retry_period * 1.2:
+        raise table.error("leader_election_renew_deadline",
+                          "must be longer than 1.2 times leader_election_retry_period (renewals are jittered)")
+    if settings.lease_duration <= settings.renew_deadline:
+        raise table.error("leader_election_lease_duration", "must be longer than leader_election_renew_deadline")
     return settings

@@ -30,14 +30,14 @@ def _repo_spec(table: Table) -> RepoSpec:
         url=url,
         username=table.get("username", str, ""),
         password_env=table.get("password_env", str, ""),
-        password_file=table.get("password_file", str, ""),
-        ssh_key_file=table.get("ssh_key_file", str, ""),
-        known_hosts_file=table.get("known_hosts_file", str, ""),
+        password_file=table.path("password_file"),
+        ssh_key_file=table.path("ssh_key_file"),
+        known_hosts_file=table.path("known_hosts_file"),
         insecure_ignore_host_key=table.get("insecure_ignore_host_key", bool, False),
-        ca_file=table.get("ca_file", str, ""),
+        ca_file=table.path("ca_file"),
         insecure_skip_tls_verify=table.get("insecure_skip_tls_verify", bool, False),
         webhook_secret_env=table.get("webhook_secret_env", str, ""),
-        webhook_secret_file=table.get("webhook_secret_file", str, ""),
+        webhook_secret_file=table.path("webhook_secret_file"),
     )
     if spec.password_env and spec.password_file:
         raise table.error("password_file", "give password_env or password_file, not both")

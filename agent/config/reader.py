@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -12,6 +13,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
 _UNIT_BYTES = {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2, "GB": 1000**3, "GiB": 1024**3}
+
+CREDENTIALS_VARIABLE = "${CREDENTIALS_DIRECTORY}"
 
 T = TypeVar("T")
 
@@ -102,6 +105,22 @@ class Table:
                 raise self.error(f"{key}[{index}]", f"must be a table ([[{self._path(key)}]])")
             tables.append(Table(self.file, self._path(f"{key}[{index}]"), item))
         return tables
+
+    def path(self, key: str, default: str = "") -> str:
+        """A file path; `${CREDENTIALS_DIRECTORY}` in it is replaced by that variable.
+
+        systemd's `LoadCredential=` puts secrets in a directory only known at start
+        (`$CREDENTIALS_DIRECTORY`), so a unit's config can name `${CREDENTIALS_DIRECTORY}/git-token`.
+        No other variable is expanded: a path means what it says.
+        """
+        value = self.get(key, str, default)
+        if CREDENTIALS_VARIABLE not in value:
+            return value
+        directory = os.environ.get("CREDENTIALS_DIRECTORY", "")
+        if not directory:
+            raise self.error(key, f"uses {CREDENTIALS_VARIABLE}, but CREDENTIALS_DIRECTORY is not set "
+                                  "(systemd sets it for a unit with LoadCredential=)")
+        return value.replace(CREDENTIALS_VARIABLE, directory.rstrip("/"))
 
     def size(self, key: str, default: int) -> int:
         """A byte count written as an integer or as a string with a unit (`4MiB`)."""

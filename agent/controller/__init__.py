@@ -2,5 +2,6 @@
 
 from agent.controller.controller import Controller
 from agent.controller.reconcile import Reconciler, ReconcileResult
+from agent.engine.history import RollbackRefused
 
-__all__ = ["Controller", "ReconcileResult", "Reconciler"]
+__all__ = ["Controller", "ReconcileResult", "Reconciler", "RollbackRefused"]

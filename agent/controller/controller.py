@@ -1,8 +1,13 @@
-"""Scheduling: one loop per app, polling with jitter, refreshes and manual syncs on request.
+"""Scheduling: one loop per app, polling with jitter, refreshes, manual syncs and rollbacks on request.
 
 One operation at a time per app (its own loop runs it); at most
 `max_concurrent_reconciles` apps reconcile at once. The controller is the single
-writer of every AppStatus; it builds them from ReconcileResults in `_record`.
+writer of every AppStatus; it builds them from ReconcileResults in `_record`, which
+also appends the sync history and hands the app's record to the state store.
+
+Before the first reconcile, `restore` loads the snapshot (status is served from it at
+once). An app the snapshot does not cover (or every app, when the snapshot was lost)
+gets its inventory rebuilt from the cluster before its first reconcile can prune.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from agent.config import AppSpec, Settings
-from agent.controller.reconcile import Kind, OperationRequest, Reconciler, ReconcileResult
-from agent.engine.autosync import LastSync
+from agent.controller.reconcile import OperationRequest, Reconciler, ReconcileResult
+from agent.controller.worker import AppWorker, error_status, log_result, next_last_sync, result_status
+from agent.engine.history import append_history, history_entry, rollback_target
+from agent.errors import AgentError, KubeError, NotLeader
 from agent.metrics import Metrics
-from agent.model import AppStatus, Condition, ConditionType, ObjectRef, ResourceState, SyncStatus
+from agent.model import AppStatus, AutoSyncPause, HistoryEntry, ObjectRef, SyncTrigger
 from agent.source import normalize_url, push_matches_revision
+from agent.state import StateStore, record_to_dict
 from agent.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -28,37 +36,26 @@ log = logging.getLogger(__name__)
 ERROR_RETRY_MIN = 2.0
 
 
-class _AppWorker:
-    """What the controller remembers about one app between reconciles."""
-
-    def __init__(self, spec: AppSpec) -> None:
-        self.spec = spec
-        self.wake = asyncio.Event()
-        self.lock = asyncio.Lock()  # one operation at a time per app
-        self.failures = 0
-        self.reconciled = False
-        self.last_sync: LastSync | None = None
-        self.kinds: frozenset[Kind] = frozenset()
-        self.diffs: dict[ObjectRef, str] = {}
-        self.retry_at: float | None = None
-        self.requests: list[tuple[OperationRequest, asyncio.Future[ReconcileResult]]] = []
-
-
 class Controller:
     def __init__(self, settings: Settings, reconciler: Reconciler, metrics: Metrics, *,
-                 random_fraction: Callable[[], float] = random.random) -> None:
+                 state: StateStore | None = None, random_fraction: Callable[[], float] = random.random) -> None:
         self._settings = settings
         self._reconciler = reconciler
         self._metrics = metrics
+        self._state = state
         self._random = random_fraction
         self._slots = asyncio.Semaphore(settings.agent.max_concurrent_reconciles)
-        self._workers = {spec.name: _AppWorker(spec) for spec in settings.applications}
+        self._workers = {spec.name: AppWorker(spec) for spec in settings.applications}
         self._statuses = {spec.name: AppStatus(name=spec.name) for spec in settings.applications}
         self._tasks = TaskSet()
+        self._running = False  # app loops run: this replica leads (or needs no election)
         self._stopping = asyncio.Event()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._restored = False
+        self._restore_lock = asyncio.Lock()
+        self._inventory_lock = asyncio.Lock()
 
     # ------------------------------------------------------------- read views
 
@@ -77,9 +74,18 @@ class Controller:
         worker = self._workers.get(name)
         return dict(worker.diffs) if worker else None
 
+    def history(self, name: str) -> tuple[HistoryEntry, ...] | None:
+        """The app's sync history, newest first."""
+        worker = self._workers.get(name)
+        return worker.history if worker else None
+
     @property
     def all_reconciled(self) -> bool:
         return all(worker.reconciled for worker in self._workers.values())
+
+    def not_yet_reconciled(self) -> list[str]:
+        """Apps not reconciled by this process yet (a status restored from the snapshot does not count)."""
+        return sorted(name for name, worker in self._workers.items() if not worker.reconciled)
 
     # ------------------------------------------------------------- commands
 
@@ -106,6 +112,7 @@ class Controller:
             spec = worker.spec
             if normalize_url(spec.repo) in wanted and push_matches_revision(ref, spec.revision):
                 self._reconciler.forget_revisions(spec.repo)
+                worker.webhook_pending = True
                 worker.wake.set()
                 names.append(name)
         return names
@@ -115,17 +122,119 @@ class Controller:
         worker = self._workers.get(name)
         if worker is None:
             return None
+        if not self._running:
+            return _not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
         future: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
         worker.requests.append((request, future))
         worker.wake.set()
         return await future
 
+    async def rollback(self, name: str, revision: str | None = None) -> ReconcileResult | None:
+        """Sync the app to a revision from its history and pause its automated sync.
+
+        Without `revision`, the previous successful one. Raises `RollbackRefused` when there
+        is nothing to go back to. The pause lasts until `resume` or a new commit on the
+        tracked revision; a rollback that could not sync at all (git error) does not pause.
+        """
+        worker = self._workers.get(name)
+        if worker is None:
+            return None
+        await self.restore()
+        target = rollback_target(worker.history, revision)
+        previous = worker.pause
+        try:
+            tracked = await self._reconciler.resolve_tracked(worker.spec)
+        except AgentError:
+            tracked = worker.tracked_sha  # a later commit than this still resumes
+        self._set_pause(worker, AutoSyncPause(f"rolled back to {target.revision[:7]}", tracked, time.time()))
+        log.warning("rollback: auto-sync paused", extra={"app": name, "revision": target.revision,
+                                                          "author": target.author})
+        result = await self.sync_now(name, OperationRequest(revision=target.revision, trigger=SyncTrigger.ROLLBACK))
+        if result is not None and result.sync is None:
+            self._set_pause(worker, previous)
+        return result
+
+    async def resume(self, name: str) -> bool | None:
+        """Lift the app's auto-sync pause and reconcile it now; True when it was paused, None for an
+        unknown app."""
+        worker = self._workers.get(name)
+        if worker is None:
+            return None
+        await self.restore()
+        paused = worker.pause is not None
+        if paused:
+            self._set_pause(worker, None)
+            log.warning("auto-sync resumed on request", extra={"app": name})
+        self.request_refresh(name)
+        return paused
+
+    def _set_pause(self, worker: AppWorker, pause: AutoSyncPause | None) -> None:
+        worker.pause = pause
+        worker.pause_changes += 1
+        name = worker.spec.name
+        self._statuses[name] = replace(self._statuses[name], paused=pause)
+        self._persist(worker)
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def restore(self) -> None:
+        """Load the snapshot once: statuses, inventories, proofs of sync, history, pauses."""
+        async with self._restore_lock:
+            if self._restored:
+                return
+            if self._state is None:
+                self._restored = True
+                return
+            loaded = await self._state.load()
+            self._restored = True
+            for name, record in loaded.records.items():
+                worker = self._workers.get(name)
+                if worker is None:
+                    continue  # no longer configured: dropped from the next snapshot
+                status = worker.restore(record)
+                # A backup may be a write behind: rebuild what it may have missed.
+                worker.needs_inventory = loaded.source != "primary"
+                self._statuses[name] = status
+                self._metrics.observe_status(status, dest_namespace=worker.spec.namespace)
+                self._persist(worker)
+
+    def mark_inventories_stale(self) -> None:
+        """Rebuild every app's inventory from the cluster before its next reconcile (e.g. on becoming
+        leader: another replica may have applied objects this one's snapshot does not know)."""
+        for worker in self._workers.values():
+            worker.needs_inventory = True
+
+    async def write_state(self) -> bool:
+        """Write the snapshot now (the final write at shutdown); False when it failed."""
+        if self._state is None or not self._restored:
+            return False
+        return await self._state.write()
+
     def start(self) -> None:
+        """Start the state writer and every app's loop (again, after `halt`)."""
+        self._running = True
+        if self._state is not None:
+            self._tasks.spawn("state-writer", self._state.run())
         for name, worker in self._workers.items():
             self._tasks.spawn(f"app:{name}", self._loop(worker))
 
+    async def halt(self) -> None:
+        """Cancel every loop at once, in-flight reconciles and syncs included: the leader lease was
+        lost. Cancellation lands at each reconcile's next await, before its next write. Waiting
+        manual syncs get an error result; `start` resumes.
+        """
+        self._running = False
+        tasks, self._tasks = self._tasks, TaskSet()
+        await tasks.shutdown()
+        for worker in self._workers.values():
+            requests, worker.requests = worker.requests, []
+            for _, future in requests:
+                if not future.done():
+                    future.set_result(_not_running(worker.spec.name, "this agent lost the leader lease"))
+
     async def stop(self, *, drain_timeout: float = 8.0) -> None:
         """Stop polling, let in-flight reconciles finish (bounded), then cancel what is left."""
+        self._running = False
         self._stopping.set()
         for worker in self._workers.values():
             worker.wake.set()
@@ -145,25 +254,71 @@ class Controller:
         worker = self._workers.get(name)
         return None if worker is None else await self._run_once(worker, request)
 
-    async def _run_once(self, worker: _AppWorker, request: OperationRequest | None) -> ReconcileResult:
+    async def _run_once(self, worker: AppWorker, request: OperationRequest | None) -> ReconcileResult:
+        await self.restore()
         async with worker.lock, self._slots:
+            trigger = request.trigger if request is not None else self._automatic_trigger(worker)
+            pause_changes = worker.pause_changes
             self._in_flight += 1
             self._idle.clear()
             try:
-                result = await self._reconciler.reconcile(worker.spec, last=worker.last_sync, request=request,
-                                                          kinds=worker.kinds)
+                result = await self._ensure_inventory(worker)
+                if result is None:
+                    result = await self._reconciler.reconcile(
+                        worker.spec, last=worker.last_sync, request=request, kinds=worker.kinds,
+                        applied=worker.applied, pause=worker.pause,
+                    )
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
-            self._record(worker, result, request)
+            self._record(worker, result, request, trigger, pause_changes=pause_changes)
         return result
 
-    async def _loop(self, worker: _AppWorker) -> None:
+    @staticmethod
+    def _automatic_trigger(worker: AppWorker) -> SyncTrigger:
+        trigger = SyncTrigger.WEBHOOK if worker.webhook_pending else SyncTrigger.AUTO
+        worker.webhook_pending = False
+        return trigger
+
+    async def _ensure_inventory(self, worker: AppWorker) -> ReconcileResult | None:
+        """Rebuild, once and for every app that needs it, the inventory the snapshot did not have.
+
+        Returns an error result (nothing runs, nothing is pruned) when the cluster cannot be listed.
+        """
+        if not worker.needs_inventory:
+            return None
+        async with self._inventory_lock:
+            waiting = [w for w in self._workers.values() if w.needs_inventory]
+            if worker not in waiting:
+                return None  # rebuilt while this one waited
+            started = time.time()
+            try:
+                rebuilt = await self._reconciler.rebuild_inventories([w.spec for w in waiting])
+            except KubeError as exc:
+                error = KubeError(f"cannot rebuild the inventory from the cluster: {exc.message}")
+                return ReconcileResult(worker.spec.name, started, time.time() - started, error=error,
+                                       kinds=worker.kinds, pause=worker.pause)
+            for waiter in waiting:
+                entries = rebuilt.entries.get(waiter.spec.name, ())
+                waiter.inventory = entries
+                waiter.kinds = waiter.kinds | {(entry.api_version, entry.ref.kind) for entry in entries}
+                waiter.needs_inventory = False
+            log.warning("inventories rebuilt from the cluster: %d applications, %d objects, %d resource types listed",
+                        len(waiting), sum(len(e) for e in rebuilt.entries.values()), rebuilt.lists,
+                        extra={"duration": round(time.time() - started, 3)})
+        return None
+
+    async def _loop(self, worker: AppWorker) -> None:
         while not self._stopping.is_set():
             worker.wake.clear()
             request, future = worker.requests.pop(0) if worker.requests else (None, None)
-            result = await self._run_once(worker, request)
+            try:
+                result = await self._run_once(worker, request)
+            except asyncio.CancelledError:
+                if future is not None and not future.done():
+                    future.set_result(_not_running(worker.spec.name, "interrupted: lease lost or stopping"))
+                raise
             if future is not None and not future.done():
                 future.set_result(result)
             if self._stopping.is_set():
@@ -173,7 +328,7 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.wake.wait(), timeout=self._next_delay(worker))
 
-    def _next_delay(self, worker: _AppWorker) -> float:
+    def _next_delay(self, worker: AppWorker) -> float:
         agent = self._settings.agent
         if worker.failures:
             backoff = ERROR_RETRY_MIN * 2 ** (worker.failures - 1)
@@ -185,70 +340,56 @@ class Controller:
 
     # ------------------------------------------------------------- status
 
-    def _record(self, worker: _AppWorker, result: ReconcileResult, request: OperationRequest | None) -> None:
+    def _record(self, worker: AppWorker, result: ReconcileResult, request: OperationRequest | None,
+                trigger: SyncTrigger, *, pause_changes: int = 0) -> None:
         worker.reconciled = True
         if result.error is not None:
             worker.failures += 1
-            status = self._error_status(result)
+            status = error_status(self._statuses[result.app], result)
             log.error("reconcile failed", extra={"app": result.app, "error": str(result.error)})
             outcome = "error"
         else:
             worker.failures = 0
-            worker.kinds = result.kinds
-            worker.diffs = result.diffs
-            worker.retry_at = result.decision.retry_at if result.decision else None
-            if result.sync is not None:
-                worker.last_sync = _next_last_sync(worker.last_sync, result, manual=request is not None)
-                self._metrics.observe_sync(result.app, result.sync.phase, result.sync.finished - result.sync.started)
-            status = self._result_status(result)
+            self._remember(worker, result, request, trigger, pause_changes=pause_changes)
+            status = result_status(self._statuses[result.app], result)
             outcome = "synced" if result.sync else "compared"
-            self._log_result(result, status)
+            log_result(result, status, trigger)
+        status = replace(status, paused=worker.pause)
         self._statuses[result.app] = status
         self._metrics.reconcile_duration.labels(result.app).observe(result.duration)
         self._metrics.reconcile_total.labels(result.app, outcome).inc()
         self._metrics.observe_status(status, dest_namespace=worker.spec.namespace)
+        self._persist(worker)
 
-    def _error_status(self, result: ReconcileResult) -> AppStatus:
-        previous = self._statuses[result.app]
-        return replace(
-            previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or result.revision,
-            message=str(result.error), conditions=(Condition(ConditionType.COMPARISON_ERROR, str(result.error)),),
-            reconciled_at=result.started,
-        )
-
-    def _result_status(self, result: ReconcileResult) -> AppStatus:
-        previous = self._statuses[result.app]
+    def _remember(self, worker: AppWorker, result: ReconcileResult, request: OperationRequest | None,
+                  trigger: SyncTrigger, *, pause_changes: int) -> None:
+        """Keep what the next reconcile (and the snapshot) needs from a reconcile that ran."""
+        worker.kinds = result.kinds
+        worker.diffs = result.diffs
+        worker.retry_at = result.decision.retry_at if result.decision else None
+        worker.applied = dict(result.applied)
+        worker.inventory = result.inventory
+        if request is None and result.revision is not None:
+            worker.tracked_sha = result.revision.sha
+            if pause_changes == worker.pause_changes:  # else a rollback or resume came in meanwhile: it wins
+                if worker.pause is not None and result.pause is None:
+                    log.warning("auto-sync resumed: a new commit arrived",
+                                extra={"app": result.app, "revision": result.revision.sha})
+                worker.pause = result.pause
         sync = result.sync
-        messages = []
-        if sync is not None and sync.message:
-            messages.append(sync.message)
-        if result.requires_pruning:
-            messages.append(f"{result.requires_pruning} resources require pruning")
-        if sync is None and result.sync_status is SyncStatus.OUT_OF_SYNC and result.decision:
-            messages.append(result.decision.reason)
-        return AppStatus(
-            name=result.app, sync_status=result.sync_status, health_status=result.health_status,
-            revision=result.revision, message="; ".join(messages), conditions=result.conditions,
-            operation_phase=sync.phase if sync else previous.operation_phase,
-            changes=sync.changes if sync else previous.changes, reconciled_at=result.started,
-            resources=tuple(ResourceState(r.ref, r.sync_status, r.health.status, r.health.message)
-                            for r in result.resources),
-        )
+        if sync is not None and result.revision is not None:
+            worker.last_sync = next_last_sync(worker.last_sync, result, manual=request is not None)
+            self._metrics.observe_sync(result.app, sync.phase, sync.finished - sync.started)
+            entry = history_entry(worker.history, revision=result.revision, trigger=trigger, phase=sync.phase,
+                                  started=sync.started, finished=sync.finished, changes=sync.changes)
+            worker.history = append_history(worker.history, entry, self._settings.agent.history_limit)
 
-    def _log_result(self, result: ReconcileResult, status: AppStatus) -> None:
-        extra = {"app": result.app, "duration": round(result.duration, 3),
-                 "revision": result.revision.sha if result.revision else "",
-                 "sync_status": status.sync_status.value, "health_status": status.health_status.value}
-        if result.sync is not None:
-            log.info("synced", extra={**extra, "changes": result.sync.changes.counts()})
-        else:
-            log.debug("compared", extra=extra)
+    def _persist(self, worker: AppWorker) -> None:
+        if self._state is not None and self._restored:
+            name = worker.spec.name
+            self._state.update(name, record_to_dict(worker.record(self._statuses[name])))
 
 
-def _next_last_sync(last: LastSync | None, result: ReconcileResult, *, manual: bool) -> LastSync:
-    """Count attempts per revision; a manual sync or a new revision starts the count again."""
-    assert result.sync is not None and result.revision is not None
-    same = last is not None and last.revision == result.revision.sha and not manual
-    attempts = last.attempts + 1 if same and last is not None else 1
-    return LastSync(result.revision.sha, result.sync.phase, attempts, result.sync.finished)
 
+def _not_running(app: str, message: str) -> ReconcileResult:
+    return ReconcileResult(app, time.time(), 0.0, error=NotLeader(message))

@@ -7,29 +7,35 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agent import APP_LABEL, TRACKING_ANNOTATION
 from agent.config import AppSpec
-from agent.engine.autosync import LastSync, SyncDecision, decide
+from agent.controller.inventory import RebuiltInventory, rebuild_inventories
+from agent.engine.autosync import LastSync, SyncDecision, decide, still_paused
 from agent.engine.desired import desired_objects, tracking_id
 from agent.engine.diff import unified_diff
+from agent.engine.fingerprint import applied_versions, fingerprints, inventory, proven_unchanged
 from agent.engine.health import Health, HealthAssessor, aggregate
 from agent.engine.plan import Action, Plan, PlannedObject, make_plan
 from agent.engine.sync import HealthCheck, SyncResult, SyncRunner
 from agent.errors import AgentError, KubeError, KubeUnreachable
 from agent.kube import KubeClient
 from agent.model import (
+    AppliedVersion,
+    AutoSyncPause,
     ChangeAction,
     Condition,
     ConditionType,
     HealthStatus,
+    InventoryEntry,
     KubeObject,
     ObjectRef,
     OperationPhase,
     Revision,
     SyncStatus,
+    SyncTrigger,
 )
 from agent.render import Manifest, Renderer
 from agent.source import GitSource
@@ -45,6 +51,7 @@ class OperationRequest:
     revision: str | None = None  # sync to this revision instead of the app's
     prune: bool | None = None  # override the policy's prune for this sync
     dry_run: bool = False  # plan and diff only
+    trigger: SyncTrigger = SyncTrigger.MANUAL  # recorded in the sync history
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class ReconcileResult:
     conditions: tuple[Condition, ...] = ()
     kinds: frozenset[Kind] = frozenset()
     error: AgentError | None = None
+    applied: dict[ObjectRef, AppliedVersion] = field(default_factory=dict)  # proofs of sync (see fingerprint)
+    inventory: tuple[InventoryEntry, ...] = ()
+    pause: AutoSyncPause | None = None  # the auto-sync pause after this reconcile
 
     @property
     def requires_pruning(self) -> int:
@@ -106,8 +116,14 @@ class Reconciler:
         self._source.invalidate(repo)
 
     async def reconcile(self, app: AppSpec, *, last: LastSync | None = None, request: OperationRequest | None = None,
-                        kinds: Iterable[Kind] = ()) -> ReconcileResult:
-        """Compare the app with the cluster and, when the policy or the request says so, sync it."""
+                        kinds: Iterable[Kind] = (), applied: Mapping[ObjectRef, AppliedVersion] | None = None,
+                        pause: AutoSyncPause | None = None) -> ReconcileResult:
+        """Compare the app with the cluster and, when the policy or the request says so, sync it.
+
+        `applied` holds the proofs of sync of the previous reconcile: objects they cover are
+        not dry-run again. `pause` is the app's auto-sync pause; a new commit on the tracked
+        revision lifts it (requests neither look at nor change it).
+        """
         started, clock = time.time(), time.monotonic()
         revision: Revision | None = None
         try:
@@ -115,26 +131,41 @@ class Reconciler:
             desired = await self._desired(app, revision)
             used = {(o["apiVersion"], o["kind"]) for o in desired} | set(kinds)
             live = await self._live(app, desired, used)
-            plan = await self._plan(app, desired, live, request)
+            prints = fingerprints(desired, app.ignore_differences)
+            plan = await self._plan(app, desired, live, request, proven_unchanged(prints, live, applied or {}))
         except AgentError as exc:
             return ReconcileResult(app.name, started, time.monotonic() - clock, revision=revision, error=exc,
-                                   kinds=frozenset(kinds))
-        if request is not None:
-            decision = SyncDecision(not request.dry_run, "dry run" if request.dry_run else "manual sync")
-        else:
-            decision = decide(app.sync_policy, out_of_sync=plan.out_of_sync, revision=revision.sha, last=last,
-                              now=time.time())
-        sync = None
-        if decision.sync:
-            prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
-            runner = SyncRunner(self._kube, app.name, app.namespace, revision.sha, app.sync_policy, self._health.assess)
-            sync = await runner.run(plan, prune=prune)
+                                   kinds=frozenset(kinds), pause=pause)
+        if request is None:
+            pause = still_paused(pause, revision.sha)
+        decision = _decision(app, plan, revision.sha, last, request, pause)
+        sync = await self._sync(app, plan, revision, request) if decision.sync else None
+        if sync is not None:
             live = {**live, **sync.live}
+        changes = sync.changes if sync is not None else None
         return ReconcileResult(
             app.name, started, time.monotonic() - clock, revision=revision, plan=plan, decision=decision, sync=sync,
             resources=await self._live_health(plan, live, sync), diffs=_diffs(plan, app),
             conditions=_conditions(app.name, plan, sync), kinds=frozenset(used),
+            applied=applied_versions(plan, prints, changes=changes, responses=sync.responses if sync else {}),
+            inventory=inventory(app.name, plan, changes), pause=pause,
         )
+
+    async def _sync(self, app: AppSpec, plan: Plan, revision: Revision, request: OperationRequest | None) -> SyncResult:
+        prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
+        runner = SyncRunner(self._kube, app.name, app.namespace, revision.sha, app.sync_policy, self._health.assess,
+                            author=revision.author)
+        return await runner.run(plan, prune=prune)
+
+    async def resolve_tracked(self, app: AppSpec) -> str:
+        """The commit the app's tracked revision points to now (asking the server again)."""
+        self._source.invalidate(app.repo)
+        return await self._source.resolve(app.repo, app.revision)
+
+    async def rebuild_inventories(self, apps: Collection[AppSpec]) -> RebuiltInventory:
+        """What each app owns in the cluster, from one labelled LIST per listable type (see inventory)."""
+        return await rebuild_inventories(self._kube, [app.name for app in apps],
+                                         namespaces={app.namespace for app in apps})
 
     async def _fetch(self, app: AppSpec, revision: str) -> Revision:
         sha = await self._source.resolve(app.repo, revision)
@@ -158,10 +189,16 @@ class Reconciler:
 
     async def _live(self, app: AppSpec, desired: Sequence[KubeObject],
                     kinds: Iterable[Kind]) -> dict[ObjectRef, KubeObject]:
-        """Everything labelled for this app (one LIST per kind), plus desired objects not labelled yet."""
+        """Everything labelled for this app (one LIST per kind), plus desired objects not labelled yet.
+
+        Where listing across all namespaces is forbidden, the namespaces the desired objects
+        use and the destination namespace are listed one by one.
+        """
         live: dict[ObjectRef, KubeObject] = {}
+        namespaces = ({obj["metadata"].get("namespace") or "" for obj in desired} - {""}) | {app.namespace}
         for api_version, kind in sorted(kinds):
-            for obj in await self._kube.list_labelled(api_version, kind, f"{APP_LABEL}={app.name}"):
+            for obj in await self._kube.list_labelled(api_version, kind, f"{APP_LABEL}={app.name}",
+                                                      namespaces=namespaces):
                 live[ObjectRef.of(obj)] = obj
         for obj in desired:
             ref = ObjectRef.of(obj)
@@ -172,13 +209,13 @@ class Reconciler:
         return live
 
     async def _plan(self, app: AppSpec, desired: Sequence[KubeObject], live: dict[ObjectRef, KubeObject],
-                    request: OperationRequest | None) -> Plan:
-        """Dry-run every desired object that exists, then decide per object."""
+                    request: OperationRequest | None, proven: frozenset[ObjectRef]) -> Plan:
+        """Dry-run every desired object that exists and is not proven unchanged, then decide per object."""
         predicted: dict[ObjectRef, KubeObject] = {}
         errors: dict[ObjectRef, str] = {}
         for obj in desired:
             ref = ObjectRef.of(obj)
-            if ref not in live:
+            if ref not in live or ref in proven:
                 continue
             try:
                 predicted[ref] = await self._kube.apply(obj, dry_run=True)
@@ -187,7 +224,7 @@ class Reconciler:
             except KubeError as exc:
                 errors[ref] = str(exc)
         return make_plan(app.name, desired, live, predicted, policy=app.sync_policy, ignore=app.ignore_differences,
-                         dry_run_errors=errors, prune=request.prune if request else None)
+                         dry_run_errors=errors, prune=request.prune if request else None, proven=proven)
 
     async def _live_health(self, plan: Plan, live: dict[ObjectRef, KubeObject],
                            sync: SyncResult | None) -> tuple[ResourceStatus, ...]:
@@ -220,6 +257,14 @@ class Reconciler:
                     return
         await asyncio.gather(*(read(obj) for obj in objects))
         return found
+
+
+def _decision(app: AppSpec, plan: Plan, revision: str, last: LastSync | None, request: OperationRequest | None,
+              pause: AutoSyncPause | None) -> SyncDecision:
+    if request is not None:
+        return SyncDecision(not request.dry_run, "dry run" if request.dry_run else f"{request.trigger.value} sync")
+    return decide(app.sync_policy, out_of_sync=plan.out_of_sync, revision=revision, last=last, now=time.time(),
+                  paused=pause)
 
 
 def _declared_crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.model import OperationPhase, SyncPolicy
+from agent.model import AutoSyncPause, LastSync, OperationPhase, SyncPolicy
 
-
-@dataclass(frozen=True)
-class LastSync:
-    """The latest sync operation of an app, as far as deciding the next one needs it."""
-
-    revision: str
-    phase: OperationPhase
-    attempts: int  # operations run for this revision since it was first synced or a manual sync
-    finished: float
+__all__ = ["LastSync", "SyncDecision", "decide", "still_paused"]
 
 
 @dataclass(frozen=True)
@@ -25,13 +17,16 @@ class SyncDecision:
 
 
 def decide(policy: SyncPolicy, *, out_of_sync: bool, revision: str, last: LastSync | None,
-           now: float) -> SyncDecision:
+           now: float, paused: AutoSyncPause | None = None) -> SyncDecision:
     """Automated sync: a new revision always syncs; drift on the same revision only with self-heal;
-    a failed revision is retried per the retry policy and then left alone until a new commit."""
+    a failed revision is retried per the retry policy and then left alone until a new commit.
+    While paused (after a rollback) nothing syncs on its own."""
     if not out_of_sync:
         return SyncDecision(False, "in sync")
     if not policy.automated:
         return SyncDecision(False, "automated sync is off; sync manually")
+    if paused is not None:
+        return SyncDecision(False, f"auto-sync paused: {paused.reason}; resumes on a new commit or on request")
     if last is None or last.revision != revision:
         return SyncDecision(True, "new revision")
     if last.phase is OperationPhase.SUCCEEDED:
@@ -47,3 +42,16 @@ def decide(policy: SyncPolicy, *, out_of_sync: bool, revision: str, last: LastSy
     if now < due:
         return SyncDecision(False, f"retry {retries_done + 1} of {policy.retry.limit} is due later", retry_at=due)
     return SyncDecision(True, f"retry {retries_done + 1} of {policy.retry.limit}")
+
+
+def still_paused(pause: AutoSyncPause | None, tracked_sha: str) -> AutoSyncPause | None:
+    """The pause after the tracked revision resolved to `tracked_sha`: None once a new commit arrived.
+
+    A pause taken before the tracked revision was ever resolved learns the commit now, so
+    only a later commit resumes it.
+    """
+    if pause is None:
+        return None
+    if not pause.tracked_sha:
+        return AutoSyncPause(pause.reason, tracked_sha, pause.since)
+    return None if tracked_sha != pause.tracked_sha else pause

@@ -114,11 +114,13 @@ def make_plan(
     ignore: Sequence[IgnoreDifference] = (),
     dry_run_errors: Mapping[ObjectRef, str] | None = None,
     prune: bool | None = None,
+    proven: frozenset[ObjectRef] = frozenset(),
 ) -> Plan:
     """Classify every desired object and every labelled live object that is no longer desired.
 
     `predicted` holds the server's dry-run of applying each desired object that exists;
-    `prune` overrides the policy's prune setting (a manual sync may ask for it).
+    `prune` overrides the policy's prune setting (a manual sync may ask for it); `proven`
+    are objects known unchanged without a dry-run (see `fingerprint.proven_unchanged`).
     """
     errors = dry_run_errors or {}
     objects = []
@@ -127,7 +129,10 @@ def make_plan(
         ref = ObjectRef.of(obj)
         desired_refs.add(ref)
         current = live.get(ref)
-        action, note = _action(ref, current, predicted.get(ref), ignore, errors.get(ref, ""))
+        if ref in proven and current is not None:
+            action, note = Action.UNCHANGED, ""
+        else:
+            action, note = _action(ref, current, predicted.get(ref), ignore, errors.get(ref, ""))
         objects.append(PlannedObject(ref, obj, current, action, sync_wave(obj), sync_options(obj),
                                      predicted.get(ref), note))
     prune_enabled = policy.prune if prune is None else prune

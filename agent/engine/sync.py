@@ -43,6 +43,7 @@ class SyncResult:
     started: float = 0.0
     finished: float = 0.0
     live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+    responses: dict[ObjectRef, KubeObject] = field(default_factory=dict)  # what each apply returned
 
 
 class SyncFailed(Exception):
@@ -57,9 +58,11 @@ class SyncRunner:
     revision: str
     policy: SyncPolicy
     health: HealthCheck
+    author: str = ""  # of the revision, for the audit events
     poll_interval: float = 0.2
     changes: list[Change] = field(default_factory=list)
     live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+    responses: dict[ObjectRef, KubeObject] = field(default_factory=dict)
 
     async def run(self, plan: Plan, *, prune: bool) -> SyncResult:
         started = time.time()
@@ -85,7 +88,7 @@ class SyncRunner:
         except KubeUnreachable as exc:
             phase, message = OperationPhase.ERROR, str(exc)
         return SyncResult(phase, self.revision, ChangeSet(tuple(self.changes)), message, started, time.time(),
-                          dict(self.live))
+                          dict(self.live), dict(self.responses))
 
     # ------------------------------------------------------------------ apply
 
@@ -99,7 +102,7 @@ class SyncRunner:
                 self.changes.append(Change(obj.ref, ChangeAction.UNCHANGED))
                 continue
             try:
-                self.live[obj.ref] = await self._apply(obj)
+                self.live[obj.ref] = self.responses[obj.ref] = await self._apply(obj)
             except KubeUnreachable:
                 raise
             except KubeError as exc:
@@ -197,7 +200,8 @@ class SyncRunner:
 
     def _audit(self, message: str, ref: ObjectRef, action: str, *, level: int = logging.INFO,
                error: str = "") -> None:
-        extra = {"app": self.app, "revision": self.revision, "object": str(ref), "action": action}
+        extra = {"app": self.app, "revision": self.revision, "author": self.author, "object": str(ref),
+                 "action": action}
         if error:
             extra["error"] = error
         log.log(level, message, extra=extra)

@@ -1,7 +1,7 @@
 """A small Kubernetes client over kubernetes-asyncio's ApiClient.
 
 kubernetes-asyncio supplies configuration (kubeconfig with exec plugins and token
-refresh, or in-cluster service account) and the TLS/aiohttp session; requests are
+refresh; the in-cluster service account is `incluster`'s) and the TLS/aiohttp session; requests are
 plain JSON in and plain dicts out, through one method, so that every call is counted,
 mapped to one error tree and easy to reason about.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,15 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from agent import FIELD_MANAGER
-from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable
+from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable, NotLeader
+from agent.kube.incluster import configure_in_cluster, in_cluster
+from agent.kube.ratelimit import TokenBucket
 from agent.model import KubeObject, ObjectRef
 
 REQUEST_TIMEOUT = 30.0
+WATCH_SECONDS = 300
+MAX_THROTTLED = 5  # attempts of one request the server answers with 429
+MAX_RETRY_AFTER = 30.0
 RequestObserver = Callable[[str, str, int], None]
 
 
@@ -55,8 +60,8 @@ class ApiResource:
 async def load_configuration(kubeconfig: str = "", context: str = "") -> k8s_client.Configuration:
     """In-cluster when running in a pod and no kubeconfig is named; else kubeconfig."""
     configuration = k8s_client.Configuration()
-    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    if not kubeconfig and in_cluster():
+        configure_in_cluster(configuration)  # the pod's service account, re-read when rotated
         return configuration
     path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
         Path.home() / ".kube" / "config"
@@ -73,17 +78,21 @@ async def load_configuration(kubeconfig: str = "", context: str = "") -> k8s_cli
 class KubeClient:
     """Requests against one API server, with cached discovery."""
 
-    def __init__(self, configuration: k8s_client.Configuration, *, observer: RequestObserver | None = None) -> None:
+    def __init__(self, configuration: k8s_client.Configuration, *, observer: RequestObserver | None = None,
+                 limiter: TokenBucket | None = None) -> None:
         self._api = k8s_client.ApiClient(configuration)
         self._observer = observer
+        self._limiter = limiter
         self._resources: dict[tuple[str, str], ApiResource] = {}
         self._discovered: set[str] = set()
         self._discovery_lock = asyncio.Lock()
+        self._listable: dict[str, list[ApiResource]] = {}  # group-version → listable resources
+        self._may_write: Callable[[], bool] = _always
 
     @classmethod
-    async def connect(cls, kubeconfig: str = "", context: str = "", *,
-                      observer: RequestObserver | None = None) -> KubeClient:
-        return cls(await load_configuration(kubeconfig, context), observer=observer)
+    async def connect(cls, kubeconfig: str = "", context: str = "", *, observer: RequestObserver | None = None,
+                      limiter: TokenBucket | None = None) -> KubeClient:
+        return cls(await load_configuration(kubeconfig, context), observer=observer, limiter=limiter)
 
     async def close(self) -> None:
         await self._api.close()
@@ -95,8 +104,30 @@ class KubeClient:
     async def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
         content_type: str = "application/json", kind: str = "", ref: ObjectRef | None = None,
+        gated: bool = False,
     ) -> Any:
-        """One API call; returns the decoded JSON body, raises a KubeError on failure."""
+        """One API call; returns the decoded JSON body, raises a KubeError on failure.
+
+        Paced by the token bucket; a 429 is retried after the server's Retry-After. A `gated`
+        request (a write to a managed object) is refused with NotLeader, right before it would
+        be sent, while the write gate is closed.
+        """
+        for attempt in range(1, MAX_THROTTLED + 1):
+            status, payload, retry_after = await self._send(method, path, query, body, content_type, kind, ref,
+                                                            gated)
+            if status != 429 or attempt == MAX_THROTTLED:
+                break
+            await asyncio.sleep(retry_after)
+        if 200 <= status < 300:
+            return json.loads(payload) if payload else None
+        raise _api_error(status, payload, ref)
+
+    async def _send(self, method: str, path: str, query: dict[str, str] | None, body: Any, content_type: str,
+                    kind: str, ref: ObjectRef | None, gated: bool = False) -> tuple[int, bytes, float]:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        if gated and not self._may_write():
+            raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         try:
             response = await self._api.call_api(
@@ -107,13 +138,47 @@ class KubeClient:
             async with response:
                 payload = await response.read()
                 status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._observe(method, kind, 0)
             raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref=ref) from exc
         self._observe(method, kind, status)
-        if 200 <= status < 300:
-            return json.loads(payload) if payload else None
-        raise _api_error(status, payload, ref)
+        return status, payload, retry_after
+
+    async def watch(self, resource: ApiResource, *, selector: str, resource_version: str,
+                    timeout_seconds: int = WATCH_SECONDS) -> AsyncIterator[dict[str, Any]]:
+        """Watch events of one resource type in all namespaces, from `resource_version` on.
+
+        Ends when the server closes the watch (after about `timeout_seconds`); raises a
+        KubeError for a refused watch (410 Gone when the version is too old).
+        """
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        query = {"watch": "1", "labelSelector": selector, "resourceVersion": resource_version,
+                 "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=timeout_seconds + 30)
+        try:
+            response = await self._api.call_api(
+                resource.path(), "GET", query_params=list(query.items()), header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._observe("WATCH", resource.kind, 0)
+            raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}") from exc
+        self._observe("WATCH", resource.kind, response.status)
+        async with response:
+            if response.status != 200:
+                raise _api_error(response.status, await response.read(), None)
+            try:
+                async for line in response.content:
+                    if line.strip():
+                        yield json.loads(line)
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise KubeUnreachable(f"{self.host}: watch of {resource.kind} broke: {exc}") from exc
+
+    def gate_writes(self, may_write: Callable[[], bool]) -> None:
+        """Refuse applies (not dry runs) and deletes whenever `may_write()` is false (leader election)."""
+        self._may_write = may_write
 
     def _observe(self, verb: str, kind: str, status: int) -> None:
         if self._observer is not None:
@@ -166,7 +231,7 @@ class KubeClient:
             query["dryRun"] = "All"
         result: KubeObject = await self.request(
             "PATCH", resource.path(meta.get("namespace", ""), meta["name"]), query=query, body=obj,
-            content_type="application/apply-patch+yaml", kind=resource.kind, ref=ObjectRef.of(obj),
+            content_type="application/apply-patch+yaml", kind=resource.kind, ref=ObjectRef.of(obj), gated=not dry_run,
         )
         return result
 
@@ -174,14 +239,57 @@ class KubeClient:
         """Forget discovered resources, e.g. after CRDs were created or changed."""
         self._resources.clear()
         self._discovered.clear()
+        self._listable.clear()
 
-    async def list_labelled(self, api_version: str, kind: str, selector: str) -> list[KubeObject]:
-        """Every object of one kind, in all namespaces, matching a label selector."""
+    async def api_group_versions(self) -> list[str]:
+        """Every group-version the server serves: the core versions, then each group's preferred one."""
+        core = await self.request("GET", "/api")
+        groups = await self.request("GET", "/apis")
+        versions = [str(version) for version in core.get("versions") or []]
+        for group in groups.get("groups") or []:
+            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
+            if preferred:
+                versions.append(str(preferred))
+        return versions
+
+    async def listable_resources(self, group_version: str) -> list[ApiResource]:
+        """The resources of one group-version that can be listed (no subresources); cached until
+        `forget_discovery`. Raises a KubeError when the group-version cannot be read (an
+        aggregated API that is down answers 503)."""
+        if group_version not in self._listable:
+            path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+            listing = await self.request("GET", path)
+            group, _, version = group_version.rpartition("/")
+            found = []
+            for item in listing.get("resources") or []:
+                if "/" in item["name"] or "list" not in (item.get("verbs") or []):
+                    continue
+                resource = ApiResource(group, version, item["kind"], item["name"], bool(item["namespaced"]))
+                self._resources.setdefault((group_version, item["kind"]), resource)
+                found.append(resource)
+            self._listable[group_version] = found
+        return list(self._listable[group_version])
+
+    async def list_labelled(self, api_version: str, kind: str, selector: str, *,
+                            namespaces: Iterable[str] = ()) -> list[KubeObject]:
+        """Every object of one kind, in all namespaces, matching a label selector.
+
+        When listing across all namespaces is forbidden (an agent given Roles in some
+        namespaces only), a namespaced kind is listed in each of `namespaces` instead; a 403
+        there, or for a cluster-scoped kind, is raised with the API's message.
+        """
         resource = await self.resource(api_version, kind)
         if resource is None:
             return []
-        listing = await self.request("GET", resource.path(), query={"labelSelector": selector}, kind=kind)
-        items: list[KubeObject] = listing.get("items") or []
+        query = {"labelSelector": selector}
+        try:
+            listings = [await self.request("GET", resource.path(), query=query, kind=kind)]
+        except KubeInvalid as exc:
+            if exc.status != 403 or not resource.namespaced or not namespaces:
+                raise
+            listings = [await self.request("GET", resource.path(namespace), query=query, kind=kind)
+                        for namespace in sorted(set(namespaces))]
+        items: list[KubeObject] = [item for listing in listings for item in listing.get("items") or []]
         for item in items:  # list items carry neither apiVersion nor kind
             item["apiVersion"], item["kind"] = api_version, kind
         return items
@@ -193,7 +301,7 @@ class KubeClient:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
             await self.request("DELETE", resource.path(meta.get("namespace", ""), meta["name"]), body=body,
-                               kind=resource.kind, ref=ObjectRef.of(obj))
+                               kind=resource.kind, ref=ObjectRef.of(obj), gated=True)
         except KubeNotFound:
             return False
         return True
@@ -210,6 +318,19 @@ class KubeClient:
         except KubeNotFound:
             return None
         return live
+
+
+def _always() -> bool:
+    return True
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (the API server sends whole seconds), within sane bounds."""
+    try:
+        seconds = float(value) if value else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _api_error(status: int, payload: bytes, ref: ObjectRef | None) -> KubeError:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
 from agent.controller import Controller
+from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppStatus, ObjectRef
+from agent.model import AppStatus, AutoSyncPause, ObjectRef
 from agent.server import operations
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
@@ -20,6 +22,7 @@ CONTROLLER = web.AppKey("controller", Controller)
 METRICS = web.AppKey("metrics", Metrics)
 KubeCheck = Callable[[], Awaitable[str]]
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
+LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
 
 def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
@@ -38,7 +41,14 @@ def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
         "conditions": [{"type": c.type.value, "message": c.message} for c in status.conditions],
         "changes": status.changes.counts(),
         "reconciled_at": status.reconciled_at,
+        "auto_sync_paused": _pause_view(status.paused),
     }
+
+
+def _pause_view(pause: AutoSyncPause | None) -> dict[str, Any] | None:
+    if pause is None:
+        return None
+    return {"reason": pause.reason, "since": pause.since, "tracked_revision": pause.tracked_sha or None}
 
 
 def resource_views(status: AppStatus) -> list[dict[str, Any]]:
@@ -74,8 +84,12 @@ async def readyz(request: web.Request) -> web.Response:
         checks["kube"] = {"ok": True, "version": await request.app[KUBE_CHECK]()}
     except Exception as exc:  # readiness reports any failure of the probe instead of raising
         checks["kube"] = {"ok": False, "error": str(exc)}
-    pending = [s.name for s in controller.statuses() if s.reconciled_at is None]
-    checks["applications"] = {"ok": controller.all_reconciled, "not_yet_reconciled": pending}
+    pending = controller.not_yet_reconciled()  # a status restored from the snapshot does not count
+    leadership = request.app.get(LEADERSHIP) or SingleInstance()
+    # A follower reconciles nothing, yet serves the API and must stay ready (rolling updates wait for it).
+    following = leadership.settled and not leadership.is_leader
+    checks["leader"] = {"ok": leadership.settled, **leadership.details()}
+    checks["applications"] = {"ok": controller.all_reconciled or following, "not_yet_reconciled": pending}
     ready = all(check["ok"] for check in checks.values())
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -103,6 +117,7 @@ async def get_application(request: web.Request) -> web.Response:
     body = app_summary(status, namespace=spec.namespace)
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
     body["resources"] = resource_views(status)
+    body["history"] = [asdict(entry) for entry in controller.history(name) or ()]
     return web.json_response(body)
 
 
@@ -114,11 +129,12 @@ async def refresh_application(request: web.Request) -> web.Response:
 
 
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
-              webhook: WebhookReceiver | None = None) -> web.Application:
+              webhook: WebhookReceiver | None = None, leadership: Leadership | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     app[KUBE_CHECK] = kube_check
+    app[LEADERSHIP] = leadership or SingleInstance()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

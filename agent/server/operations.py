@@ -1,4 +1,4 @@
-"""Commands on one application: manual sync (or dry run) and the diff a sync would apply."""
+"""Commands on one application: manual sync (or dry run), rollback, resume, and the diff a sync would apply."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.controller import Controller
+from agent.controller import Controller, RollbackRefused
 from agent.controller.reconcile import OperationRequest, ReconcileResult
 from agent.model import ObjectRef
 
@@ -41,6 +41,25 @@ async def _operation_request(request: web.Request) -> OperationRequest:
     if not isinstance(dry_run, bool):
         raise _bad_request("dry_run must be true or false")
     return OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run)
+
+
+async def _rollback_revision(request: web.Request) -> str | None:
+    """The optional `{"revision": SHA}` of a rollback."""
+    if not request.can_read_body:
+        return None
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise _bad_request(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise _bad_request("body must be a JSON object")
+    unknown = sorted(set(body) - {"revision"})
+    if unknown:
+        raise _bad_request(f"unknown field {unknown[0]!r} (known: revision)")
+    revision = body.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise _bad_request("revision must be a string")
+    return revision or None
 
 
 def _ref_view(ref: ObjectRef) -> dict[str, str]:
@@ -81,6 +100,30 @@ class Operations:
         failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
         return web.json_response(result_view(result), status=409 if failed else 200)
 
+    async def rollback(self, request: web.Request) -> web.Response:
+        """Sync to a revision from the history (default: the previous good one) and pause auto-sync."""
+        name = request.match_info["name"]
+        revision = await _rollback_revision(request)
+        try:
+            result = await self.controller.rollback(name, revision)
+        except RollbackRefused as exc:
+            raise web.HTTPConflict(text=json.dumps({"error": str(exc)}), content_type="application/json") from exc
+        if result is None:
+            raise _not_found(name)
+        status = self.controller.status(name)
+        body = result_view(result)
+        body["auto_sync_paused"] = status is not None and status.paused is not None
+        failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
+        return web.json_response(body, status=409 if failed else 200)
+
+    async def resume(self, request: web.Request) -> web.Response:
+        """Lift an auto-sync pause (after a rollback) and reconcile now."""
+        name = request.match_info["name"]
+        resumed = await self.controller.resume(name)
+        if resumed is None:
+            raise _not_found(name)
+        return web.json_response({"name": name, "resumed": resumed, "auto_sync_paused": False})
+
     async def diff(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         diffs = self.controller.diffs(name)
@@ -93,3 +136,5 @@ def add_routes(app: web.Application, controller: Controller) -> None:
     operations = Operations(controller)
     app.router.add_post("/api/v1/applications/{name}/sync", operations.sync)
     app.router.add_get("/api/v1/applications/{name}/diff", operations.diff)
+    app.router.add_post("/api/v1/applications/{name}/rollback", operations.rollback)
+    app.router.add_post("/api/v1/applications/{name}/resume", operations.resume)

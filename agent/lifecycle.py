@@ -1,0 +1,83 @@
+"""What runs between "serving" and "stopped": leadership, the controller's loops, systemd notifications.
+
+    start  campaign for the leader lease (or lead at once, without election); the
+           controller's loops run exactly while this replica leads
+    run    READY / STATUS / WATCHDOG to systemd while waiting for the stop signal
+    stop   STOPPING=1, stop campaigning, drain in-flight reconciles, release the lease
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+
+from agent.config import AgentSettings
+from agent.controller import Controller
+from agent.errors import ConfigError
+from agent.kube import KubeClient
+from agent.kube.incluster import ServiceAccountFiles, in_cluster
+from agent.leader import LeaderElector, SingleInstance, lease_identity
+from agent.metrics import Metrics
+from agent.notify import Notifier, status_line
+
+log = logging.getLogger(__name__)
+
+
+def lease_namespace(agent: AgentSettings, environ: Mapping[str, str] = os.environ) -> str:
+    """`leader_election_namespace`, else $POD_NAMESPACE, else the service account's namespace."""
+    namespace = agent.leader_election.namespace or environ.get("POD_NAMESPACE", "")
+    if not namespace and in_cluster(environ):
+        namespace = ServiceAccountFiles.from_environment(environ).read_namespace()
+    if not namespace:
+        raise ConfigError("[agent] leader_election = true needs leader_election_namespace "
+                          "(or $POD_NAMESPACE, or running in a pod)")
+    return namespace
+
+
+def build_leadership(agent: AgentSettings, kube: KubeClient, controller: Controller,
+                     metrics: Metrics) -> LeaderElector | SingleInstance:
+    """The controller runs while this replica leads; applies and deletes are refused otherwise."""
+    if not agent.leader_election.enabled:
+        metrics.leader.set(1)
+        return SingleInstance(on_started=controller.start)
+    elector = LeaderElector(
+        kube, agent.leader_election, namespace=lease_namespace(agent), identity=lease_identity(),
+        on_started=controller.start, on_stopped=controller.halt,
+        observer=lambda leading: metrics.leader.set(1 if leading else 0),
+    )
+    metrics.leader.set(0)
+    kube.gate_writes(lambda: elector.is_leader)
+    return elector
+
+
+class Lifecycle:
+    def __init__(self, *, controller: Controller, leadership: LeaderElector | SingleInstance,
+                 notifier: Notifier) -> None:
+        self.controller, self.leadership, self.notifier = controller, leadership, notifier
+
+    def is_ready(self) -> bool:
+        """Ready for systemd: every app reconciled once, or this replica follows a leader."""
+        if not self.leadership.settled:
+            return False
+        return not self.leadership.is_leader or self.controller.all_reconciled
+
+    def status(self) -> str:
+        return status_line(self.controller.statuses(), self.leadership)
+
+    async def run(self, stop: asyncio.Event, *, drain_timeout: float) -> None:
+        """Lead (or campaign) and notify until `stop` is set; then stop in order."""
+        self.leadership.start()
+        notifying = asyncio.create_task(self.notifier.run(is_ready=self.is_ready, status=self.status),
+                                        name="systemd-notify")
+        try:
+            await stop.wait()
+            self.notifier.stopping()
+            log.info("stopping: draining in-flight reconciles")
+            await self.leadership.stop_campaign()
+            await self.controller.stop(drain_timeout=drain_timeout)
+            await self.leadership.release()
+        finally:
+            notifying.cancel()
+            await asyncio.gather(notifying, return_exceptions=True)

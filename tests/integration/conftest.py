@@ -1,0 +1,5 @@
+"""Fixtures shared by integration test modules (the session ones live in tests/conftest.py)."""
+
+from tests.integration.state_helpers import state_app
+
+__all__ = ["state_app"]

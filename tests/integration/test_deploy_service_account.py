@@ -1,0 +1,149 @@
+"""The agent run as the manifests' service account, configured the in-cluster way: a token from the
+TokenRequest API and the CA in files, KUBERNETES_SERVICE_HOST/PORT pointing at the local API server.
+
+Cluster-wide variant: it syncs, and keeps working when its token is rotated and the old one revoked.
+Namespaced variant: an app outside its namespaces fails with the API's 403 message; the others work.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.kube import KubeClient
+from tests.integration import deploy_support
+from tests.integration.deploy_support import (
+    AgentProcess,
+    Deployed,
+    apply,
+    create_namespace,
+    delete,
+    in_cluster_files,
+    render,
+    request_token,
+    status_with_token,
+    write_token,
+)
+from tests.integration.helpers import configmap, deployment, eventually
+from tests.support.cluster import LocalCluster
+from tests.support.gitserver import GitServer, WorkTree
+
+agent_processes = deploy_support.agent_processes
+StartAgent = Callable[..., Awaitable[AgentProcess]]
+
+
+@pytest.fixture
+def deployments(cluster: LocalCluster, tmp_path: Path) -> Any:
+    applied: list[Deployed] = []
+    yield applied
+    for deployed in applied:
+        delete(cluster, deployed, tmp_path)
+
+
+def app_config(name: str, repo_url: str, path: str, namespace: str, options: str = "") -> str:
+    return (f'[[applications]]\nname = "{name}"\nrepo = "{repo_url}"\nrevision = "main"\npath = "{path}"\n'
+            f'namespace = "{namespace}"\n\n[applications.sync_policy]\nprune = true\n{options}\n')
+
+
+AGENT_KEYS = 'poll_interval = "1m"\npoll_jitter = "0s"\nleader_election = true\n\n'
+
+
+def synced_at(agent: AgentProcess, name: str, sha: str) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    async def probe() -> dict[str, Any] | None:
+        app = await agent.app(name)
+        return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
+    return probe
+
+
+async def test_agent_as_its_service_account_syncs_and_survives_token_rotation(
+    cluster: LocalCluster, kube: KubeClient, tmp_path: Path, repo: WorkTree, git_server: GitServer,
+    agent_processes: StartAgent, deployments: list[Deployed],
+) -> None:
+    deployed = render(tmp_path, rbac="rbac-cluster")
+    destination = f"{deployed.namespace}-apps"  # created by the agent (CreateNamespace=true)
+    deployed.extra_namespaces = [destination]
+    deployments.append(deployed)
+    apply(cluster, deployed, tmp_path)
+    token_a = await request_token(kube, deployed, bound_secret="token-a")
+    env = in_cluster_files(cluster, tmp_path / "serviceaccount", token_a)
+    env["POD_NAMESPACE"] = deployed.namespace
+    name = f"web-{secrets.token_hex(3)}"
+    first = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"LEVEL": "1"}),
+                                  "app/deploy.yaml": deployment("web")}, "first")
+    agent = await agent_processes("sa", AGENT_KEYS + app_config(
+        name, git_server.url(repo.name), "app", destination, 'options = ["CreateNamespace=true"]'), env=env)
+    await eventually(synced_at(agent, name, first), within=30, what="the app Synced as the service account")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": destination}}
+    assert (await kube.get(cm) or {}).get("data") == {"LEVEL": "1"}
+
+    # Rotate: the kubelet writes a new token; the old one is revoked (its bound Secret deleted).
+    token_b = await request_token(kube, deployed, bound_secret="token-b")
+    write_token(tmp_path / "serviceaccount" / "token", token_b)
+    await kube.request("DELETE", f"/api/v1/namespaces/{deployed.namespace}/secrets/token-a")
+    probe_path = f"/api/v1/namespaces/{destination}/configmaps"
+
+    async def revoked() -> bool:
+        return await status_with_token(cluster, token_a, probe_path) == 401
+
+    await eventually(revoked, within=15, interval=0.2, what="token A to be rejected")
+    assert await status_with_token(cluster, token_b, probe_path) == 200
+    second = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"LEVEL": "2"})}, "second")
+    await agent.refresh(name)
+    await eventually(synced_at(agent, name, second), within=30, what="the app Synced with the rotated token")
+    assert (await kube.get(cm) or {}).get("data") == {"LEVEL": "2"}
+    assert "service account token re-read" in agent.logs
+    readiness = await agent.readiness()
+    assert readiness is not None and readiness["checks"]["leader"]["leader"] is True
+    lease = await kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{deployed.namespace}"
+                                      "/leases/gitops-agent-leader")
+    assert lease["spec"]["holderIdentity"] == readiness["checks"]["leader"]["identity"]
+    assert "Traceback" not in agent.logs and agent.proc.returncode is None
+
+
+async def test_namespaced_agent_fails_only_the_app_outside_its_namespaces_with_the_403_message(
+    cluster: LocalCluster, kube: KubeClient, tmp_path: Path, repo: WorkTree, git_server: GitServer,
+    agent_processes: StartAgent, deployments: list[Deployed],
+) -> None:
+    tag = secrets.token_hex(3)
+    tenant, outside = f"tenant-{tag}", f"outside-{tag}"
+    deployed = render(tmp_path, rbac="rbac-namespaced", tenants=[tenant])
+    deployed.extra_namespaces = [tenant, outside]
+    deployments.append(deployed)
+    await create_namespace(kube, tenant)
+    await create_namespace(kube, outside)
+    apply(cluster, deployed, tmp_path)
+    env = in_cluster_files(cluster, tmp_path / "serviceaccount", await request_token(kube, deployed))
+    env["POD_NAMESPACE"] = deployed.namespace
+    inside_app, outside_app = f"inside-{tag}", f"outside-{tag}"
+    first = repo.commit_and_push({"inside/a.yaml": configmap("a", {"k": "1"}), "inside/b.yaml": configmap("b", {}),
+                                  "outside/c.yaml": configmap("c", {"k": "1"})}, "three config maps")
+    url = git_server.url(repo.name)
+    agent = await agent_processes("tenant", AGENT_KEYS + app_config(inside_app, url, "inside", tenant)
+                                  + app_config(outside_app, url, "outside", outside), env=env)
+    await eventually(synced_at(agent, inside_app, first), within=30, what="the app inside its namespaces Synced")
+
+    async def failed() -> dict[str, Any] | None:
+        app = await agent.app(outside_app)
+        return app if app and app["reconciled_at"] else None
+
+    refused = await eventually(failed, within=30, what="the first reconcile of the app outside")
+    assert refused["sync_status"] == "Unknown"
+    assert refused["conditions"][0]["type"] == "ComparisonError"
+    assert (f'configmaps is forbidden: User "{deployed.user}" cannot list resource "configmaps" in API group "" '
+            f'in the namespace "{outside}"') in refused["message"]
+    gone = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": outside}}
+    assert await kube.get(gone) is None
+
+    # Listing namespace by namespace finds what to prune.
+    second = repo.commit_and_push({"inside/b.yaml": None}, "drop b")
+    await agent.refresh(inside_app)
+    await eventually(synced_at(agent, inside_app, second), within=30, what="the prune of b")
+    pruned = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": tenant}}
+    assert await kube.get(pruned) is None
+    assert agent.proc.returncode is None and "Traceback" not in agent.logs
+    metrics = await agent.metrics()
+    assert 'gitops_agent_kube_requests_total{code="403",resource_kind="ConfigMap",verb="get"}' in metrics

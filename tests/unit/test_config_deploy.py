@@ -1,0 +1,86 @@
+"""`[agent]` leader-election keys and `${CREDENTIALS_DIRECTORY}` in file paths (systemd LoadCredential=)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import parse_settings
+from agent.errors import ConfigError
+from agent.lifecycle import lease_namespace
+
+
+def test_leader_election_is_off_by_default_with_client_go_timings() -> None:
+    election = parse_settings({}).agent.leader_election
+    assert not election.enabled
+    assert (election.name, election.lease_duration, election.renew_deadline, election.retry_period) == (
+        "gitops-agent-leader", 15.0, 10.0, 2.0)
+
+
+def test_leader_election_keys_are_read() -> None:
+    election = parse_settings({"agent": {
+        "leader_election": True, "leader_election_namespace": "ops", "leader_election_name": "agent-a",
+        "leader_election_lease_duration": "30s", "leader_election_renew_deadline": "20s",
+        "leader_election_retry_period": "4s",
+    }}).agent.leader_election
+    assert (election.enabled, election.namespace, election.name) == (True, "ops", "agent-a")
+    assert (election.lease_duration, election.renew_deadline, election.retry_period) == (30.0, 20.0, 4.0)
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ({"leader_election_renew_deadline": "20s"}, "leader_election_lease_duration: must be longer than"),
+    ({"leader_election_retry_period": "9s"}, "leader_election_renew_deadline: must be longer than 1.2 times"),
+    ({"leader_election_name": "Not_A_Name"}, "leader_election_name: must be a DNS subdomain name"),
+    ({"leader_election": "yes"}, "agent.leader_election: must be true or false"),
+])
+def test_leader_election_mistakes_name_the_key(keys: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings({"agent": keys}, file="agent.toml")
+
+
+def test_lease_namespace_comes_from_the_key_then_the_pod(tmp_path: Path) -> None:
+    agent = parse_settings({"agent": {"leader_election": True}}).agent
+    assert lease_namespace(agent, {"POD_NAMESPACE": "from-pod"}) == "from-pod"
+    (tmp_path / "namespace").write_text("from-mount\n")
+    assert lease_namespace(agent, {"KUBERNETES_SERVICE_HOST": "10.0.0.1",
+                                   "GITOPS_AGENT_SA_NAMESPACE_FILE": str(tmp_path / "namespace")}) == "from-mount"
+    with pytest.raises(ConfigError, match="leader_election_namespace"):
+        lease_namespace(agent, {})
+    named = parse_settings({"agent": {"leader_election": True, "leader_election_namespace": "ops"}}).agent
+    assert lease_namespace(named, {"POD_NAMESPACE": "from-pod"}) == "ops"
+
+
+def test_credentials_directory_is_expanded_in_file_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/gitops-agent.service/")
+    settings = parse_settings({
+        "agent": {"kubeconfig": "${CREDENTIALS_DIRECTORY}/kubeconfig",
+                  "webhook_secret_file": "${CREDENTIALS_DIRECTORY}/webhook-secret"},
+        "repositories": [{"url": "https://git.example.com/", "username": "bot",
+                          "password_file": "${CREDENTIALS_DIRECTORY}/git-token"}],
+    })
+    assert settings.agent.kubeconfig == "/run/credentials/gitops-agent.service/kubeconfig"
+    assert settings.agent.webhook_secret_file == "/run/credentials/gitops-agent.service/webhook-secret"
+    assert settings.repositories[0].password_file == "/run/credentials/gitops-agent.service/git-token"
+
+
+def test_credentials_directory_unset_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match=r"repositories\[0\]\.password_file: uses \$\{CREDENTIALS_DIRECTORY\}, "
+                                          r"but CREDENTIALS_DIRECTORY is not set"):
+        parse_settings({"repositories": [{"url": "https://git.example.com/", "username": "bot",
+                                          "password_file": "${CREDENTIALS_DIRECTORY}/git-token"}]}, file="a.toml")
+
+
+def test_other_variables_are_not_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/root")
+    settings = parse_settings({"agent": {"webhook_secret_file": "$HOME/secret"}})
+    assert settings.agent.webhook_secret_file == "$HOME/secret"
+
+
+def test_the_shipped_in_cluster_config_is_valid() -> None:
+    from agent.config import load_settings
+
+    root = Path(__file__).resolve().parents[2]
+    settings = load_settings(root / "helm-free-manifests" / "base" / "config.toml")
+    assert settings.agent.leader_election.enabled and settings.agent.listen == "0.0.0.0:8080"
