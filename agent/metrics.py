@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -95,6 +97,10 @@ class Metrics:
             "gitops_agent_state_last_write_timestamp_seconds", "Unix time of the last successful snapshot write.",
             registry=self.registry,
         )
+        self.config_reloads = Counter(
+            "gitops_agent_config_reload_total", "Configuration reloads (SIGHUP) by result (success, error).",
+            ["result"], registry=self.registry,
+        )
         self._info_labels: dict[str, tuple[str, ...]] = {}
         self._out_of_sync_since: dict[str, float] = {}
 
@@ -132,11 +138,22 @@ class Metrics:
         self.app_sync_duration.labels(name).observe(seconds)
 
     def forget_app(self, name: str) -> None:
+        """Remove every series of an app that left the configuration."""
         previous = self._info_labels.pop(name, None)
         if previous is not None:
             self.app_info.remove(*previous)
-            for health in HealthStatus:
-                self.app_health_status.remove(name, health.value)
+        self._out_of_sync_since.pop(name, None)
+        per_app: list[tuple[Any, tuple[str, ...]]] = [
+            (self.out_of_sync_since, ()), (self.reconcile_duration, ()), (self.app_sync_duration, ()),
+            (self.render_duration, ()),
+            *((self.app_health_status, (health.value,)) for health in HealthStatus),
+            *((self.reconcile_total, (result,)) for result in ("compared", "synced", "error")),
+            *((self.app_sync_total, (phase.value,)) for phase in OperationPhase),
+            *((self.renders, (result,)) for result in ("cache_hit", "rendered", "failed")),
+        ]
+        for metric, rest in per_app:
+            with contextlib.suppress(KeyError):  # a series the app never had
+                metric.remove(name, *rest)
 
     def observe_kube_request(self, verb: str, kind: str, code: int) -> None:
         self.kube_requests.labels(verb, kind or "", str(code)).inc()

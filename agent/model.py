@@ -212,6 +212,7 @@ class AppliedVersion:
 
     fingerprint: str
     resource_version: str
+    live_digest: str = ""  # the live object's content without status and server bookkeeping
 
 
 @dataclass(frozen=True, order=True)

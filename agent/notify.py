@@ -3,7 +3,7 @@
     READY=1       once every application has been reconciled (or this replica follows a leader)
     STATUS=…      a one-line summary, sent whenever it changes
     WATCHDOG=1    every `$WATCHDOG_USEC / 2`, from a task on the event loop: a blocked loop sends none
-    RELOADING=1   on SIGHUP (with MONOTONIC_USEC), then READY=1 again
+    RELOADING=1   on SIGHUP (with MONOTONIC_USEC), then READY=1 again once the reload is over
     STOPPING=1    on SIGTERM or SIGINT
 
 No socket (not started by systemd): nothing is sent. A socket that cannot be reached
@@ -89,11 +89,12 @@ class Notifier:
         self.send("WATCHDOG=1")
 
     def reloading(self) -> None:
-        """SIGHUP: say so, then ready again; reloading the configuration is not implemented yet."""
+        """SIGHUP: the configuration is being read again; `reloaded` follows."""
         self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
-                  "STATUS=reloading")
-        log.warning("SIGHUP received: reloading the configuration is not implemented yet; "
-                    "restart the agent to apply configuration changes")
+                  "STATUS=reloading the configuration")
+
+    def reloaded(self) -> None:
+        """The reload is over (taken or refused): ready again, as before it."""
         if self.ready_sent:
             self.send("READY=1", f"STATUS={self._status}")
         else:

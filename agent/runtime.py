@@ -1,4 +1,4 @@
-"""The process: wire the parts together, serve, reconcile, and shut down cleanly on SIGTERM."""
+"""The process: wire the parts together, serve, reconcile, reload on SIGHUP, and shut down cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ import logging
 import signal
 
 from agent import __version__
-from agent.config import AgentSettings, Settings
+from agent.config import Settings
 from agent.controller import Controller, Reconciler
+from agent.controller.reload import source_options
+from agent.engine.fingerprint import live_digest
 from agent.engine.health import HealthAssessor
 from agent.errors import AgentError
 from agent.kube import KubeClient
 from agent.kube.ratelimit import TokenBucket
+from agent.kube.watch import WatchCache
 from agent.lifecycle import Lifecycle, build_leadership
 from agent.metrics import Metrics
 from agent.notify import Notifier
+from agent.reloader import Reloader
 from agent.render import Renderer
 from agent.server import build_app, serve
 from agent.server.webhook import WebhookReceiver
-from agent.source import ExportLimits, GitSource, SourceOptions
+from agent.source import GitSource
 from agent.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -33,9 +37,15 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
     source = GitSource(agent.state_dir / "repos", options=source_options(agent), repositories=settings.repositories,
                        observer=metrics)
     renderer = Renderer(agent.render, source, observer=metrics)
+    # managedFields are large; the cache keeps them only when an ignore rule reads them.
+    keep_managed = any(rule.managed_fields_managers for app in settings.applications
+                       for rule in app.ignore_differences)
+    watch = WatchCache(kube, digest=live_digest, keep_managed_fields=keep_managed)
     reconciler = Reconciler(source=source, kube=kube, renderer=renderer,
-                            health=HealthAssessor(settings.health_checks))
-    return Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
+                            health=HealthAssessor(settings.health_checks), watch=watch)
+    controller = Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
+    watch.set_listener(controller.on_live_change)
+    return controller
 
 
 async def run_agent(settings: Settings) -> int:
@@ -66,9 +76,10 @@ async def run_agent(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, notifier.reloading)
+    webhook = WebhookReceiver(settings, controller, metrics)
+    reloader = Reloader(settings.source, controller=controller, metrics=metrics, notifier=notifier, webhook=webhook)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
-        webhook = WebhookReceiver(settings, controller, metrics)
         app = build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook,
                         leadership=leadership)
         async with serve(app, agent.listen_host, agent.listen_port):
@@ -84,17 +95,7 @@ async def run_agent(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        await reloader.close()
         await kube.close()
     log.info("stopped")
     return 0
-
-
-def source_options(agent: AgentSettings) -> SourceOptions:
-    """How the git source behaves, from `[agent]`; one ls-remote per repository per poll interval."""
-    return SourceOptions(
-        max_concurrent_fetches=agent.max_concurrent_fetches,
-        timeout=agent.git_timeout,
-        ls_remote_ttl=agent.poll_interval,
-        limits=ExportLimits(max_files=agent.max_repo_files, max_file_bytes=agent.max_file_size,
-                            max_total_bytes=agent.max_repo_size),
-    )

@@ -23,6 +23,10 @@ class TaskSet:
         task.add_done_callback(self._finished)
         return task
 
+    def named(self, name: str) -> asyncio.Task[Any] | None:
+        """The running task called `name`, if any."""
+        return next((task for task in self._tasks if task.get_name() == name), None)
+
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if task.cancelled():

@@ -50,6 +50,8 @@ class AppSpec:
     ignore_differences: tuple[IgnoreDifference, ...] = ()
     directory: DirectorySpec = DirectorySpec()
     kustomize: KustomizeSpec = KustomizeSpec()
+    # When the app is removed from the configuration (SIGHUP), delete what it owns; else leave it.
+    prune_on_delete: bool = False
 
 
 def parse_app(table: Table) -> AppSpec:
@@ -69,6 +71,7 @@ def parse_app(table: Table) -> AppSpec:
         ignore_differences=tuple(_ignore_difference(t) for t in table.sub_array("ignore_differences")),
         directory=_directory_spec(table.sub("directory")),
         kustomize=_kustomize_spec(table.sub("kustomize")),
+        prune_on_delete=table.get("prune_on_delete", bool, False),
     )
     table.finish()
     return spec

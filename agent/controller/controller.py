@@ -21,14 +21,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from agent.config import AppSpec, Settings
+from agent.config.diff import desired_state_changed, diff_settings, effective_settings
 from agent.controller.reconcile import OperationRequest, Reconciler, ReconcileResult
+from agent.controller.reload import ReloadSummary, source_options
+from agent.controller.teardown import Teardown
 from agent.controller.worker import AppWorker, error_status, log_result, next_last_sync, result_status
+from agent.engine.health import HealthAssessor
 from agent.engine.history import append_history, history_entry, rollback_target
 from agent.errors import AgentError, KubeError, NotLeader
 from agent.metrics import Metrics
 from agent.model import AppStatus, AutoSyncPause, HistoryEntry, ObjectRef, SyncTrigger
 from agent.source import normalize_url, push_matches_revision
-from agent.state import StateStore, record_to_dict
+from agent.state import AppRecord, StateStore, record_to_dict
 from agent.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ class Controller:
         self._restored = False
         self._restore_lock = asyncio.Lock()
         self._inventory_lock = asyncio.Lock()
+        self._reload_lock = asyncio.Lock()
+        self._unclaimed: dict[str, AppRecord] = {}  # snapshot records of apps not configured (see _add_app)
 
     # ------------------------------------------------------------- read views
 
@@ -100,6 +106,19 @@ class Controller:
         self._reconciler.forget_revisions(worker.spec.repo)
         worker.wake.set()
         return True
+
+    def on_live_change(self, app: str, ref: ObjectRef, content_changed: bool) -> None:
+        """The watch cache saw one of the app's objects change: compare again now.
+
+        A content change the agent did not make is drift (self-heal reverts it at once); a
+        status change only refreshes health, which an unchanged app does from the cache alone.
+        """
+        worker = self._workers.get(app)
+        if worker is None:
+            return
+        if content_changed:
+            log.info("live object changed", extra={"app": app, "object": str(ref)})
+        worker.wake.set()
 
     def refresh_repository(self, urls: Iterable[str], ref: str) -> list[str]:
         """Refresh at once every app on one of `urls` (compared normalized) whose revision `ref` can move.
@@ -169,9 +188,11 @@ class Controller:
         return paused
 
     def _set_pause(self, worker: AppWorker, pause: AutoSyncPause | None) -> None:
+        name = worker.spec.name
+        if self._workers.get(name) is not worker:
+            return  # removed from the configuration meanwhile
         worker.pause = pause
         worker.pause_changes += 1
-        name = worker.spec.name
         self._statuses[name] = replace(self._statuses[name], paused=pause)
         self._persist(worker)
 
@@ -189,8 +210,9 @@ class Controller:
             self._restored = True
             for name, record in loaded.records.items():
                 worker = self._workers.get(name)
-                if worker is None:
-                    continue  # no longer configured: dropped from the next snapshot
+                if worker is None:  # no longer configured: dropped from the next snapshot, unless added back
+                    self._unclaimed[name] = record
+                    continue
                 status = worker.restore(record)
                 # A backup may be a write behind: rebuild what it may have missed.
                 worker.needs_inventory = loaded.source != "primary"
@@ -243,6 +265,7 @@ class Controller:
         except TimeoutError:
             log.warning("reconciles still running after %.0fs; cancelling them", drain_timeout)
         await self._tasks.shutdown()
+        await self._reconciler.close()
         for worker in self._workers.values():
             for _, future in worker.requests:
                 future.cancel()
@@ -343,6 +366,7 @@ class Controller:
     def _record(self, worker: AppWorker, result: ReconcileResult, request: OperationRequest | None,
                 trigger: SyncTrigger, *, pause_changes: int = 0) -> None:
         worker.reconciled = True
+        before = self._statuses.get(result.app)
         if result.error is not None:
             worker.failures += 1
             status = error_status(self._statuses[result.app], result)
@@ -359,7 +383,8 @@ class Controller:
         self._metrics.reconcile_duration.labels(result.app).observe(result.duration)
         self._metrics.reconcile_total.labels(result.app, outcome).inc()
         self._metrics.observe_status(status, dest_namespace=worker.spec.namespace)
-        self._persist(worker)
+        if not (result.reused and before is not None and _same_but_time(before, status)):
+            self._persist(worker)  # an unchanged app is not written again only because it was polled
 
     def _remember(self, worker: AppWorker, result: ReconcileResult, request: OperationRequest | None,
                   trigger: SyncTrigger, *, pause_changes: int) -> None:
@@ -389,7 +414,117 @@ class Controller:
             name = worker.spec.name
             self._state.update(name, record_to_dict(worker.record(self._statuses[name])))
 
+    # ------------------------------------------------------------- configuration reload
+
+    async def apply_settings(self, settings: Settings) -> ReloadSummary:
+        """Run with reloaded settings (SIGHUP): start added apps, stop removed ones, refresh changed ones.
+
+        Unchanged apps are left alone. [agent] keys that need a restart keep their running
+        values (agent.config.diff). Returns once every changed or removed app's operation in
+        flight has finished, and removed apps with `prune_on_delete` had their objects deleted.
+        """
+        async with self._reload_lock:
+            await self.restore()
+            change = diff_settings(self._settings, settings)
+            self._settings = effective_settings(self._settings, settings)
+            self._reconciler.reconfigure(source=source_options(self._settings.agent),
+                                         repositories=self._settings.repositories,
+                                         health=HealthAssessor(self._settings.health_checks))
+            for spec in change.added:
+                self._add_app(spec)
+            for name, worker in list(self._workers.items()):
+                if change.repositories and worker.failures:
+                    self.request_refresh(name)  # new credentials may fix it: ask the git server again
+                elif change.health_checks:  # every app's health may read differently now
+                    worker.wake.set()
+            changing = asyncio.gather(*(self._replace_spec(spec) for spec in change.changed))
+            removing = asyncio.gather(*(self._remove_app(spec) for spec in change.removed))
+            _, teardowns = await asyncio.gather(changing, removing)
+        return ReloadSummary(change, {spec.name: teardown for spec, teardown in zip(change.removed, teardowns,
+                                                                                     strict=True) if teardown})
+
+    def _add_app(self, spec: AppSpec) -> None:
+        """Reconcile an app the configuration gained, from its snapshot record if one is known (an app
+        configured earlier in this process, or before the last restart)."""
+        worker, status = AppWorker(spec), AppStatus(name=spec.name)
+        record = self._unclaimed.pop(spec.name, None)
+        if record is not None:
+            status = worker.restore(record)
+            worker.needs_inventory = True  # nobody followed it meanwhile: see what it owns now
+        self._workers[spec.name], self._statuses[spec.name] = worker, status
+        if record is not None:
+            self._metrics.observe_status(status, dest_namespace=spec.namespace)
+            self._persist(worker)
+        if self._running:
+            self._tasks.spawn(f"app:{spec.name}", self._loop(worker))
+
+    async def _replace_spec(self, spec: AppSpec) -> None:
+        """Reconcile a changed app with its new spec now; an operation in flight finishes first."""
+        worker = self._workers[spec.name]
+        async with worker.lock:
+            previous, worker.spec = worker.spec, spec
+            if desired_state_changed(previous, spec):
+                # Synced as a new revision would be (also without self-heal), retries counted afresh.
+                worker.last_sync, worker.retry_at = None, None
+        self.request_refresh(spec.name)
+
+    async def _remove_app(self, spec: AppSpec) -> Teardown | None:
+        """Stop an app the configuration lost: its operation in flight finishes, its loop ends, its
+        status and metric series go. Its objects stay unless it had `prune_on_delete = true`."""
+        worker = self._workers[spec.name]
+        async with worker.lock:
+            loop = self._tasks.named(f"app:{spec.name}")
+            if loop is not None:
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
+            requests, worker.requests = worker.requests, []
+            for _, future in requests:
+                if not future.done():
+                    future.set_result(_not_running(spec.name, "the application was removed from the configuration"))
+            teardown = await self._teardown(worker) if spec.prune_on_delete else None
+            status = self._statuses.pop(spec.name)
+            del self._workers[spec.name]
+            self._metrics.forget_app(spec.name)
+            if self._state is not None:
+                self._state.forget(set(self._workers))
+        if not spec.prune_on_delete:
+            self._unclaimed[spec.name] = worker.record(status)
+            log.info("application removed from the configuration; its objects stay in the cluster",
+                     extra={"app": spec.name})
+        return teardown
+
+    async def _teardown(self, worker: AppWorker) -> Teardown | None:
+        """Delete what a removed app owns (prune_on_delete); None when nothing could be looked at."""
+        spec = worker.spec
+        if not self._running:
+            log.warning("application removed with prune_on_delete, but this replica does not lead: "
+                        "nothing deleted", extra={"app": spec.name})
+            return None
+        problem = "cannot list its objects; nothing deleted"
+        failed = await self._ensure_inventory(worker)  # what it owns, when no snapshot said so
+        if failed is not None:
+            log.error("application removed with prune_on_delete: %s", problem,
+                      extra={"app": spec.name, "error": str(failed.error)})
+            return None
+        try:
+            teardown = await self._reconciler.delete_owned(
+                spec, worker.kinds | {(entry.api_version, entry.ref.kind) for entry in worker.inventory},
+                {entry.ref.namespace for entry in worker.inventory if entry.ref.namespace},
+            )
+        except KubeError as exc:
+            log.error("application removed with prune_on_delete: %s", problem,
+                      extra={"app": spec.name, "error": str(exc)})
+            return None
+        level = logging.WARNING if teardown.failed else logging.INFO
+        log.log(level, "application removed with prune_on_delete: %d objects deleted, %d kept, %d failed",
+                len(teardown.deleted), len(teardown.kept), len(teardown.failed), extra={"app": spec.name})
+        return teardown
+
 
 
 def _not_running(app: str, message: str) -> ReconcileResult:
     return ReconcileResult(app, time.time(), 0.0, error=NotLeader(message))
+
+
+def _same_but_time(before: AppStatus, after: AppStatus) -> bool:
+    return replace(before, reconciled_at=None) == replace(after, reconciled_at=None)

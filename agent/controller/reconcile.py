@@ -8,20 +8,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent import APP_LABEL, TRACKING_ANNOTATION
 from agent.config import AppSpec
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
+from agent.controller.teardown import Teardown, delete_owned
 from agent.engine.autosync import LastSync, SyncDecision, decide, still_paused
 from agent.engine.desired import desired_objects, tracking_id
 from agent.engine.diff import unified_diff
-from agent.engine.fingerprint import applied_versions, fingerprints, inventory, proven_unchanged
+from agent.engine.fingerprint import applied_versions, fingerprints, inventory, proven_unchanged, resource_version
 from agent.engine.health import Health, HealthAssessor, aggregate
 from agent.engine.plan import Action, Plan, PlannedObject, make_plan
 from agent.engine.sync import HealthCheck, SyncResult, SyncRunner
 from agent.errors import AgentError, KubeError, KubeUnreachable
 from agent.kube import KubeClient
+from agent.kube.watch import WatchCache
 from agent.model import (
     AppliedVersion,
     AutoSyncPause,
@@ -33,12 +35,13 @@ from agent.model import (
     KubeObject,
     ObjectRef,
     OperationPhase,
+    RepoSpec,
     Revision,
     SyncStatus,
     SyncTrigger,
 )
 from agent.render import Manifest, Renderer
-from agent.source import GitSource
+from agent.source import GitSource, SourceOptions
 
 Kind = tuple[str, str]  # (apiVersion, kind)
 LIVE_READS = 8  # concurrent GETs when reading objects back for health after a sync
@@ -80,6 +83,7 @@ class ReconcileResult:
     applied: dict[ObjectRef, AppliedVersion] = field(default_factory=dict)  # proofs of sync (see fingerprint)
     inventory: tuple[InventoryEntry, ...] = ()
     pause: AutoSyncPause | None = None  # the auto-sync pause after this reconcile
+    reused: bool = False  # nothing moved: the previous result, with health read again from the cache
 
     @property
     def requires_pruning(self) -> int:
@@ -105,11 +109,18 @@ class ReconcileResult:
 
 class Reconciler:
     def __init__(self, *, source: GitSource, kube: KubeClient, renderer: Renderer,
-                 health: HealthAssessor | None = None) -> None:
+                 health: HealthAssessor | None = None, watch: WatchCache | None = None) -> None:
         self._source = source
         self._kube = kube
         self._renderer = renderer
         self._health = health or HealthAssessor()
+        self._watch = watch
+        self._quiet: dict[str, _Quiet] = {}
+
+    async def close(self) -> None:
+        """Stop the watches."""
+        if self._watch is not None:
+            await self._watch.close()
 
     def forget_revisions(self, repo: str) -> None:
         """Drop the shared ls-remote answer for `repo`, so the next reconcile asks the server."""
@@ -126,8 +137,14 @@ class Reconciler:
         """
         started, clock = time.time(), time.monotonic()
         revision: Revision | None = None
+        epoch = self._watch.epoch(app.name) if self._watch else 0
         try:
-            revision = await self._fetch(app, request.revision if request and request.revision else app.revision)
+            wanted = request.revision if request and request.revision else app.revision
+            sha = await self._source.resolve(app.repo, wanted)
+            quiet = self._quiet.pop(app.name, None)
+            if request is None and quiet is not None and quiet.still(app, sha, epoch, self._watch):
+                return self._unchanged(quiet, started, clock, pause)
+            revision = await self._source.fetch(app.repo, sha, ref=wanted)
             desired = await self._desired(app, revision)
             used = {(o["apiVersion"], o["kind"]) for o in desired} | set(kinds)
             live = await self._live(app, desired, used)
@@ -143,19 +160,50 @@ class Reconciler:
         if sync is not None:
             live = {**live, **sync.live}
         changes = sync.changes if sync is not None else None
-        return ReconcileResult(
+        result = ReconcileResult(
             app.name, started, time.monotonic() - clock, revision=revision, plan=plan, decision=decision, sync=sync,
-            resources=await self._live_health(plan, live, sync), diffs=_diffs(plan, app),
+            # What a sync would change matters while it has not run; rendering YAML diffs of what a
+            # sync just applied would only cost CPU.
+            resources=await self._live_health(plan, live, sync), diffs=_diffs(plan, app) if sync is None else {},
             conditions=_conditions(app.name, plan, sync), kinds=frozenset(used),
             applied=applied_versions(plan, prints, changes=changes, responses=sync.responses if sync else {}),
             inventory=inventory(app.name, plan, changes), pause=pause,
         )
+        if request is None and sync is None and not plan.out_of_sync and self._watch is not None \
+                and self._watch.synced(used):
+            self._quiet[app.name] = _Quiet(app, revision, epoch, result)
+        return result
+
+    def _unchanged(self, quiet: _Quiet, started: float, clock: float,
+                   pause: AutoSyncPause | None) -> ReconcileResult:
+        """Nothing moved since the app was last found in sync: the same result, health read from the cache.
+
+        No API call, no render: this is what a poll of an unchanged app costs.
+        """
+        assert self._watch is not None and quiet.result.plan is not None
+        self._quiet[quiet.spec.name] = quiet
+        live = self._watch.objects(quiet.spec.name, quiet.result.kinds)
+        resources = _resource_statuses(quiet.result.plan, live, None, self._health.assess)
+        return replace(quiet.result, started=started, duration=time.monotonic() - clock, resources=resources,
+                       pause=still_paused(pause, quiet.revision.sha), diffs={}, reused=True)
 
     async def _sync(self, app: AppSpec, plan: Plan, revision: Revision, request: OperationRequest | None) -> SyncResult:
         prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
         runner = SyncRunner(self._kube, app.name, app.namespace, revision.sha, app.sync_policy, self._health.assess,
-                            author=revision.author)
+                            author=revision.author, read=self._read if self._watch else None,
+                            on_write=self._watch.note_write if self._watch else None)
         return await runner.run(plan, prune=prune)
+
+    async def _read(self, obj: PlannedObject, written: KubeObject | None) -> KubeObject | None:
+        """The object's current state: the newer of the watch cache's copy and what we wrote (the
+        cache may lag our own write by a moment; the next event brings it up to date). A GET
+        only for kinds the cache does not cover."""
+        if self._watch is not None and self._watch.synced([(obj.desired["apiVersion"], obj.ref.kind)]):
+            cached = self._watch.get(obj.desired["apiVersion"], obj.ref)
+            if written is None or _not_older(cached, written):
+                return cached
+            return written
+        return await self._kube.get(obj.desired)
 
     async def resolve_tracked(self, app: AppSpec) -> str:
         """The commit the app's tracked revision points to now (asking the server again)."""
@@ -167,9 +215,18 @@ class Reconciler:
         return await rebuild_inventories(self._kube, [app.name for app in apps],
                                          namespaces={app.namespace for app in apps})
 
-    async def _fetch(self, app: AppSpec, revision: str) -> Revision:
-        sha = await self._source.resolve(app.repo, revision)
-        return await self._source.fetch(app.repo, sha, ref=revision)
+    def reconfigure(self, *, source: SourceOptions, repositories: Sequence[RepoSpec],
+                    health: HealthAssessor) -> None:
+        """A configuration reload: git credentials, timeouts and limits, and health rules.
+
+        Operations in flight finish with what they started with.
+        """
+        self._source.reconfigure(source, repositories)
+        self._health = health
+
+    async def delete_owned(self, app: AppSpec, kinds: Iterable[Kind], namespaces: Iterable[str]) -> Teardown:
+        """Delete what an app removed with `prune_on_delete = true` owns (see teardown)."""
+        return await delete_owned(self._kube, app, kinds, namespaces=namespaces)
 
     async def _desired(self, app: AppSpec, revision: Revision) -> list[KubeObject]:
         manifests = await self._render(app, revision)
@@ -194,6 +251,11 @@ class Reconciler:
         Where listing across all namespaces is forbidden, the namespaces the desired objects
         use and the destination namespace are listed one by one.
         """
+        if await self._watching(kinds):
+            assert self._watch is not None
+            # The cache holds every labelled object of these kinds; a desired object it lacks is new
+            # (or not labelled yet, which the apply adopts).
+            return self._watch.objects(app.name, kinds)
         live: dict[ObjectRef, KubeObject] = {}
         namespaces = ({obj["metadata"].get("namespace") or "" for obj in desired} - {""}) | {app.namespace}
         for api_version, kind in sorted(kinds):
@@ -207,6 +269,13 @@ class Reconciler:
                 if found is not None:
                     live[ref] = found
         return live
+
+    async def _watching(self, kinds: Iterable[Kind]) -> bool:
+        """Whether the watch cache covers every kind (starting watches for new ones)."""
+        if self._watch is None:
+            return False
+        results = [await self._watch.track(api_version, kind) for api_version, kind in sorted(kinds)]
+        return all(results)
 
     async def _plan(self, app: AppSpec, desired: Sequence[KubeObject], live: dict[ObjectRef, KubeObject],
                     request: OperationRequest | None, proven: frozenset[ObjectRef]) -> Plan:
@@ -236,14 +305,16 @@ class Reconciler:
         """
         if sync is not None:
             live = dict(live)
-            for ref, current in (await self._read_back(plan.objects)).items():
+            read_back = await self._read_back(plan.objects, sync.responses)
+            for ref, current in read_back.items():
                 if current is None:
                     live.pop(ref, None)
                 else:
                     live[ref] = current
         return _resource_statuses(plan, live, sync, self._health.assess)
 
-    async def _read_back(self, objects: Sequence[PlannedObject]) -> dict[ObjectRef, KubeObject | None]:
+    async def _read_back(self, objects: Sequence[PlannedObject],
+                         written: Mapping[ObjectRef, KubeObject]) -> dict[ObjectRef, KubeObject | None]:
         """The current state of each object (None: not there); an object that cannot be read is
         left out, so its last observation stands."""
         slots = asyncio.Semaphore(LIVE_READS)
@@ -252,11 +323,36 @@ class Reconciler:
         async def read(obj: PlannedObject) -> None:
             async with slots:
                 try:
-                    found[obj.ref] = await self._kube.get(obj.desired)
+                    found[obj.ref] = await self._read(obj, written.get(obj.ref))
                 except KubeError:
                     return
         await asyncio.gather(*(read(obj) for obj in objects))
         return found
+
+
+def _not_older(cached: KubeObject | None, written: KubeObject) -> bool:
+    """Whether the cached object is the written version or a later one. resourceVersions are
+    opaque, but the API server's are etcd revisions: compare them as numbers when they are."""
+    if cached is None:
+        return False
+    have, want = resource_version(cached), resource_version(written)
+    return have == want or (have.isdigit() and want.isdigit() and int(have) > int(want))
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    """An app as it was when last found in sync without syncing. While its spec, the commit its
+    revision names and the content of its live objects (the watch cache's epoch) stay the
+    same, so does the result."""
+
+    spec: AppSpec
+    revision: Revision
+    epoch: int
+    result: ReconcileResult
+
+    def still(self, app: AppSpec, sha: str, epoch: int, watch: WatchCache | None) -> bool:
+        return (app == self.spec and sha == self.revision.sha and epoch == self.epoch and watch is not None
+                and watch.synced(self.result.kinds))
 
 
 def _decision(app: AppSpec, plan: Plan, revision: str, last: LastSync | None, request: OperationRequest | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 
 from agent import APP_LABEL, TRACKING_ANNOTATION
@@ -25,7 +24,8 @@ def desired_objects(
     result: list[KubeObject] = []
     seen: dict[ObjectRef, str] = {}
     for manifest in manifests:
-        obj = copy.deepcopy(manifest.obj)
+        # Only metadata is changed here; the rest is shared with the (immutable) render cache.
+        obj = {**manifest.obj, "metadata": dict(manifest.obj["metadata"])}
         meta = obj["metadata"]
         namespaced = is_namespaced(obj["apiVersion"], obj["kind"])
         if namespaced is None:

@@ -20,8 +20,8 @@ import yaml
 
 from agent.model import IgnoreDifference, KubeObject, ObjectRef
 
-_SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
-_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def normalize(obj: KubeObject) -> KubeObject:
@@ -29,11 +29,11 @@ def normalize(obj: KubeObject) -> KubeObject:
     result = copy.deepcopy(obj)
     result.pop("status", None)
     meta = result.get("metadata") or {}
-    for key in _SERVER_METADATA:
+    for key in SERVER_METADATA:
         meta.pop(key, None)
     annotations = meta.get("annotations")
     if isinstance(annotations, dict):
-        annotations.pop(_LAST_APPLIED, None)
+        annotations.pop(LAST_APPLIED, None)
         if not annotations:
             meta.pop("annotations", None)
     if result.get("kind") == "Secret" and result.get("apiVersion") == "v1":
@@ -141,7 +141,7 @@ def redact_secrets(*objects: KubeObject | None) -> list[KubeObject | None]:
                     token = placeholders.setdefault(str(value), f"<redacted value {len(placeholders) + 1}>")
                     values[key] = token
         annotations = (copied.get("metadata") or {}).get("annotations") or {}
-        annotations.pop(_LAST_APPLIED, None)
+        annotations.pop(LAST_APPLIED, None)
         result.append(copied)
     return result
 

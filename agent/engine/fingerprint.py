@@ -3,9 +3,10 @@
 A comparison costs one server-side dry-run apply (a PATCH) per existing object. When
 the desired object is byte-for-byte what it was (same fingerprint, which also covers
 the ignore rules that apply to it) and the live object is the very version we saw in
-sync (same `resourceVersion`, which every write to the object moves), the dry-run
-can only answer "unchanged": it is skipped. A restart with a snapshot therefore
-makes no PATCH for an app in sync.
+sync (same `resourceVersion`, which every write to the object moves) or has the same
+content (same digest of everything but status and server bookkeeping, so a controller
+updating only the status does not count), the dry-run can only answer "unchanged": it
+is skipped. A restart with a snapshot therefore makes no PATCH for an app in sync.
 
 The proof is recorded only from what the server said: the response of our own apply,
 or a live object a dry-run comparison found equal. Never from an object read later,
@@ -19,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
-from agent.engine.diff import matching_rules
+from agent.engine.diff import LAST_APPLIED, SERVER_METADATA, matching_rules
 from agent.engine.plan import Action, Plan, owned_by
 from agent.model import (
     AppliedVersion,
@@ -47,19 +48,41 @@ def fingerprints(desired: Sequence[KubeObject], rules: Sequence[IgnoreDifference
     return {ObjectRef.of(obj): fingerprint(obj, rules) for obj in desired}
 
 
+# Annotations a controller or client stamps on objects we apply; they never mean drift.
+IGNORED_ANNOTATIONS = frozenset({"deployment.kubernetes.io/revision", LAST_APPLIED})
+
+
+def live_digest(obj: KubeObject) -> str:
+    """A hash of what a live object says, without status and server bookkeeping.
+
+    Equal digests mean nobody changed the object's content; a status update keeps it.
+    """
+    meta = {key: value for key, value in (obj.get("metadata") or {}).items() if key not in SERVER_METADATA}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        meta["annotations"] = {key: value for key, value in annotations.items() if key not in IGNORED_ANNOTATIONS}
+    content = {key: value for key, value in obj.items() if key not in ("status", "metadata")}
+    content["metadata"] = meta
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
 def resource_version(obj: KubeObject | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 def proven_unchanged(prints: Mapping[ObjectRef, str], live: Mapping[ObjectRef, KubeObject],
                      applied: Mapping[ObjectRef, AppliedVersion]) -> frozenset[ObjectRef]:
-    """Desired objects whose fingerprint and live resourceVersion both equal the recorded proof."""
+    """Desired objects whose fingerprint equals the recorded proof and whose live object is the
+    recorded version, or has the recorded content."""
     proven = set()
     for ref, print_ in prints.items():
         record = applied.get(ref)
-        if record is None or not record.resource_version or ref not in live:
+        if record is None or ref not in live or record.fingerprint != print_:
             continue
-        if record.fingerprint == print_ and record.resource_version == resource_version(live[ref]):
+        current = live[ref]
+        same_version = bool(record.resource_version) and record.resource_version == resource_version(current)
+        if same_version or (record.live_digest and record.live_digest == live_digest(current)):
             proven.add(ref)
     return frozenset(proven)
 
@@ -77,13 +100,13 @@ def applied_versions(plan: Plan, prints: Mapping[ObjectRef, str], *, changes: Ch
     for obj in plan.objects:
         action = done.get(obj.ref) if done is not None else None
         if obj.action is Action.UNCHANGED and (done is None or action is ChangeAction.UNCHANGED):
-            version = resource_version(obj.live)
+            seen = obj.live
         elif action in (ChangeAction.CREATED, ChangeAction.CONFIGURED):
-            version = resource_version(responses.get(obj.ref))
+            seen = responses.get(obj.ref)
         else:
             continue
-        if version:
-            result[obj.ref] = AppliedVersion(prints[obj.ref], version)
+        if seen is not None and resource_version(seen):
+            result[obj.ref] = AppliedVersion(prints[obj.ref], resource_version(seen), live_digest(seen))
     return result
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from agent.engine.health import Health, wave_status
 from agent.engine.plan import Action, Plan, PlannedObject, PruneCandidate
@@ -31,6 +32,7 @@ from agent.model import (
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[KubeObject | None], Health]
+Reader = Callable[[PlannedObject, KubeObject | None], Awaitable[KubeObject | None]]
 RECREATE_OPTIONS = frozenset({"Replace=true", "Force=true"})
 
 
@@ -59,13 +61,16 @@ class SyncRunner:
     policy: SyncPolicy
     health: HealthCheck
     author: str = ""  # of the revision, for the audit events
+    read: Reader | None = None  # current state of an object for health waits; default: a GET
+    on_write: Callable[[KubeObject], None] | None = None  # told about every object the sync wrote
     poll_interval: float = 0.2
     changes: list[Change] = field(default_factory=list)
     live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
     responses: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
 
     async def run(self, plan: Plan, *, prune: bool) -> SyncResult:
-        started = time.time()
+        started = self.started = time.time()
         phase, message = OperationPhase.SUCCEEDED, ""
         try:
             if plan.refusal:
@@ -102,7 +107,7 @@ class SyncRunner:
                 self.changes.append(Change(obj.ref, ChangeAction.UNCHANGED))
                 continue
             try:
-                self.live[obj.ref] = self.responses[obj.ref] = await self._apply(obj)
+                self.live[obj.ref] = self.responses[obj.ref] = response = await self._apply(obj)
             except KubeUnreachable:
                 raise
             except KubeError as exc:
@@ -110,7 +115,10 @@ class SyncRunner:
                 self._audit("apply failed", obj.ref, "failed", level=logging.WARNING, error=exc.message)
                 failures.append(str(exc))
                 continue
-            action = ChangeAction.CREATED if obj.action is Action.CREATE else ChangeAction.CONFIGURED
+            if self.on_write is not None:
+                self.on_write(response)
+            created = obj.action is Action.CREATE and not _existed_before(response, self.started)
+            action = ChangeAction.CREATED if created else ChangeAction.CONFIGURED
             self.changes.append(Change(obj.ref, action))
             self._audit("applied", obj.ref, action.value)
             applied.append(obj)
@@ -148,7 +156,7 @@ class SyncRunner:
         while True:
             healths: dict[ObjectRef, Health] = {}
             for obj in pending:
-                current = await self.kube.get(obj.desired)
+                current = await self._read(obj)
                 if current is not None:
                     self.live[obj.ref] = current
                 is_crd = obj.ref.kind == "CustomResourceDefinition"
@@ -164,6 +172,11 @@ class SyncRunner:
             waiting = {ref for ref, _ in wave.unhealthy}
             pending = [obj for obj in pending if obj.ref in waiting]
             await asyncio.sleep(self.poll_interval)
+
+    async def _read(self, obj: PlannedObject) -> KubeObject | None:
+        if self.read is not None:
+            return await self.read(obj, self.live.get(obj.ref))
+        return await self.kube.get(obj.desired)
 
     async def _ensure_namespace(self) -> None:
         # Created without our label: a namespace the app did not declare is never pruned.
@@ -205,6 +218,19 @@ class SyncRunner:
         if error:
             extra["error"] = error
         log.log(level, message, extra=extra)
+
+
+def _existed_before(response: KubeObject, started: float) -> bool:
+    """Whether an object we meant to create was already there (adopted, not yet labelled as ours).
+
+    The apply is an upsert either way; this only keeps the ChangeSet honest.
+    """
+    stamp = str((response.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return False
+    return created < started - 2.0  # the server stamps whole seconds
 
 
 def _established(crd: KubeObject | None) -> Health:

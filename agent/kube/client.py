@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
+import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from agent.model import KubeObject, ObjectRef
 
 REQUEST_TIMEOUT = 30.0
 WATCH_SECONDS = 300
-MAX_THROTTLED = 5  # attempts of one request the server answers with 429
+MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (client-go's limit)
 MAX_RETRY_AFTER = 30.0
 RequestObserver = Callable[[str, str, int], None]
 
@@ -117,7 +119,8 @@ class KubeClient:
                                                             gated)
             if status != 429 or attempt == MAX_THROTTLED:
                 break
-            await asyncio.sleep(retry_after)
+            # Up to 10% later than asked, so requests refused together do not all return together.
+            await asyncio.sleep(retry_after * (1 + random.random() / 10))
         if 200 <= status < 300:
             return json.loads(payload) if payload else None
         raise _api_error(status, payload, ref)
@@ -329,6 +332,8 @@ def _retry_after(value: str | None) -> float:
     try:
         seconds = float(value) if value else 1.0
     except ValueError:
+        seconds = 1.0
+    if math.isnan(seconds):  # float() takes "nan", and asyncio.sleep(nan) never returns
         seconds = 1.0
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 Kind = tuple[str, str]  # (apiVersion, kind)
 Digest = Callable[[KubeObject], str]
-Listener = Callable[[str, ObjectRef], None]
+Listener = Callable[[str, ObjectRef, bool], None]  # app, object, whether its content (not just status) changed
 RELIST_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -33,8 +33,10 @@ class _KindWatch:
     resource: ApiResource
     api_version: str
     objects: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+    by_app: dict[str, set[ObjectRef]] = field(default_factory=dict)  # an index: apps poll often
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     relists: int = 0
+    forbidden: str = ""  # the API refused to list this kind in all namespaces: callers must LIST themselves
 
 
 class WatchCache:
@@ -46,6 +48,7 @@ class WatchCache:
         self._keep_managed_fields = keep_managed_fields
         self._kinds: dict[Kind, _KindWatch] = {}
         self._digests: dict[ObjectRef, str] = {}
+        self._epochs: dict[str, int] = {}
         self._tasks = TaskSet()
         self._lock = asyncio.Lock()
 
@@ -66,21 +69,27 @@ class WatchCache:
             await asyncio.wait_for(watch.synced.wait(), timeout=wait)
         except TimeoutError:
             return False
-        return True
+        return not watch.forbidden
+
+    def set_listener(self, listener: Listener) -> None:
+        self._on_change = listener
 
     def synced(self, kinds: Iterable[Kind]) -> bool:
-        return all(key in self._kinds and self._kinds[key].synced.is_set() for key in kinds)
+        """Whether every kind is watched and listed (so `objects` is the whole truth for them)."""
+        return all(key in self._kinds and self._kinds[key].synced.is_set() and not self._kinds[key].forbidden
+                   for key in kinds)
+
+    def epoch(self, app: str) -> int:
+        """Counts changes to the content of the app's objects (not status): equal epochs, nothing changed."""
+        return self._epochs.get(app, 0)
 
     def objects(self, app: str, kinds: Iterable[Kind]) -> dict[ObjectRef, KubeObject]:
         """Every cached object of these kinds labelled for `app`."""
         found: dict[ObjectRef, KubeObject] = {}
         for key in kinds:
             watch = self._kinds.get(key)
-            if watch is None:
-                continue
-            for ref, obj in watch.objects.items():
-                if ((obj.get("metadata") or {}).get("labels") or {}).get(APP_LABEL) == app:
-                    found[ref] = obj
+            if watch is not None:
+                found.update((ref, watch.objects[ref]) for ref in watch.by_app.get(app, ()))
         return found
 
     def get(self, api_version: str, ref: ObjectRef) -> KubeObject | None:
@@ -111,7 +120,19 @@ class WatchCache:
             except _Expired:
                 watch.relists += 1
                 log.info("watch of %s expired; listing again", watch.resource.kind)
-            except (KubeUnreachable, KubeError) as exc:
+            except KubeError as exc:
+                if exc.status == 403 and not watch.synced.is_set():
+                    # Namespaced RBAC: the reconciler lists per namespace instead of watching.
+                    watch.forbidden = exc.message
+                    watch.synced.set()
+                    log.info("not watching %s: %s", watch.resource.kind, exc.message)
+                    return
+                delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
+                failures += 1
+                watch.relists += 1
+                log.warning("watch of %s failed (%s); listing again in %.1fs", watch.resource.kind, exc, delay)
+                await asyncio.sleep(delay)
+            except KubeUnreachable as exc:
                 delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
                 failures += 1
                 watch.relists += 1
@@ -125,11 +146,15 @@ class WatchCache:
         for item in listing.get("items") or []:
             item["apiVersion"], item["kind"] = watch.api_version, watch.resource.kind
             fresh[ObjectRef.of(item)] = self._slim(item)
+        relist = watch.synced.is_set()  # the first list is what the cache starts from, not a change
         for ref in set(watch.objects) - set(fresh):
-            self._changed(ref, None, _app_of(watch.objects[ref]))
+            self._changed(ref, None, _app_of(watch.objects[ref]), notify=relist)
         for ref, obj in fresh.items():
-            self._changed(ref, obj, _app_of(obj))
+            self._changed(ref, obj, _app_of(obj), notify=relist)
         watch.objects = fresh
+        watch.by_app = {}
+        for ref, obj in fresh.items():
+            watch.by_app.setdefault(_app_of(obj), set()).add(ref)
         watch.synced.set()
         return str((listing.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -145,11 +170,14 @@ class WatchCache:
                 continue
             obj["apiVersion"], obj["kind"] = watch.api_version, watch.resource.kind
             ref = ObjectRef.of(obj)
+            previous = watch.objects.pop(ref, None)
+            if previous is not None:
+                watch.by_app.get(_app_of(previous), set()).discard(ref)
             if kind == "DELETED":
-                watch.objects.pop(ref, None)
                 self._changed(ref, None, _app_of(obj))
             else:
                 watch.objects[ref] = self._slim(obj)
+                watch.by_app.setdefault(_app_of(obj), set()).add(ref)
                 self._changed(ref, watch.objects[ref], _app_of(obj))
         return version
 
@@ -161,16 +189,22 @@ class WatchCache:
         (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
         return obj
 
-    def _changed(self, ref: ObjectRef, obj: KubeObject | None, app: str) -> None:
-        """Report a change the agent did not make itself; the first sight of an object is not one."""
+    def _changed(self, ref: ObjectRef, obj: KubeObject | None, app: str, *, notify: bool = True) -> None:
+        """Count and report a change; the agent's own writes (see note_write) are not reported as drift."""
         digest = self._digest(obj) if obj is not None else ""
         previous = self._digests.get(ref)
         if obj is None:
             self._digests.pop(ref, None)
         else:
             self._digests[ref] = digest
-        if previous is not None and previous != digest and app and self._on_change is not None:
-            self._on_change(app, ref)
+        if not app:
+            return
+        if previous != digest:
+            self._epochs[app] = self._epochs.get(app, 0) + 1
+        # A first sight is not drift: it may be the agent's own create, seen before note_write.
+        content_changed = previous is not None and previous != digest
+        if notify and self._on_change is not None:
+            self._on_change(app, ref, content_changed)
 
 
 def _app_of(obj: KubeObject) -> str:

@@ -188,6 +188,11 @@ class WebhookReceiver:
         self._metrics = metrics
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Take reloaded webhook secrets, body limit and [[repositories]] (a configuration reload)."""
+        self._agent = settings.agent
+        self._credentials = CredentialStore(settings.repositories)
+
     async def handle(self, request: web.Request) -> web.Response:
         provider = detect_provider(request.headers)
         try:

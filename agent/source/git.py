@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -144,6 +144,16 @@ class GitSource:
     def invalidate(self, url: str) -> None:
         """Forget the shared ls-remote answer for `url` (a push arrived, or a refresh was asked for)."""
         self._refs.invalidate(url)
+
+    def reconfigure(self, options: SourceOptions, repositories: Sequence[RepoSpec]) -> None:
+        """Take reloaded settings: credentials, timeout, export limits, how long an ls-remote is shared.
+
+        `max_concurrent_fetches` keeps its value: requests in flight hold the semaphore it sized.
+        A request already started finishes with the settings it started with.
+        """
+        self._options = replace(options, max_concurrent_fetches=self._options.max_concurrent_fetches)
+        self._credentials = CredentialStore(repositories)
+        self._refs.ttl = options.ls_remote_ttl
 
     # ------------------------------------------------------------- the three verbs
 

@@ -72,7 +72,7 @@ class RefCache:
 
     def __init__(self, ls_remote: LsRemote, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ls_remote = ls_remote
-        self._ttl = ttl
+        self.ttl = ttl  # may be changed while running (a configuration reload)
         self._clock = clock
         self._answers: dict[str, _Answer] = {}
         self._flights: dict[str, _Flight] = {}
@@ -83,9 +83,9 @@ class RefCache:
         answer = self._answers.get(url)
         if answer is not None:
             age = self._clock() - answer.at
-            if answer.refs is not None and age < self._ttl:
+            if answer.refs is not None and age < self.ttl:
                 return answer.refs
-            if answer.error is not None and age < min(ERROR_TTL, self._ttl):
+            if answer.error is not None and age < min(ERROR_TTL, self.ttl):
                 raise answer.error.with_traceback(None)
         generation = self._generations.get(url, 0)
         flight = self._flights.get(url)

@@ -167,7 +167,7 @@ def record_to_dict(record: AppRecord) -> dict[str, Any]:
         "tracked_sha": record.tracked_sha,
         "kinds": sorted([api_version, kind] for api_version, kind in record.kinds),
         "inventory": [[entry.api_version, *_ref(entry.ref)] for entry in record.inventory],
-        "applied": [[*_ref(ref), proof.fingerprint, proof.resource_version]
+        "applied": [[*_ref(ref), proof.fingerprint, proof.resource_version, proof.live_digest]
                     for ref, proof in sorted(record.applied.items())],
         "history": [history_to_dict(entry) for entry in record.history],
     }
@@ -183,7 +183,8 @@ def record_from_dict(data: Mapping[str, Any]) -> AppRecord:
             tracked_sha=str(data["tracked_sha"]),
             kinds=frozenset((str(api_version), str(kind)) for api_version, kind in data["kinds"]),
             inventory=tuple(InventoryEntry(str(item[0]), _ref_from(item[1:])) for item in data["inventory"]),
-            applied={_ref_from(item[:4]): AppliedVersion(str(item[4]), str(item[5])) for item in data["applied"]},
+            applied={_ref_from(item[:4]): AppliedVersion(*(str(value) for value in item[4:7]))
+                     for item in data["applied"]},
             history=tuple(history_from_dict(entry) for entry in data["history"]),
         )
     except RecordError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +288,27 @@ def test_rejects_bad_repo_names(server: GitServer) -> None:
         server.create_repo("dup")
     with pytest.raises(ValueError):
         server.count(kind="clone")
+
+
+def test_delay_holds_requests_and_counts_how_many_overlap(server: GitServer, tmp_path: Path) -> None:
+    server.create_repo("slow")
+    WorkTree(server, "slow", tmp_path / "work").commit_and_push({"a.txt": "a\n"}, "first")
+    server.reset_counts()
+    server.delay = 0.2
+
+    def ls_remote() -> None:
+        client, path = get_transport_and_path(server.url("slow"))
+        client.get_refs(path)
+
+    started = time.monotonic()
+    ls_remote()
+    assert time.monotonic() - started >= 0.2
+    assert server.max_concurrent == 1
+    threads = [threading.Thread(target=ls_remote) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert server.max_concurrent == 3
+    server.reset_counts()
+    assert server.max_concurrent == 0

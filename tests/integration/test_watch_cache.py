@@ -31,7 +31,11 @@ def labelled(name: str, namespace: str, app: str, data: dict[str, str]) -> KubeO
 @pytest.fixture
 async def cache_and_changes(kube: KubeClient) -> Any:
     changes: list[tuple[str, ObjectRef]] = []
-    cache = WatchCache(kube, digest=digest, on_change=lambda app, ref: changes.append((app, ref)))
+    def listener(app: str, ref: ObjectRef, content_changed: bool) -> None:
+        if content_changed:  # status-only updates and the agent's own writes are not drift
+            changes.append((app, ref))
+
+    cache = WatchCache(kube, digest=digest, on_change=listener)
     yield cache, changes
     await cache.close()
 

@@ -20,8 +20,10 @@ def free_port() -> int:
 
 
 class AgentProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, base_url: str, log_path: Path) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, base_url: str, log_path: Path,
+                 config_path: Path | None = None) -> None:
         self.proc, self.base_url, self.log_path = proc, base_url, log_path
+        self.config_path = config_path  # the file it was started with: rewrite it and send SIGHUP to reload
 
     async def request(self, method: str, path: str, *, body: bytes | None = None,
                       headers: Mapping[str, str] | None = None) -> tuple[int, str]:
@@ -76,7 +78,7 @@ async def agent_processes(tmp_path: Path, kubeconfig: Path) -> AsyncIterator[Sta
                 stdout=asyncio.subprocess.DEVNULL, stderr=log, env=dict(env) if env is not None else None,
             )
         procs.append(proc)
-        return AgentProcess(proc, f"http://127.0.0.1:{port}", log_path)
+        return AgentProcess(proc, f"http://127.0.0.1:{port}", log_path, config)
 
     yield start
     for proc in procs:

@@ -4,7 +4,9 @@
 ``git http-backend`` (run as a CGI program per request) behind a
 ``ThreadingHTTPServer`` on ``127.0.0.1``.  It optionally enforces HTTP basic
 auth and records every request so tests can assert how often a client talked
-to the server (``count``).
+to the server (``count``).  With ``delay`` it holds every request that long
+before answering and records how many it held at once (``max_concurrent``), so
+tests can see how many requests a client keeps in flight.
 
 ``WorkTree`` is a git CLI clone of one served repository for authoring
 commits, branches and tags and pushing them.
@@ -443,6 +445,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if ".." in path.split("/"):
                 self._simple(403, "forbidden path")
                 return
+            self.server.git_server._hold()
             self._run_backend(path, query, body, user, content_encoding)
         finally:
             # Only reached unrecorded when something failed before a response.
@@ -581,6 +584,7 @@ class GitServer:
         *,
         username: str | None = None,
         password: str | None = None,
+        delay: float = 0.0,
     ) -> None:
         if not GIT_HTTP_BACKEND.is_file() or not os.access(GIT_HTTP_BACKEND, os.X_OK):
             raise RuntimeError(
@@ -595,6 +599,9 @@ class GitServer:
         self.password = password
         self.requests: list[RequestRecord] = []
         self.backend_errors: list[str] = []
+        self.delay = delay  # seconds every request is held before it is answered (may be changed any time)
+        self.max_concurrent = 0  # the most requests held at once (see _hold)
+        self._holding = 0
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -690,6 +697,23 @@ class GitServer:
         with self._lock:
             self.requests.append(record)
 
+    def _hold(self) -> None:
+        """Hold one request for ``delay`` seconds, counting how many are held at once.
+
+        The hold comes after the whole request was read and before any byte of the
+        answer is sent: its client is certainly still waiting, so ``max_concurrent``
+        never counts more requests than the clients really had in flight together.
+        """
+        with self._lock:
+            self._holding += 1
+            self.max_concurrent = max(self.max_concurrent, self._holding)
+        try:
+            if self.delay > 0:
+                time.sleep(self.delay)
+        finally:
+            with self._lock:
+                self._holding -= 1
+
     def _backend_error(self, text: str) -> None:
         with self._lock:
             self.backend_errors.append(text)
@@ -738,9 +762,10 @@ class GitServer:
         return len(self.records(repo=repo, kind=kind, include_unauthorized=include_unauthorized))
 
     def reset_counts(self) -> None:
-        """Forget all recorded requests."""
+        """Forget all recorded requests (and ``max_concurrent``)."""
         with self._lock:
             self.requests.clear()
+            self.max_concurrent = self._holding
 
 
 def _check_name(name: str) -> None:

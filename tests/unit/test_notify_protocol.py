@@ -64,6 +64,7 @@ def test_reloading_is_followed_by_ready_again(receiver: tuple[str, socket.socket
     notifier.reloading()
     first = received(sock)
     assert first[0] == "RELOADING=1" and first[1].startswith("MONOTONIC_USEC=")
+    notifier.reloaded()
     assert received(sock) == ["READY=1", "STATUS=ok"]
 
 

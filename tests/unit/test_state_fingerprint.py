@@ -6,7 +6,14 @@ import copy
 from typing import Any
 
 from agent.controller.inventory import group_by_app
-from agent.engine.fingerprint import applied_versions, fingerprint, fingerprints, inventory, proven_unchanged
+from agent.engine.fingerprint import (
+    applied_versions,
+    fingerprint,
+    fingerprints,
+    inventory,
+    live_digest,
+    proven_unchanged,
+)
 from agent.engine.plan import Action, make_plan
 from agent.model import (
     AppliedVersion,
@@ -76,7 +83,7 @@ def test_proofs_come_from_the_comparison_or_the_apply_response_never_a_later_rea
     plan = make_plan(APP, desired, live, predicted, policy=SyncPolicy())
     prints = fingerprints(desired)
     assert applied_versions(plan, prints, changes=None, responses={}) == {
-        ref("same"): AppliedVersion(prints[ref("same")], "5")}
+        ref("same"): AppliedVersion(prints[ref("same")], "5", live_digest(live[ref("same")]))}
     changes = ChangeSet((Change(ref("same"), ChangeAction.UNCHANGED), Change(ref("changed"), ChangeAction.CONFIGURED),
                          Change(ref("new"), ChangeAction.CREATED), Change(ref("broken"), ChangeAction.FAILED, "no")))
     responses = {ref("changed"): cm("changed", "2", rv="8"), ref("new"): cm("new", rv="9")}
@@ -101,3 +108,18 @@ def test_rebuild_groups_by_label_and_counts_only_owned_objects() -> None:
     grouped = group_by_app(items, [APP, "other", "idle"])
     assert grouped == {APP: {InventoryEntry("v1", ref("a"))}, "other": {InventoryEntry("v1", ref("b"))},
                        "idle": set()}
+
+
+def test_a_status_update_keeps_the_proof_and_a_content_change_breaks_it() -> None:
+    desired = [cm("api")]
+    seen = cm("api", rv="5")
+    seen["status"] = {"phase": "old"}
+    plan = make_plan(APP, desired, {ref("api"): seen}, {ref("api"): seen}, policy=SyncPolicy())
+    prints = fingerprints(desired)
+    proofs = applied_versions(plan, prints, changes=None, responses={})
+    status_only = cm("api", rv="6")
+    status_only["status"] = {"phase": "new"}
+    status_only["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+    assert proven_unchanged(prints, {ref("api"): status_only}, proofs) == {ref("api")}
+    edited = cm("api", "edited", rv="7")
+    assert proven_unchanged(prints, {ref("api"): edited}, proofs) == frozenset()

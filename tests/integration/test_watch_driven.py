@@ -1,0 +1,94 @@
+"""The watch cache in the agent: an unchanged app costs no API call, and drift is reverted at once."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import AppSpec
+from agent.controller import Controller
+from agent.kube import KubeClient
+from agent.metrics import Metrics
+from agent.model import SyncPolicy, SyncStatus
+from agent.runtime import build_controller
+from tests.integration.helpers import configmap, deployment, eventually, settings_for
+from tests.support.cluster import LocalCluster
+from tests.support.gitserver import GitServer, WorkTree
+
+
+class CountingKube:
+    """A real KubeClient whose requests are counted by verb."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+
+    def observe(self, verb: str, kind: str, code: int) -> None:
+        self.requests[verb] += 1
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, cluster: LocalCluster, git_server: GitServer, repo: WorkTree,
+                namespace: str) -> AsyncIterator[Any]:
+    counter = CountingKube()
+    kube = await KubeClient.connect(str(cluster.kubeconfig), observer=counter.observe)
+    metrics = Metrics()
+    name = f"watched-{secrets.token_hex(3)}"
+    spec = AppSpec(name=name, repo=git_server.url(repo.name), revision="main", path="app", namespace=namespace,
+                   sync_policy=SyncPolicy(self_heal=True))
+    controller = build_controller(settings_for([spec], state_dir=tmp_path / "state", kubeconfig=cluster.kubeconfig,
+                                               poll_interval=3600), kube, metrics)
+    yield controller, counter, metrics, name, namespace
+    await controller.stop(drain_timeout=2)
+    await kube.close()
+
+
+def renders(metrics: Metrics) -> float:
+    return sum(sample.value for family in metrics.registry.collect() for sample in family.samples
+               if sample.name == "gitops_agent_render_total")
+
+
+async def test_an_unchanged_app_is_reconciled_without_api_calls_or_render(agent: Any, repo: WorkTree) -> None:
+    controller, counter, metrics, name, _ = agent
+    repo.commit_and_push({"app/cm.yaml": configmap("settings", {"k": "v"}), "app/api.yaml": deployment("api")}, "one")
+    first = await controller.reconcile_once(name)
+    assert first.sync is not None and first.sync_status is SyncStatus.SYNCED
+    await controller.reconcile_once(name)  # the first comparison after a sync proves the app unchanged
+    before_requests, before_renders = sum(counter.requests.values()), renders(metrics)
+    for _ in range(3):
+        result = await controller.reconcile_once(name)
+        assert result.sync_status is SyncStatus.SYNCED and result.sync is None
+        assert result.health_status.value == "Healthy"
+    assert sum(counter.requests.values()) == before_requests, dict(counter.requests)
+    assert renders(metrics) == before_renders
+
+
+async def test_outside_change_is_reverted_without_waiting_for_the_poll(agent: Any, repo: WorkTree,
+                                                                      kube: KubeClient) -> None:
+    controller, _, _, name, namespace = agent
+    repo.commit_and_push({"app/cm.yaml": configmap("settings", {"mode": "declared"})}, "one")
+    controller.start()  # loops with a one-hour poll: only the watch can bring the app back
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}}
+    await eventually(lambda: _data_is(kube, ref, "declared"), within=15, what="the first sync")
+    await eventually(lambda: _synced(controller, name), within=10, what="the app Synced")
+    patched = time.monotonic()
+    await kube.request("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/settings",
+                       body={"data": {"mode": "edited by hand"}}, content_type="application/merge-patch+json")
+    await eventually(lambda: _data_is(kube, ref, "declared"), within=10, interval=0.02,
+                     what="self-heal to revert the outside change")
+    print(f"drift reverted {time.monotonic() - patched:.3f}s after the outside patch")
+
+
+async def _data_is(kube: KubeClient, ref: dict[str, Any], value: str) -> bool:
+    live = await kube.get(ref)
+    return live is not None and (live.get("data") or {}).get("mode") == value
+
+
+async def _synced(controller: Controller, name: str) -> bool:
+    status = controller.status(name)
+    return status is not None and status.sync_status is SyncStatus.SYNCED
