@@ -171,7 +171,7 @@ class Reconciler:
         )
         if request is None and sync is None and not plan.out_of_sync and self._watch is not None \
                 and self._watch.synced(used):
-            self._quiet[app.name] = _Quiet(app, revision, epoch, result)
+            self._quiet[app.name] = _Quiet(app, revision, epoch, _slim(result))
         return result
 
     def _unchanged(self, quiet: _Quiet, started: float, clock: float,
@@ -337,6 +337,14 @@ def _not_older(cached: KubeObject | None, written: KubeObject) -> bool:
         return False
     have, want = resource_version(cached), resource_version(written)
     return have == want or (have.isdigit() and want.isdigit() and int(have) > int(want))
+
+
+def _slim(result: ReconcileResult) -> ReconcileResult:
+    """The result without the objects it compared: a reused result needs only identities and
+    actions, and holding every app's live and dry-run objects twice would cost memory per app."""
+    assert result.plan is not None
+    objects = tuple(replace(obj, live=None, predicted=None) for obj in result.plan.objects)
+    return replace(result, plan=replace(result.plan, objects=objects, prune=()), resources=())
 
 
 @dataclass(frozen=True)
