@@ -42,9 +42,15 @@ def build_leadership(agent: AgentSettings, kube: KubeClient, controller: Control
     if not agent.leader_election.enabled:
         metrics.leader.set(1)
         return SingleInstance(on_started=controller.start)
+    def lead() -> None:
+        # Another replica may have applied or pruned while this one followed: its snapshot's
+        # inventories are not to be trusted for prune until rebuilt from the cluster.
+        controller.mark_inventories_stale()
+        controller.start()
+
     elector = LeaderElector(
         kube, agent.leader_election, namespace=lease_namespace(agent), identity=lease_identity(),
-        on_started=controller.start, on_stopped=controller.halt,
+        on_started=lead, on_stopped=controller.halt,
         observer=lambda leading: metrics.leader.set(1 if leading else 0),
     )
     metrics.leader.set(0)

@@ -34,10 +34,6 @@ class ObjectRef:
         parts = [self.kind, self.namespace, self.name] if self.namespace else [self.kind, self.name]
         return "/".join(parts)
 
-    @property
-    def group_kind(self) -> str:
-        return f"{self.group}/{self.kind}"
-
 
 @dataclass(frozen=True)
 class Revision:
@@ -48,10 +44,6 @@ class Revision:
     author: str = ""
     message: str = ""
     committed_at: float = 0.0
-
-    @property
-    def short(self) -> str:
-        return self.sha[:7]
 
 
 class SyncStatus(enum.StrEnum):

@@ -44,6 +44,7 @@ from agent.render import Manifest, Renderer
 from agent.source import GitSource, SourceOptions
 
 Kind = tuple[str, str]  # (apiVersion, kind)
+CACHE_POLL, API_POLL = 0.05, 0.2  # seconds between health checks of a wave, from the cache or by GET
 LIVE_READS = 8  # concurrent GETs when reading objects back for health after a sync
 
 
@@ -191,7 +192,9 @@ class Reconciler:
         prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
         runner = SyncRunner(self._kube, app.name, app.namespace, revision.sha, app.sync_policy, self._health.assess,
                             author=revision.author, read=self._read if self._watch else None,
-                            on_write=self._watch.note_write if self._watch else None)
+                            on_write=self._watch.note_write if self._watch else None,
+                            # Health waits read the watch cache, not the API: polling it often is free.
+                            poll_interval=CACHE_POLL if self._watch else API_POLL)
         return await runner.run(plan, prune=prune)
 
     async def _read(self, obj: PlannedObject, written: KubeObject | None) -> KubeObject | None:

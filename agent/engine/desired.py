@@ -46,18 +46,3 @@ def desired_objects(
         meta["annotations"] = {**(meta.get("annotations") or {}), TRACKING_ANNOTATION: tracking_id(app, ref)}
         result.append(obj)
     return result
-
-
-# Apply order of well-known kinds (Argo CD's), everything else after them.
-KIND_ORDER = (
-    "Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "Secret", "ConfigMap", "StorageClass",
-    "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
-    "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Pod", "ReplicaSet", "Deployment",
-    "StatefulSet", "Job", "CronJob", "Ingress", "APIService",
-)
-_KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
-
-
-def apply_order(obj: KubeObject) -> tuple[int, str, str, str]:
-    ref = ObjectRef.of(obj)
-    return (_KIND_RANK.get(ref.kind, len(KIND_ORDER)), ref.kind, ref.namespace, ref.name)

@@ -13,12 +13,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent import APP_LABEL, TRACKING_ANNOTATION
-from agent.engine.desired import KIND_ORDER, tracking_id
+from agent.engine.desired import tracking_id
 from agent.engine.diff import differs
 from agent.engine.options import compare_options, sync_options, sync_wave
 from agent.errors import RenderError
 from agent.model import IgnoreDifference, KubeObject, ObjectRef, SyncPolicy
 
+# Apply order of well-known kinds (Argo CD's), everything else after them.
+KIND_ORDER = (
+    "Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "Secret", "ConfigMap", "StorageClass",
+    "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
+    "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Pod", "ReplicaSet", "Deployment",
+    "StatefulSet", "Job", "CronJob", "Ingress", "APIService",
+)
 _KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 PRE_SYNC_KINDS = frozenset({"Namespace", "CustomResourceDefinition"})
 

@@ -102,6 +102,7 @@ class _OnDisk:
 
     lock: _ReadWriteLock = field(default_factory=_ReadWriteLock)
     verified: bool = False
+    commits: set[str] = field(default_factory=set)  # known to be in the cache: no need to open it to ask
 
 
 @dataclass
@@ -239,6 +240,7 @@ class GitSource:
         cache.log_removal(repo.url, repo.path, problem)
         async with repo.lock.write():
             await asyncio.to_thread(cache.remove, repo.path)
+            repo.disk.commits.clear()
             repo.verified = True
 
     async def _ensure(self, repo: _CachedRepo, sha: str) -> None:
@@ -248,15 +250,21 @@ class GitSource:
                 if not repo.verified:
                     await asyncio.to_thread(cache.verify, repo.path)
                     repo.verified = True
+        if sha in repo.disk.commits:
+            return
         async with repo.lock.read():
             if await asyncio.to_thread(cache.has_commit, repo.path, sha):
+                repo.disk.commits.add(sha)
                 return
         async with repo.lock.write():
             if await asyncio.to_thread(cache.has_commit, repo.path, sha):
+                repo.disk.commits.add(sha)
                 return
             if await asyncio.to_thread(cache.too_many_packs, repo.path):
                 await asyncio.to_thread(cache.remove, repo.path)
+                repo.disk.commits.clear()
             await self._fetch_commit(repo, sha)
+            repo.disk.commits.add(sha)
 
     async def _fetch_commit(self, repo: _CachedRepo, sha: str) -> None:
         """Shallow fetch of just `sha`; a full fetch of every branch and tag when the server refuses that."""

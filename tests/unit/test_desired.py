@@ -1,6 +1,6 @@
 import pytest
 
-from agent.engine.desired import apply_order, desired_objects, tracking_id
+from agent.engine.desired import desired_objects, tracking_id
 from agent.errors import RenderError
 from agent.model import ObjectRef
 from agent.render import Manifest
@@ -59,15 +59,3 @@ def test_the_same_object_twice_is_an_error() -> None:
 
 def test_tracking_id_format() -> None:
     assert tracking_id("app", ObjectRef("apps", "Deployment", "ns", "api")) == "app:apps/Deployment:ns/api"
-
-
-def test_apply_order_puts_namespaces_first_and_unknown_kinds_last() -> None:
-    objs = [
-        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": "n"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}},
-    ]
-    ordered = [f"{o['kind']}/{o['metadata']['name']}" for o in sorted(objs, key=apply_order)]
-    assert ordered == ["Namespace/n", "ConfigMap/a", "ConfigMap/b", "Deployment/d", "Widget/w"]
