@@ -20,12 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.config.config_exception import ConfigException
 
 from agent import FIELD_MANAGER
 from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable, NotLeader
+from agent.kube._library import ConfigException, Configuration, RESTClientObject, load_kube_config
 from agent.kube.incluster import configure_in_cluster, in_cluster
 from agent.kube.ratelimit import TokenBucket
 from agent.model import KubeObject, ObjectRef
@@ -59,9 +57,9 @@ class ApiResource:
         return f"{base}/{quote(name, safe='')}" if name else base
 
 
-async def load_configuration(kubeconfig: str = "", context: str = "") -> k8s_client.Configuration:
+async def load_configuration(kubeconfig: str = "", context: str = "") -> Configuration:
     """In-cluster when running in a pod and no kubeconfig is named; else kubeconfig."""
-    configuration = k8s_client.Configuration()
+    configuration = Configuration()
     if not kubeconfig and in_cluster():
         configure_in_cluster(configuration)  # the pod's service account, re-read when rotated
         return configuration
@@ -69,7 +67,7 @@ async def load_configuration(kubeconfig: str = "", context: str = "") -> k8s_cli
         Path.home() / ".kube" / "config"
     )
     try:
-        await k8s_config.load_kube_config(
+        await load_kube_config(
             config_file=path, context=context or None, client_configuration=configuration
         )
     except (ConfigException, OSError) as exc:
@@ -80,9 +78,10 @@ async def load_configuration(kubeconfig: str = "", context: str = "") -> k8s_cli
 class KubeClient:
     """Requests against one API server, with cached discovery."""
 
-    def __init__(self, configuration: k8s_client.Configuration, *, observer: RequestObserver | None = None,
+    def __init__(self, configuration: Configuration, *, observer: RequestObserver | None = None,
                  limiter: TokenBucket | None = None) -> None:
-        self._api = k8s_client.ApiClient(configuration)
+        self._configuration = configuration
+        self._rest = RESTClientObject(configuration)
         self._observer = observer
         self._limiter = limiter
         self._resources: dict[tuple[str, str], ApiResource] = {}
@@ -97,11 +96,11 @@ class KubeClient:
         return cls(await load_configuration(kubeconfig, context), observer=observer, limiter=limiter)
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._rest.close()
 
     @property
     def host(self) -> str:
-        return str(self._api.configuration.host)
+        return str(self._configuration.host)
 
     async def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
@@ -133,11 +132,7 @@ class KubeClient:
             raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         try:
-            response = await self._api.call_api(
-                path, method, query_params=list((query or {}).items()), header_params=headers,
-                body=body, auth_settings=["BearerToken"], _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+            response = await self._call(method, path, query, headers, body, REQUEST_TIMEOUT)
             async with response:
                 payload = await response.read()
                 status = response.status
@@ -161,10 +156,7 @@ class KubeClient:
                  "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=timeout_seconds + 30)
         try:
-            response = await self._api.call_api(
-                resource.path(), "GET", query_params=list(query.items()), header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
-            )
+            response = await self._call("GET", resource.path(), query, {"Accept": "application/json"}, None, timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._observe("WATCH", resource.kind, 0)
             raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}") from exc
@@ -178,6 +170,18 @@ class KubeClient:
                         yield json.loads(line)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise KubeUnreachable(f"{self.host}: watch of {resource.kind} broke: {exc}") from exc
+
+    async def _call(self, method: str, path: str, query: dict[str, str] | None, headers: dict[str, str], body: Any,
+                    deadline: float | aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """One HTTP exchange through kubernetes-asyncio's REST layer (TLS, proxy), with our auth header."""
+        for setting in (await self._configuration.auth_settings()).values():
+            if setting["in"] == "header" and setting["value"]:
+                headers[setting["key"]] = setting["value"]
+        response: aiohttp.ClientResponse = await self._rest.request(
+            method, f"{self._configuration.host}{path}", query_params=dict(query or {}), headers=headers,
+            body=body, _preload_content=False, _request_timeout=deadline,
+        )
+        return response
 
     def gate_writes(self, may_write: Callable[[], bool]) -> None:
         """Refuse applies (not dry runs) and deletes whenever `may_write()` is false (leader election)."""
