@@ -217,6 +217,15 @@ def history_on_disk(directory: Path, name: str) -> int:
     return len(loaded.snapshot.payload["apps"][name]["history"])
 
 
+async def history_written(directory: Path, name: str, entries: int) -> bool:
+    """For polling: whether the snapshot on disk already holds `entries` history entries of the app
+    (the writer runs about once a second, so the first snapshot may not be there yet)."""
+    loaded = SnapshotFile(directory).load()
+    if loaded.snapshot is None or name not in loaded.snapshot.payload["apps"]:
+        return False
+    return history_on_disk(directory, name) == entries
+
+
 async def test_disk_full_keeps_the_old_snapshot_reports_and_keeps_serving(
     tiny_state_dir: Path, start_agent: StartAgent, repo: WorkTree, git_server: GitServer, namespace: str
 ) -> None:
@@ -224,7 +233,7 @@ async def test_disk_full_keeps_the_old_snapshot_reports_and_keeps_serving(
     v1 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "1"})}, "one")
     agent = await start_agent(app_config(name, git_server.url(repo.name), namespace))
     await eventually(lambda: synced_at(agent, name, v1), within=20, what="Synced")
-    await eventually(lambda: _async(history_on_disk(tiny_state_dir, name) == 1), within=5, what="a snapshot")
+    await eventually(lambda: history_written(tiny_state_dir, name, 1), within=5, what="a snapshot")
     filler = fill(tiny_state_dir)
 
     status, body = await agent.request("POST", f"/api/v1/applications/{name}/sync")
@@ -242,11 +251,7 @@ async def test_disk_full_keeps_the_old_snapshot_reports_and_keeps_serving(
     assert app is not None and len(app["history"]) == 2 and app["sync_status"] == "Synced"
 
     filler.unlink()
-    await eventually(lambda: _async(history_on_disk(tiny_state_dir, name) == 2), within=5,
+    await eventually(lambda: history_written(tiny_state_dir, name, 2), within=5,
                      what="the snapshot to be written once there is room")
     assert "state snapshot written again after failures" in agent.logs
     await stop(agent)
-
-
-async def _async(value: bool) -> bool:
-    return value
