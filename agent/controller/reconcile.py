@@ -304,7 +304,8 @@ class Reconciler:
 
         Without a sync, `live` is this reconcile's own read of the cluster. After a sync it
         partly holds apply responses, which show an object before its controller has acted,
-        so every desired object is read back: one GET each until the watch cache replaces them.
+        so every desired object is read back: from the watch cache (the newer of its copy and
+        what was written), or by GET for kinds the cache does not cover.
         """
         if sync is not None:
             live = dict(live)
