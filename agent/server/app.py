@@ -12,8 +12,9 @@ from aiohttp import web
 from agent.controller import Controller
 from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppStatus, AutoSyncPause, ObjectRef
+from agent.model import AppStatus, AutoSyncPause
 from agent.server import operations
+from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
 from agent.source import redact_url
@@ -59,18 +60,14 @@ def resource_views(status: AppStatus) -> list[dict[str, Any]]:
     for resource in status.resources:
         change = changes.pop(resource.ref, None)
         rows.append({
-            **_identity(resource.ref), "sync_status": resource.sync_status.value,
+            **ref_view(resource.ref), "sync_status": resource.sync_status.value,
             "health_status": resource.health_status.value, "health_message": resource.health_message,
             "action": change.action.value if change else None, "message": change.message if change else "",
         })
     for ref, change in changes.items():
-        rows.append({**_identity(ref), "sync_status": None, "health_status": None, "health_message": "",
+        rows.append({**ref_view(ref), "sync_status": None, "health_status": None, "health_message": "",
                      "action": change.action.value, "message": change.message})
     return rows
-
-
-def _identity(ref: ObjectRef) -> dict[str, str]:
-    return {"group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -113,7 +110,7 @@ async def get_application(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     status, spec = controller.status(name), controller.spec(name)
     if status is None or spec is None:
-        raise web.HTTPNotFound(text=f'{{"error": "application {name} not found"}}', content_type="application/json")
+        raise not_found(name)
     body = app_summary(status, namespace=spec.namespace)
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
     body["resources"] = resource_views(status)
@@ -124,7 +121,7 @@ async def get_application(request: web.Request) -> web.Response:
 async def refresh_application(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not request.app[CONTROLLER].request_refresh(name):
-        raise web.HTTPNotFound(text=f'{{"error": "application {name} not found"}}', content_type="application/json")
+        raise not_found(name)
     return web.json_response({"refresh": "queued", "name": name}, status=202)
 
 
