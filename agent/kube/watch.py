@@ -57,6 +57,9 @@ class WatchCache:
     async def track(self, api_version: str, kind: str, *, wait: float = 10.0) -> bool:
         """Start watching a kind (once) and wait until its first LIST is in; False if the kind is unknown."""
         key = (api_version, kind)
+        known = self._kinds.get(key)
+        if known is not None and known.synced.is_set():  # every reconcile asks: answer without waiting
+            return not known.forbidden
         async with self._lock:
             watch = self._kinds.get(key)
             if watch is None:
