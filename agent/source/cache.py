@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import struct
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from dulwich.errors import (
     ObjectMissing,
     WrongObjectException,
 )
-from dulwich.objects import Commit, ObjectID, ShaFile, Tag
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -68,17 +69,111 @@ def cache_dir_name(url: str) -> str:
 @contextmanager
 def open_repo(repo_dir: Path) -> Iterator[Repo]:
     """The cached repository, created when absent; CacheCorrupt when it cannot be opened."""
-    if not repo_dir.exists():
-        repo_dir.mkdir(parents=True)
-        Repo.init_bare(str(repo_dir)).close()
-    try:
-        repo = Repo(str(repo_dir))
-    except CORRUPTION_ERRORS as exc:
-        raise CacheCorrupt(f"cannot open: {_reason(exc)}") from exc
+    repo = _open(repo_dir)
     try:
         yield repo
     finally:
         repo.close()
+
+
+def _open(repo_dir: Path) -> Repo:
+    if not repo_dir.exists():
+        repo_dir.mkdir(parents=True)
+        Repo.init_bare(str(repo_dir)).close()
+    try:
+        return Repo(str(repo_dir))
+    except CORRUPTION_ERRORS as exc:
+        raise CacheCorrupt(f"cannot open: {_reason(exc)}") from exc
+
+
+class Reader:
+    """One borrowed repository handle: `reader(sha)` is the object, corruption raised as CacheCorrupt."""
+
+    def __init__(self, repo: Repo, parsed: _ParsedObjects | None = None) -> None:
+        self.repo = repo
+        self._parsed = parsed
+
+    def __call__(self, sha: bytes) -> ShaFile:
+        found = self._parsed.get(sha) if self._parsed is not None else None
+        if found is not None:
+            return found
+        try:
+            obj = self.repo[ObjectID(sha)]
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(f"object {sha[:12].decode(errors='replace')}: {_reason(exc)}") from exc
+        if self._parsed is not None and not isinstance(obj, Blob):
+            self._parsed.put(sha, obj)  # trees, commits and tags are read again and again; file contents are not
+        return obj
+
+
+class _ParsedObjects:
+    """Parsed trees and commits by SHA, shared by every reader of a cache. An object's SHA is its
+    content, so an entry never goes stale; the oldest go first past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._objects: dict[bytes, ShaFile] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sha: bytes) -> ShaFile | None:
+        return self._objects.get(sha)
+
+    def put(self, sha: bytes, obj: ShaFile) -> None:
+        with self._lock:
+            self._objects[sha] = obj
+            while len(self._objects) > self._limit:
+                del self._objects[next(iter(self._objects))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._objects.clear()
+
+
+class RepoHandles:
+    """Open handles on one cache directory, lent to one reader thread at a time and kept for the next.
+
+    Opening a dulwich repository (its config, its pack indexes) costs more than most reads,
+    and every app reads the same repository several times per render. Writers (fetch, pin,
+    removal) run alone under the caller's write lock and call `close` afterwards: a kept
+    handle knows nothing of packs added or files removed since it was opened.
+    """
+
+    MAX_IDLE = 4  # about the worker threads that read at once
+    MAX_PARSED = 4096  # trees and commits
+
+    def __init__(self, repo_dir: Path) -> None:
+        self.path = repo_dir
+        self._idle: list[Repo] = []
+        self._lock = threading.Lock()
+        self._parsed = _ParsedObjects(self.MAX_PARSED)
+
+    @contextmanager
+    def borrow(self) -> Iterator[Reader]:
+        """A handle of our own for the length of the block (opened now when none is idle)."""
+        with self._lock:
+            repo = self._idle.pop() if self._idle else None
+        if repo is None:
+            repo = _open(self.path)
+        try:
+            yield Reader(repo, self._parsed)
+        except BaseException:
+            repo.close()  # it may be what failed: do not lend it again
+            raise
+        with self._lock:
+            kept = len(self._idle) < self.MAX_IDLE
+            if kept:
+                self._idle.append(repo)
+        if not kept:
+            repo.close()
+
+    def close(self, *, forget_objects: bool = False) -> None:
+        """Close the idle handles (after a write); `forget_objects` also drops the parsed objects."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for repo in idle:
+            repo.close()
+        if forget_objects:
+            self._parsed.clear()
 
 
 def remove(repo_dir: Path) -> None:
@@ -104,17 +199,17 @@ def verify(repo_dir: Path) -> None:
             raise CacheCorrupt(_reason(exc)) from exc
 
 
-def has_commit(repo_dir: Path, sha: str) -> bool:
-    if not repo_dir.exists():
+def has_commit(handles: RepoHandles, sha: str) -> bool:
+    if not handles.path.exists():
         return False
-    with open_repo(repo_dir) as repo:
+    with handles.borrow() as read:
         oid = ObjectID(sha.encode())
         try:
-            if oid not in repo.object_store:
+            if oid not in read.repo.object_store:
                 return False
-            return isinstance(_peel(repo, oid), Commit)
         except CORRUPTION_ERRORS as exc:
             raise CacheCorrupt(_reason(exc)) from exc
+        return isinstance(peel(read, oid), Commit)
 
 
 def too_many_packs(repo_dir: Path) -> bool:
@@ -150,7 +245,7 @@ def keep(repo_dir: Path, sha: str) -> bool:
     with open_repo(repo_dir) as repo:
         oid = ObjectID(sha.encode())
         try:
-            target = _peel(repo, oid) if oid in repo.object_store else None
+            target = peel(Reader(repo), oid) if oid in repo.object_store else None
             if not isinstance(target, Commit):
                 return False
             repo.refs[Ref(AGENT_REFS + target.id)] = target.id
@@ -165,13 +260,10 @@ def keep(repo_dir: Path, sha: str) -> bool:
         return True
 
 
-def describe(repo_dir: Path, sha: str, ref: str) -> Revision:
+def describe(handles: RepoHandles, sha: str, ref: str) -> Revision:
     """The commit `sha` names (a tag is peeled) with its audit metadata."""
-    with open_repo(repo_dir) as repo:
-        try:
-            commit = _peel(repo, ObjectID(sha.encode()))
-        except CORRUPTION_ERRORS as exc:
-            raise CacheCorrupt(_reason(exc)) from exc
+    with handles.borrow() as read:
+        commit = peel(read, ObjectID(sha.encode()))
         if not isinstance(commit, Commit):
             raise CacheCorrupt(f"{sha[:12]} is not a commit")
         lines = commit.message.decode("utf-8", "replace").strip().splitlines()
@@ -184,50 +276,34 @@ def describe(repo_dir: Path, sha: str, ref: str) -> Revision:
         )
 
 
-def commits_with_prefix(repo_dir: Path, prefix: str) -> list[str]:
+def commits_with_prefix(handles: RepoHandles, prefix: str) -> list[str]:
     """Full SHAs of cached commits starting with `prefix` (a short SHA)."""
-    if not repo_dir.exists():
+    if not handles.path.exists():
         return []
-    with open_repo(repo_dir) as repo:
+    with handles.borrow() as read:
         try:
-            return sorted({
-                sha.decode() for sha in repo.object_store.iter_prefix(prefix.encode())
-                if isinstance(repo[sha], Commit)
-            })
+            candidates = list(read.repo.object_store.iter_prefix(prefix.encode()))
         except CORRUPTION_ERRORS as exc:
             raise CacheCorrupt(_reason(exc)) from exc
+        return sorted({sha.decode() for sha in candidates if isinstance(read(sha), Commit)})
 
 
-def export(repo_dir: Path, url: str, sha: str, path: str, limits: ExportLimits) -> dict[str, bytes]:
+def export(handles: RepoHandles, url: str, sha: str, path: str, limits: ExportLimits) -> dict[str, bytes]:
     """The files under `path` at commit `sha` (see TreeExporter for what is refused)."""
-    with open_repo(repo_dir) as repo:
-        read = reader(repo)
-        commit = read(sha.encode())
-        while isinstance(commit, Tag):
-            commit = read(commit.object[1])
+    with handles.borrow() as read:
+        commit = peel(read, sha.encode())
         if not isinstance(commit, Commit):
             raise CacheCorrupt(f"{sha[:12]} is not a commit")
         return TreeExporter(read, url, limits).export(commit.tree, path)
 
 
-def reader(repo: Repo) -> ReadObject:
-    """`repo[sha]`, with a failure to read turned into CacheCorrupt."""
-
-    def read(sha: bytes) -> ShaFile:
-        try:
-            return repo[ObjectID(sha)]
-        except CORRUPTION_ERRORS as exc:
-            raise CacheCorrupt(f"object {sha[:12].decode(errors='replace')}: {_reason(exc)}") from exc
-
-    return read
-
-
-def _peel(repo: Repo, oid: ObjectID) -> ShaFile:
-    obj = repo[oid]
+def peel(read: ReadObject, oid: bytes) -> ShaFile:
+    """The object `oid` names, through up to ten annotated tags."""
+    obj = read(oid)
     for _ in range(10):
         if not isinstance(obj, Tag):
             break
-        obj = repo[obj.object[1]]
+        obj = read(obj.object[1])
     return obj
 
 

@@ -100,9 +100,26 @@ class _ReadWriteLock:
 class _OnDisk:
     """One cache directory; URLs that differ only in credentials share it, so they share this too."""
 
+    handles: cache.RepoHandles
     lock: _ReadWriteLock = field(default_factory=_ReadWriteLock)
     verified: bool = False
     commits: set[str] = field(default_factory=set)  # known to be in the cache: no need to open it to ask
+    described: dict[str, Revision] = field(default_factory=dict)  # commit → its metadata (ref left empty)
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """The write lock; handles kept for readers are closed after the write (they would miss its packs)."""
+        async with self.lock.write():
+            try:
+                yield
+            finally:
+                self.handles.close()
+
+    def forget(self) -> None:
+        """The directory was removed: nothing known about it holds any more."""
+        self.commits.clear()
+        self.described.clear()
+        self.handles.close(forget_objects=True)
 
 
 @dataclass
@@ -176,8 +193,12 @@ class GitSource:
 
         async def present() -> Revision:
             await self._ensure(repo, sha)
-            async with repo.lock.read():
-                return await asyncio.to_thread(cache.describe, repo.path, sha, ref)
+            described = repo.disk.described.get(sha)
+            if described is None:
+                async with repo.lock.read():
+                    described = await asyncio.to_thread(cache.describe, repo.disk.handles, sha, "")
+                repo.disk.described[sha] = described
+            return replace(described, ref=ref)
 
         return await self._recovering(repo, present)
 
@@ -188,7 +209,7 @@ class GitSource:
         async def read() -> dict[str, bytes]:
             await self._ensure(repo, revision.sha)
             async with repo.lock.read():
-                return await asyncio.to_thread(cache.export, repo.path, url, revision.sha, path,
+                return await asyncio.to_thread(cache.export, repo.disk.handles, url, revision.sha, path,
                                                self._options.limits)
 
         return SourceFiles(revision=revision, files=await self._recovering(repo, read))
@@ -204,14 +225,14 @@ class GitSource:
         """Repository paths that symbolic links below `paths` point to (their content is not in the tree SHA)."""
         return await self._read_tree(url, revision, trees.symlink_targets, list(paths))
 
-    async def _read_tree(self, url: str, revision: Revision, read: Callable[[Path, str, list[str]], T],
+    async def _read_tree(self, url: str, revision: Revision, read: Callable[[cache.RepoHandles, str, list[str]], T],
                          paths: list[str]) -> T:
         repo = self._repo(url)
 
         async def run() -> T:
             await self._ensure(repo, revision.sha)
             async with repo.lock.read():
-                return await asyncio.to_thread(read, repo.path, revision.sha, paths)
+                return await asyncio.to_thread(read, repo.disk.handles, revision.sha, paths)
 
         return await self._recovering(repo, run)
 
@@ -221,7 +242,8 @@ class GitSource:
         repo = self._repos.get(url)
         if repo is None:
             path = self.repo_dir(url)
-            repo = self._repos[url] = _CachedRepo(url, path, self._on_disk.setdefault(path, _OnDisk()))
+            disk = self._on_disk.get(path) or self._on_disk.setdefault(path, _OnDisk(cache.RepoHandles(path)))
+            repo = self._repos[url] = _CachedRepo(url, path, disk)
         return repo
 
     async def _recovering(self, repo: _CachedRepo, operation: Callable[[], Awaitable[T]]) -> T:
@@ -238,31 +260,31 @@ class GitSource:
 
     async def _discard(self, repo: _CachedRepo, problem: str) -> None:
         cache.log_removal(repo.url, repo.path, problem)
-        async with repo.lock.write():
+        async with repo.disk.writing():
             await asyncio.to_thread(cache.remove, repo.path)
-            repo.disk.commits.clear()
+            repo.disk.forget()
             repo.verified = True
 
     async def _ensure(self, repo: _CachedRepo, sha: str) -> None:
         """Fetch `sha` unless the cache has it; the first look per process also verifies the cache."""
         if not repo.verified:
-            async with repo.lock.write():
+            async with repo.disk.writing():
                 if not repo.verified:
                     await asyncio.to_thread(cache.verify, repo.path)
                     repo.verified = True
         if sha in repo.disk.commits:
             return
         async with repo.lock.read():
-            if await asyncio.to_thread(cache.has_commit, repo.path, sha):
+            if await asyncio.to_thread(cache.has_commit, repo.disk.handles, sha):
                 repo.disk.commits.add(sha)
                 return
-        async with repo.lock.write():
-            if await asyncio.to_thread(cache.has_commit, repo.path, sha):
+        async with repo.disk.writing():
+            if await asyncio.to_thread(cache.has_commit, repo.disk.handles, sha):
                 repo.disk.commits.add(sha)
                 return
             if await asyncio.to_thread(cache.too_many_packs, repo.path):
                 await asyncio.to_thread(cache.remove, repo.path)
-                repo.disk.commits.clear()
+                repo.disk.forget()
             await self._fetch_commit(repo, sha)
             repo.disk.commits.add(sha)
 
@@ -331,13 +353,13 @@ class GitSource:
 
         async def find() -> list[str]:
             async with repo.lock.read():
-                found = await asyncio.to_thread(cache.commits_with_prefix, repo.path, prefix)
+                found = await asyncio.to_thread(cache.commits_with_prefix, repo.disk.handles, prefix)
             if found:
                 return found
-            async with repo.lock.write():
+            async with repo.disk.writing():
                 await self._fetch(repo, [], depth=cache.UNSHALLOW_DEPTH)
             async with repo.lock.read():
-                return await asyncio.to_thread(cache.commits_with_prefix, repo.path, prefix)
+                return await asyncio.to_thread(cache.commits_with_prefix, repo.disk.handles, prefix)
 
         found = await self._recovering(repo, find)
         if len(found) > 1:

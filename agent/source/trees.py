@@ -6,7 +6,7 @@ hole in that: a tree holds a link's target *path*, not the target's content, so 
 renderer also asks for the targets of every link below its inputs and keys on them too.
 
 Blocking functions (dulwich); GitSource runs them in a worker thread under the
-repository's read lock. Nothing here raises for a path that is absent or leaves the
+repository's read lock, on a borrowed handle. Nothing here raises for a path that is absent or leaves the
 repository: that is an answer (None, or no target), and the export that follows
 reports it properly.
 """
@@ -17,11 +17,10 @@ import posixpath
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.objects import Blob, Commit, Tree
 
-from agent.source.cache import CacheCorrupt, open_repo, reader
+from agent.source.cache import CacheCorrupt, RepoHandles, peel
 from agent.source.export import MAX_DEPTH, MAX_LINK_HOPS, ReadObject, normalize_path
 
 
@@ -33,17 +32,17 @@ class TreeEntry:
     is_dir: bool
 
 
-def tree_entries(repo_dir: Path, commit_sha: str, paths: Sequence[str]) -> dict[str, TreeEntry | None]:
+def tree_entries(handles: RepoHandles, commit_sha: str, paths: Sequence[str]) -> dict[str, TreeEntry | None]:
     """Each path's entry at the commit, following symlinks inside the repository; None when absent."""
-    with open_repo(repo_dir) as repo:
-        walker = _Walker(reader(repo), commit_sha)
+    with handles.borrow() as read:
+        walker = _Walker(read, commit_sha)
         return {path: walker.entry(path) for path in paths}
 
 
-def symlink_targets(repo_dir: Path, commit_sha: str, paths: Sequence[str]) -> tuple[str, ...]:
+def symlink_targets(handles: RepoHandles, commit_sha: str, paths: Sequence[str]) -> tuple[str, ...]:
     """Repository paths that symbolic links below `paths` point to (links leaving the repository are left out)."""
-    with open_repo(repo_dir) as repo:
-        walker = _Walker(reader(repo), commit_sha)
+    with handles.borrow() as read:
+        walker = _Walker(read, commit_sha)
         found: set[str] = set()
         for path in paths:
             found.update(walker.links_below(path))
@@ -53,9 +52,7 @@ def symlink_targets(repo_dir: Path, commit_sha: str, paths: Sequence[str]) -> tu
 class _Walker:
     def __init__(self, read: ReadObject, commit_sha: str) -> None:
         self.read = read
-        commit = read(commit_sha.encode())
-        while isinstance(commit, Tag):
-            commit = read(commit.object[1])
+        commit = peel(read, commit_sha.encode())
         if not isinstance(commit, Commit):
             raise CacheCorrupt(f"{commit_sha[:12]} is not a commit")
         self.root = commit.tree
