@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from agent import FIELD_MANAGER
 from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable, NotLeader
@@ -32,6 +34,7 @@ REQUEST_TIMEOUT = 30.0
 WATCH_SECONDS = 300
 MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (client-go's limit)
 MAX_RETRY_AFTER = 30.0
+READ_BUFFER_BYTES = 2**21  # watch events carry whole objects (etcd allows 1.5 MiB), as kubernetes-asyncio sets
 RequestObserver = Callable[[str, str, int], None]
 
 
@@ -75,13 +78,37 @@ async def load_configuration(kubeconfig: str = "", context: str = "") -> Configu
     return configuration
 
 
+def _rest_client(configuration: Configuration) -> RESTClientObject:
+    """kubernetes-asyncio's REST layer, with the proxy settings of the environment read once.
+
+    Its session trusts the environment, so aiohttp would read ~/.netrc and the proxy
+    variables again for every request: a file read on the event loop each time. The
+    proxy (and its credentials) for the API server is looked up here instead.
+    """
+    rest = RESTClientObject(configuration)
+    if not rest.proxy:
+        try:
+            proxy, auth = get_env_proxy_for_url(URL(configuration.host or ""))
+        except LookupError:  # no proxy, or NO_PROXY names the server
+            pass
+        else:
+            rest.proxy = str(proxy)
+            if auth is not None:
+                rest.proxy_headers = {**(rest.proxy_headers or {}), "Proxy-Authorization": auth.encode()}
+    trusting = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(connector=trusting.connector, trust_env=False,
+                                              read_bufsize=READ_BUFFER_BYTES)
+    trusting.detach()  # the connector now belongs to the new session
+    return rest
+
+
 class KubeClient:
     """Requests against one API server, with cached discovery."""
 
     def __init__(self, configuration: Configuration, *, observer: RequestObserver | None = None,
                  limiter: TokenBucket | None = None) -> None:
         self._configuration = configuration
-        self._rest = RESTClientObject(configuration)
+        self._rest = _rest_client(configuration)
         self._observer = observer
         self._limiter = limiter
         self._resources: dict[tuple[str, str], ApiResource] = {}
