@@ -45,8 +45,6 @@ from tests.support.gitserver import GitServer
 
 @dataclass
 class Snapshot:
-    when: float  # time.monotonic()
-    cpu: float
     requests: Counter[str]
     detail: Counter[str]  # by verb, kind and code
     reconciles: Counter[str]
@@ -55,8 +53,9 @@ class Snapshot:
 
 
 async def snapshot(agent: BenchAgent, git: GitServer) -> Snapshot:
+    """The agent's counters (each read is a scrape of /metrics, so CPU is read around a snapshot, not in it)."""
     return Snapshot(
-        when=time.monotonic(), cpu=agent.stats().cpu_seconds, requests=await agent.kube_requests(),
+        requests=await agent.kube_requests(),
         detail=await agent.kube_requests("verb", "resource_kind", "code"),
         reconciles=await agent.totals("gitops_agent_reconcile_total", "result"),
         renders=await agent.totals("gitops_agent_render_total", "result"),
@@ -97,11 +96,19 @@ async def cycle(agent: BenchAgent, names: list[str], args: argparse.Namespace) -
     return triggered
 
 
-def report(args: argparse.Namespace, before: Snapshot, after: Snapshot, idle_rate: float, quiet: bool) -> Report:
+@dataclass
+class Cycle:
+    cpu: float  # agent CPU seconds from the trigger until every app was reconciled
+    wall: float
+    idle_rate: float  # agent CPU seconds per second with only the benchmark's reads, before the cycle
+
+
+def report(args: argparse.Namespace, before: Snapshot, after: Snapshot, measured: Cycle, quiet: bool) -> Report:
     out = Report(f"No-op reconcile cycle of {args.apps} Synced apps (trigger: {args.trigger}, "
                  f"{args.warmup} warm-up cycles)",
                  f"noop_cycle --apps {args.apps}")
-    requests, cpu, wall = delta(after.requests, before.requests), after.cpu - before.cpu, after.when - before.when
+    requests = delta(after.requests, before.requests)
+    cpu, wall, idle_rate = measured.cpu, measured.wall, measured.idle_rate
     git = delta(after.git, before.git)
     ls_remotes = git["ls-refs"] - git["fetch"]
     out.add("cycle wall time (trigger → all reconciled)", seconds(wall))
@@ -142,9 +149,11 @@ async def measure(bench: Bench, args: argparse.Namespace) -> Report:
     idle_rate = await idle_cpu_rate(agent, names, args)
     say(f"one cycle (trigger: {args.trigger})")
     before = await snapshot(agent, bench.git)
+    cpu, started = agent.stats().cpu_seconds, time.monotonic()
     await cycle(agent, names, args)
+    cpu, wall = agent.stats().cpu_seconds - cpu, time.monotonic() - started
     after = await snapshot(agent, bench.git)
-    return report(args, before, after, idle_rate, quiet)
+    return report(args, before, after, Cycle(cpu, wall, idle_rate), quiet)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -380,8 +380,7 @@ class Controller:
             log_result(result, status, trigger)
         status = replace(status, paused=worker.pause)
         self._statuses[result.app] = status
-        self._metrics.reconcile_duration.labels(result.app).observe(result.duration)
-        self._metrics.reconcile_total.labels(result.app, outcome).inc()
+        self._metrics.observe_reconcile(result.app, outcome, result.duration)
         self._metrics.observe_status(status, dest_namespace=worker.spec.namespace)
         if not (result.reused and before is not None and _same_but_time(before, status)):
             self._persist(worker)  # an unchanged app is not written again only because it was polled

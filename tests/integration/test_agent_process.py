@@ -66,7 +66,8 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
     info = [line for line in metrics.splitlines() if line.startswith("gitops_agent_app_info{")]
     assert len(info) == 1, info
     assert f'name="{shop}"' in info[0] and 'sync_status="Synced"' in info[0] and f'revision="{second}"' in info[0]
-    assert f'gitops_agent_reconcile_duration_seconds_count{{name="{shop}"}}' in metrics
+    assert f'gitops_agent_reconcile_total{{name="{shop}",result="synced"}}' in metrics
+    assert "gitops_agent_reconcile_duration_seconds_count " in metrics  # agent-wide, no per-app buckets
     assert (await agent.get("/healthz"))[0] == 200
     ready_status, ready_body = await agent.get("/readyz")
     assert ready_status == 200, ready_body

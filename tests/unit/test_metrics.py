@@ -1,0 +1,63 @@
+"""The per-app series: what a scrape shows, and that a removed app leaves none behind."""
+
+from __future__ import annotations
+
+from agent.metrics import Metrics
+from agent.model import AppStatus, HealthStatus, OperationPhase, Revision, SyncStatus
+
+
+def scrape(metrics: Metrics) -> list[str]:
+    return [line for line in metrics.exposition().decode().splitlines() if not line.startswith("#")]
+
+
+def test_a_scrape_shows_each_apps_series_once_and_no_created_series() -> None:
+    metrics = Metrics()
+    revision = Revision(sha="a" * 40, ref="main")
+    for name in ("shop", "ledger"):
+        metrics.observe_status(AppStatus(name=name, sync_status=SyncStatus.SYNCED, health_status=HealthStatus.HEALTHY,
+                                         revision=revision), dest_namespace="payments")
+        metrics.observe_reconcile(name, "synced", 0.2)
+        metrics.observe_reconcile(name, "compared", 0.01)
+        metrics.observe_sync(name, OperationPhase.SUCCEEDED, 1.5)
+        metrics.observe_render(name, "rendered", 0.1)
+    lines = scrape(metrics)
+    assert f'gitops_agent_app_info{{dest_namespace="payments",health_status="Healthy",name="shop",' \
+           f'revision="{"a" * 40}",sync_status="Synced"}} 1.0' in lines
+    assert 'gitops_agent_reconcile_total{name="ledger",result="compared"} 1.0' in lines
+    assert 'gitops_agent_app_sync_total{name="shop",phase="Succeeded"} 1.0' in lines
+    assert 'gitops_agent_render_total{name="shop",result="rendered"} 1.0' in lines
+    assert 'gitops_agent_app_out_of_sync_since_timestamp_seconds{name="shop"} 0.0' in lines
+    assert "gitops_agent_reconcile_duration_seconds_count 4.0" in lines
+    assert "gitops_agent_app_sync_duration_seconds_count 2.0" in lines
+    assert not [line for line in lines if "_created" in line]
+    assert len([line for line in lines if line.startswith("gitops_agent_app_info{")]) == 2
+
+
+def test_out_of_sync_since_keeps_the_first_moment_until_synced_again() -> None:
+    metrics = Metrics()
+    since = metrics.registry.get_sample_value
+    key = {"name": "shop"}
+    metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.OUT_OF_SYNC, reconciled_at=100.0),
+                           dest_namespace="shop")
+    metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.UNKNOWN, reconciled_at=200.0),
+                           dest_namespace="shop")
+    assert since("gitops_agent_app_out_of_sync_since_timestamp_seconds", key) == 100.0
+    metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.SYNCED, reconciled_at=300.0),
+                           dest_namespace="shop")
+    assert since("gitops_agent_app_out_of_sync_since_timestamp_seconds", key) == 0.0
+    metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.OUT_OF_SYNC, reconciled_at=400.0),
+                           dest_namespace="shop")
+    assert since("gitops_agent_app_out_of_sync_since_timestamp_seconds", key) == 400.0
+
+
+def test_a_forgotten_app_has_no_series_left() -> None:
+    metrics = Metrics()
+    for name in ("shop", "ledger"):
+        metrics.observe_status(AppStatus(name=name), dest_namespace=name)
+        metrics.observe_reconcile(name, "error", 0.1)
+        metrics.observe_sync(name, OperationPhase.FAILED, 0.1)
+        metrics.observe_render(name, "failed", 0.1)
+    metrics.forget_app("shop")
+    lines = scrape(metrics)
+    assert not [line for line in lines if 'name="shop"' in line]
+    assert [line for line in lines if 'name="ledger"' in line]
