@@ -139,6 +139,7 @@ class Reconciler:
         started, clock = time.time(), time.monotonic()
         revision: Revision | None = None
         epoch = self._watch.epoch(app.name) if self._watch else 0
+        touches = self._watch.touches(app.name) if self._watch else 0
         try:
             wanted = request.revision if request and request.revision else app.revision
             sha = await self._source.resolve(app.repo, wanted)
@@ -172,20 +173,26 @@ class Reconciler:
         )
         if request is None and sync is None and not plan.out_of_sync and self._watch is not None \
                 and self._watch.synced(used):
-            self._quiet[app.name] = _Quiet(app, revision, epoch, _slim(result))
+            self._quiet[app.name] = _Quiet(app, revision, epoch, _slim(result), touches, self._health)
         return result
 
     def _unchanged(self, quiet: _Quiet, started: float, clock: float,
                    pause: AutoSyncPause | None) -> ReconcileResult:
         """Nothing moved since the app was last found in sync: the same result, health read from the cache.
 
-        No API call, no render: this is what a poll of an unchanged app costs.
+        No API call, no render: this is what a poll of an unchanged app costs. Health is
+        assessed again only when an object changed at all (status included) since it last was.
         """
         assert self._watch is not None and quiet.result.plan is not None
-        self._quiet[quiet.spec.name] = quiet
-        live = self._watch.objects(quiet.spec.name, quiet.result.kinds)
-        resources = _resource_statuses(quiet.result.plan, live, None, self._health.assess)
-        return replace(quiet.result, started=started, duration=time.monotonic() - clock, resources=resources,
+        name = quiet.spec.name
+        touches = self._watch.touches(name)
+        if touches != quiet.touches or quiet.health is not self._health:
+            live = self._watch.objects(name, quiet.result.kinds)
+            resources = _resource_statuses(quiet.result.plan, live, None, self._health.assess)
+            quiet = replace(quiet, result=replace(quiet.result, resources=resources), touches=touches,
+                            health=self._health)
+        self._quiet[name] = quiet
+        return replace(quiet.result, started=started, duration=time.monotonic() - clock,
                        pause=still_paused(pause, quiet.revision.sha), diffs={}, reused=True)
 
     async def _sync(self, app: AppSpec, plan: Plan, revision: Revision, request: OperationRequest | None) -> SyncResult:
@@ -344,11 +351,12 @@ def _not_older(cached: KubeObject | None, written: KubeObject) -> bool:
 
 
 def _slim(result: ReconcileResult) -> ReconcileResult:
-    """The result without the objects it compared: a reused result needs only identities and
-    actions, and holding every app's live and dry-run objects twice would cost memory per app."""
+    """The result without the objects it compared: a reused result needs only identities,
+    actions and health, and holding every app's live and dry-run objects twice would cost
+    memory per app."""
     assert result.plan is not None
     objects = tuple(replace(obj, live=None, predicted=None) for obj in result.plan.objects)
-    return replace(result, plan=replace(result.plan, objects=objects, prune=()), resources=())
+    return replace(result, plan=replace(result.plan, objects=objects, prune=()))
 
 
 @dataclass(frozen=True)
@@ -361,6 +369,8 @@ class _Quiet:
     revision: Revision
     epoch: int
     result: ReconcileResult
+    touches: int  # the watch cache's count of any change to the app's objects when `result` was made
+    health: HealthAssessor  # the rules its health was assessed with (a reload may change them)
 
     def still(self, app: AppSpec, sha: str, epoch: int, watch: WatchCache | None) -> bool:
         return (app == self.spec and sha == self.revision.sha and epoch == self.epoch and watch is not None

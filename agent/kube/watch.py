@@ -9,6 +9,7 @@ are not reported: the caller's digest leaves status out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ RELIST_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 class _KindWatch:
     resource: ApiResource
     api_version: str
-    objects: dict[ObjectRef, KubeObject] = field(default_factory=dict)
+    # Compact JSON, decoded on read: as nested dicts an object takes several times the memory,
+    # and most cached objects are read only when their app is compared again.
+    objects: dict[ObjectRef, str] = field(default_factory=dict)
+    app_of: dict[ObjectRef, str] = field(default_factory=dict)  # the app label of each cached object
     by_app: dict[str, set[ObjectRef]] = field(default_factory=dict)  # an index: apps poll often
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     relists: int = 0
@@ -49,6 +53,7 @@ class WatchCache:
         self._kinds: dict[Kind, _KindWatch] = {}
         self._digests: dict[ObjectRef, str] = {}
         self._epochs: dict[str, int] = {}
+        self._touches: dict[str, int] = {}
         self._tasks = TaskSet()
         self._lock = asyncio.Lock()
 
@@ -86,18 +91,23 @@ class WatchCache:
         """Counts changes to the content of the app's objects (not status): equal epochs, nothing changed."""
         return self._epochs.get(app, 0)
 
+    def touches(self, app: str) -> int:
+        """Counts every change to the app's objects, status included: equal counts, the same objects."""
+        return self._touches.get(app, 0)
+
     def objects(self, app: str, kinds: Iterable[Kind]) -> dict[ObjectRef, KubeObject]:
         """Every cached object of these kinds labelled for `app`."""
         found: dict[ObjectRef, KubeObject] = {}
         for key in kinds:
             watch = self._kinds.get(key)
             if watch is not None:
-                found.update((ref, watch.objects[ref]) for ref in watch.by_app.get(app, ()))
+                found.update((ref, json.loads(watch.objects[ref])) for ref in watch.by_app.get(app, ()))
         return found
 
     def get(self, api_version: str, ref: ObjectRef) -> KubeObject | None:
         watch = self._kinds.get((api_version, ref.kind))
-        return watch.objects.get(ref) if watch else None
+        stored = watch.objects.get(ref) if watch else None
+        return json.loads(stored) if stored is not None else None
 
     def note_write(self, obj: KubeObject) -> None:
         """The agent just wrote this object: its watch event is not drift."""
@@ -151,13 +161,13 @@ class WatchCache:
             fresh[ObjectRef.of(item)] = self._slim(item)
         relist = watch.synced.is_set()  # the first list is what the cache starts from, not a change
         for ref in set(watch.objects) - set(fresh):
-            self._changed(ref, None, _app_of(watch.objects[ref]), notify=relist)
+            self._changed(ref, None, watch.app_of[ref], notify=relist)
+        watch.objects, watch.app_of, watch.by_app = {}, {}, {}
         for ref, obj in fresh.items():
-            self._changed(ref, obj, _app_of(obj), notify=relist)
-        watch.objects = fresh
-        watch.by_app = {}
-        for ref, obj in fresh.items():
-            watch.by_app.setdefault(_app_of(obj), set()).add(ref)
+            app = _app_of(obj)
+            self._changed(ref, obj, app, notify=relist)
+            watch.objects[ref], watch.app_of[ref] = _compact(obj), app
+            watch.by_app.setdefault(app, set()).add(ref)
         watch.synced.set()
         return str((listing.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -173,15 +183,18 @@ class WatchCache:
                 continue
             obj["apiVersion"], obj["kind"] = watch.api_version, watch.resource.kind
             ref = ObjectRef.of(obj)
-            previous = watch.objects.pop(ref, None)
-            if previous is not None:
-                watch.by_app.get(_app_of(previous), set()).discard(ref)
+            watch.objects.pop(ref, None)
+            previous_app = watch.app_of.pop(ref, None)
+            if previous_app is not None:
+                watch.by_app.get(previous_app, set()).discard(ref)
+            app = _app_of(obj)
             if kind == "DELETED":
-                self._changed(ref, None, _app_of(obj))
+                self._changed(ref, None, app)
             else:
-                watch.objects[ref] = self._slim(obj)
-                watch.by_app.setdefault(_app_of(obj), set()).add(ref)
-                self._changed(ref, watch.objects[ref], _app_of(obj))
+                slim = self._slim(obj)
+                watch.objects[ref], watch.app_of[ref] = _compact(slim), app
+                watch.by_app.setdefault(app, set()).add(ref)
+                self._changed(ref, slim, app)
         return version
 
     def _slim(self, obj: KubeObject) -> KubeObject:
@@ -202,12 +215,17 @@ class WatchCache:
             self._digests[ref] = digest
         if not app:
             return
+        self._touches[app] = self._touches.get(app, 0) + 1
         if previous != digest:
             self._epochs[app] = self._epochs.get(app, 0) + 1
         # A first sight is not drift: it may be the agent's own create, seen before note_write.
         content_changed = previous is not None and previous != digest
         if notify and self._on_change is not None:
             self._on_change(app, ref, content_changed)
+
+
+def _compact(obj: KubeObject) -> str:
+    return json.dumps(obj, separators=(",", ":"))
 
 
 def _app_of(obj: KubeObject) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import Counter
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from agent.config import AppSpec
 from agent.controller import Controller
 from agent.kube import KubeClient
 from agent.metrics import Metrics
-from agent.model import SyncPolicy, SyncStatus
+from agent.model import HealthStatus, SyncPolicy, SyncStatus
 from agent.runtime import build_controller
 from tests.integration.helpers import configmap, deployment, eventually, settings_for
 from tests.support.cluster import LocalCluster
@@ -66,6 +68,38 @@ async def test_an_unchanged_app_is_reconciled_without_api_calls_or_render(agent:
         assert result.health_status.value == "Healthy"
     assert sum(counter.requests.values()) == before_requests, dict(counter.requests)
     assert renders(metrics) == before_renders
+
+
+async def test_a_status_change_reaches_health_without_api_calls(agent: Any, repo: WorkTree,
+                                                                kube: KubeClient) -> None:
+    controller, counter, _, name, namespace = agent
+    service = yaml.safe_dump({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "edge"},
+                              "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}})
+    repo.commit_and_push({"app/svc.yaml": service}, "a load balancer")
+    status_path = f"/api/v1/namespaces/{namespace}/services/edge/status"
+
+    async def address(ingress: list[dict[str, str]]) -> None:
+        # What a cloud controller does (there is none here): only the status changes.
+        await kube.request("PATCH", status_path, body={"status": {"loadBalancer": {"ingress": ingress}}},
+                           content_type="application/merge-patch+json")
+
+    sync = asyncio.create_task(controller.reconcile_once(name))  # waits for the service to be Healthy
+    await eventually(lambda: kube.get({"apiVersion": "v1", "kind": "Service",
+                                       "metadata": {"name": "edge", "namespace": namespace}}),
+                     within=10, interval=0.02, what="the service created")
+    await address([{"ip": "203.0.113.7"}])
+    assert (await sync).health_status is HealthStatus.HEALTHY
+    assert (await controller.reconcile_once(name)).health_status is HealthStatus.HEALTHY
+    await address([])
+    counter.requests.clear()
+
+    async def progressing() -> bool:
+        result = await controller.reconcile_once(name)
+        assert result.reused and result.sync is None, "a status change must not cost a comparison"
+        return result.health_status is HealthStatus.PROGRESSING
+
+    await eventually(progressing, within=10, interval=0.02, what="the lost address to make the app Progressing")
+    assert sum(counter.requests.values()) == 0, dict(counter.requests)
 
 
 async def test_outside_change_is_reverted_without_waiting_for_the_poll(agent: Any, repo: WorkTree,
