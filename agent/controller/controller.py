@@ -335,21 +335,27 @@ class Controller:
     async def _loop(self, worker: AppWorker) -> None:
         while not self._stopping.is_set():
             worker.wake.clear()
-            request, future = worker.requests.pop(0) if worker.requests else (None, None)
-            try:
-                result = await self._run_once(worker, request)
-            except asyncio.CancelledError:
-                if future is not None and not future.done():
-                    future.set_result(_not_running(worker.spec.name, "interrupted: lease lost or stopping"))
-                raise
-            if future is not None and not future.done():
-                future.set_result(result)
+            await self._serve(worker)
             if self._stopping.is_set():
                 return
             if worker.requests:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.wake.wait(), timeout=self._next_delay(worker))
+                async with asyncio.timeout(self._next_delay(worker)):
+                    await worker.wake.wait()
+
+    async def _serve(self, worker: AppWorker) -> None:
+        """One reconcile, for the oldest request if one waits. Its own frame: the result (live
+        objects, apply responses) is not kept alive while the loop waits for the next wake-up."""
+        request, future = worker.requests.pop(0) if worker.requests else (None, None)
+        try:
+            result = await self._run_once(worker, request)
+        except asyncio.CancelledError:
+            if future is not None and not future.done():
+                future.set_result(_not_running(worker.spec.name, "interrupted: lease lost or stopping"))
+            raise
+        if future is not None and not future.done():
+            future.set_result(result)
 
     def _next_delay(self, worker: AppWorker) -> float:
         agent = self._settings.agent
