@@ -119,9 +119,10 @@ class Reconciler:
         self._quiet: dict[str, _Quiet] = {}
 
     async def close(self) -> None:
-        """Stop the watches."""
+        """Stop the watches; close the repositories."""
         if self._watch is not None:
             await self._watch.close()
+        self._source.close()
 
     def forget_revisions(self, repo: str) -> None:
         """Drop the shared ls-remote answer for `repo`, so the next reconcile asks the server."""

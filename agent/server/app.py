@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +25,35 @@ METRICS = web.AppKey("metrics", Metrics)
 KubeCheck = Callable[[], Awaitable[str]]
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
+
+
+class SummaryCache:
+    """Each app's summary as JSON, kept until its status changes.
+
+    Statuses are immutable and replaced when a reconcile ends, so between reconciles a
+    poll of the list (a UI, a script, the CLI) costs a join, not a dict and an encoding
+    per app.
+    """
+
+    def __init__(self) -> None:
+        self._encoded: dict[str, tuple[AppStatus, str, bytes]] = {}
+
+    def body(self, apps: Iterable[tuple[AppStatus, str]]) -> bytes:
+        """A JSON array of the summaries of (status, destination namespace) pairs, in order."""
+        parts, seen = [], set()
+        for status, namespace in apps:
+            seen.add(status.name)
+            cached = self._encoded.get(status.name)
+            if cached is None or cached[0] is not status or cached[1] != namespace:
+                encoded = json.dumps(app_summary(status, namespace=namespace)).encode()
+                cached = self._encoded[status.name] = (status, namespace, encoded)
+            parts.append(cached[2])
+        for gone in self._encoded.keys() - seen:
+            del self._encoded[gone]
+        return b"[" + b",".join(parts) + b"]"
+
+
+SUMMARIES = web.AppKey("summaries", SummaryCache)
 
 
 def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
@@ -98,11 +128,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def list_applications(request: web.Request) -> web.Response:
     controller = request.app[CONTROLLER]
-    items = []
-    for status in controller.statuses():
-        spec = controller.spec(status.name)
-        items.append(app_summary(status, namespace=spec.namespace if spec else ""))
-    return web.json_response(items)
+    apps = ((status, spec.namespace if (spec := controller.spec(status.name)) else "")
+            for status in controller.statuses())
+    return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
 
 
 async def get_application(request: web.Request) -> web.Response:
@@ -132,6 +160,7 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     app[METRICS] = metrics_
     app[KUBE_CHECK] = kube_check
     app[LEADERSHIP] = leadership or SingleInstance()
+    app[SUMMARIES] = SummaryCache()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

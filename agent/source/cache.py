@@ -13,6 +13,7 @@ import re
 import shutil
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -146,6 +147,8 @@ class RepoHandles:
         self._idle: list[Repo] = []
         self._lock = threading.Lock()
         self._parsed = _ParsedObjects(self.MAX_PARSED)
+        # Closed when this object goes, or at interpreter exit, whichever comes first.
+        weakref.finalize(self, _close_all, self._idle)
 
     @contextmanager
     def borrow(self) -> Iterator[Reader]:
@@ -169,11 +172,16 @@ class RepoHandles:
     def close(self, *, forget_objects: bool = False) -> None:
         """Close the idle handles (after a write); `forget_objects` also drops the parsed objects."""
         with self._lock:
-            idle, self._idle = self._idle, []
-        for repo in idle:
-            repo.close()
+            idle = self._idle[:]
+            self._idle.clear()  # the same list: the finalizer holds it
+        _close_all(idle)
         if forget_objects:
             self._parsed.clear()
+
+
+def _close_all(repos: list[Repo]) -> None:
+    for repo in repos:
+        repo.close()
 
 
 def remove(repo_dir: Path) -> None:

@@ -159,6 +159,11 @@ class GitSource:
     def repo_dir(self, url: str) -> Path:
         return self._cache_dir / cache.cache_dir_name(url)
 
+    def close(self) -> None:
+        """Close the repository handles kept for readers (the agent is stopping)."""
+        for disk in self._on_disk.values():
+            disk.handles.close()
+
     def invalidate(self, url: str) -> None:
         """Forget the shared ls-remote answer for `url` (a push arrived, or a refresh was asked for)."""
         self._refs.invalidate(url)
