@@ -30,6 +30,7 @@ from agent.source.trees import TreeEntry
 from agent.source.urls import redact_url
 
 T = TypeVar("T")
+RECENT_COMMITS = 1024
 
 
 class GitObserver(Protocol):
@@ -103,8 +104,18 @@ class _OnDisk:
     handles: cache.RepoHandles
     lock: _ReadWriteLock = field(default_factory=_ReadWriteLock)
     verified: bool = False
-    commits: set[str] = field(default_factory=set)  # known to be in the cache: no need to open it to ask
-    described: dict[str, Revision] = field(default_factory=dict)  # commit → its metadata (ref left empty)
+    # Recently seen commits (known to be in the cache: no need to open it to ask) and their
+    # metadata (ref left empty); emptied past RECENT_COMMITS, so a busy repository does not grow them.
+    commits: set[str] = field(default_factory=set)
+    described: dict[str, Revision] = field(default_factory=dict)
+
+    def know(self, sha: str, described: Revision | None = None) -> None:
+        if len(self.commits) >= RECENT_COMMITS or len(self.described) >= RECENT_COMMITS:
+            self.commits.clear()
+            self.described.clear()
+        self.commits.add(sha)
+        if described is not None:
+            self.described[sha] = described
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
@@ -202,7 +213,7 @@ class GitSource:
             if described is None:
                 async with repo.lock.read():
                     described = await asyncio.to_thread(cache.describe, repo.disk.handles, sha, "")
-                repo.disk.described[sha] = described
+                repo.disk.know(sha, described)
             return replace(described, ref=ref)
 
         return await self._recovering(repo, present)
@@ -247,7 +258,9 @@ class GitSource:
         repo = self._repos.get(url)
         if repo is None:
             path = self.repo_dir(url)
-            disk = self._on_disk.get(path) or self._on_disk.setdefault(path, _OnDisk(cache.RepoHandles(path)))
+            disk = self._on_disk.get(path)
+            if disk is None:
+                disk = self._on_disk[path] = _OnDisk(cache.RepoHandles(path))
             repo = self._repos[url] = _CachedRepo(url, path, disk)
         return repo
 
@@ -281,17 +294,17 @@ class GitSource:
             return
         async with repo.lock.read():
             if await asyncio.to_thread(cache.has_commit, repo.disk.handles, sha):
-                repo.disk.commits.add(sha)
+                repo.disk.know(sha)
                 return
         async with repo.disk.writing():
             if await asyncio.to_thread(cache.has_commit, repo.disk.handles, sha):
-                repo.disk.commits.add(sha)
+                repo.disk.know(sha)
                 return
             if await asyncio.to_thread(cache.too_many_packs, repo.path):
                 await asyncio.to_thread(cache.remove, repo.path)
                 repo.disk.forget()
             await self._fetch_commit(repo, sha)
-            repo.disk.commits.add(sha)
+            repo.disk.know(sha)
 
     async def _fetch_commit(self, repo: _CachedRepo, sha: str) -> None:
         """Shallow fetch of just `sha`; a full fetch of every branch and tag when the server refuses that."""

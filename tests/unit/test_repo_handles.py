@@ -1,4 +1,5 @@
-"""RepoHandles: open repositories are lent one reader at a time, reused, and dropped after writes."""
+"""RepoHandles: open repositories are lent one reader at a time, reused, and dropped after writes;
+what the source remembers of commits stays bounded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 from dulwich.objects import Blob, Tree
 from dulwich.repo import Repo
 
+from agent.model import Revision
 from agent.source.cache import CacheCorrupt, RepoHandles
+from agent.source.git import RECENT_COMMITS, _OnDisk
 
 
 def _repo_with_tree(path: Path) -> tuple[bytes, bytes]:
@@ -64,3 +67,12 @@ def test_trees_are_parsed_once_and_shared_blobs_are_not_kept(tmp_path: Path) -> 
     with handles.borrow() as third:
         assert third(tree_id) is not parsed
         assert third(tree_id) == parsed
+
+
+def test_remembered_commits_stay_bounded(tmp_path: Path) -> None:
+    disk = _OnDisk(RepoHandles(tmp_path / "r.git"))
+    for number in range(RECENT_COMMITS * 3):
+        sha = f"{number:040x}"
+        disk.know(sha, Revision(sha=sha, ref=""))
+        assert sha in disk.commits and sha in disk.described
+        assert len(disk.commits) <= RECENT_COMMITS and len(disk.described) <= RECENT_COMMITS
