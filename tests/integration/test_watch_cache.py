@@ -13,6 +13,7 @@ from agent.kube import KubeClient
 from agent.kube.watch import WatchCache
 from agent.model import KubeObject, ObjectRef
 from tests.integration.helpers import eventually
+from tests.support.cluster import LocalCluster
 
 
 def digest(obj: KubeObject) -> str:
@@ -75,7 +76,8 @@ async def test_unlabelled_objects_are_not_cached(cache_and_changes: Any, kube: K
     assert not await cache.track("example.invalid/v1", "Nothing")
 
 
-async def test_an_expired_watch_lists_again(cache_and_changes: Any, kube: KubeClient, namespace: str) -> None:
+async def test_an_expired_watch_lists_again(cache_and_changes: Any, cluster: LocalCluster, kube: KubeClient,
+                                           namespace: str) -> None:
     cache, _ = cache_and_changes
     app = f"w-{secrets.token_hex(3)}"
     real_list = WatchCache._list
@@ -85,14 +87,23 @@ async def test_an_expired_watch_lists_again(cache_and_changes: Any, kube: KubeCl
         nonlocal calls
         calls += 1
         version = await real_list(self, watch)
-        return "1" if calls == 1 else version  # the server answers a watch from version 1 with 410 Gone
+        return "1" if calls == 1 else version  # compacted away: the watch from it gets 410 Gone
 
+    # PodTemplates are watched from etcd itself (no watch cache in the API server, see
+    # scripts/local-cluster), so once etcd is compacted a watch from version 1 has expired.
+    cluster.compact_etcd()
     cache._list = stale_first.__get__(cache)  # type: ignore[method-assign]
-    assert await cache.track("v1", "ConfigMap")
+    assert await cache.track("v1", "PodTemplate")
     await eventually(lambda: _relisted(cache), within=5, what="a relist after 410")
-    await kube.apply(labelled("after", namespace, app, {"k": "v"}))
-    ref = ObjectRef("", "ConfigMap", namespace, "after")
+    await kube.apply(pod_template("after", namespace, app))
+    ref = ObjectRef("", "PodTemplate", namespace, "after")
     await eventually(lambda: _has(cache, app, ref), within=5, what="events after the relist")
+
+
+def pod_template(name: str, namespace: str, app: str) -> KubeObject:
+    return {"apiVersion": "v1", "kind": "PodTemplate",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"gitops-agent.io/app": app}},
+            "template": {"spec": {"containers": [{"name": "main", "image": "registry.example.com/app:v1"}]}}}
 
 
 async def _has(cache: WatchCache, app: str, ref: ObjectRef) -> bool:

@@ -8,11 +8,14 @@ when ``started_here`` is true, :func:`stop_cluster` at the end. The script honou
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "local-cluster"
@@ -38,6 +41,24 @@ class LocalCluster:
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
         return proc
+
+    def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision, as the API server does every few minutes;
+        returns that revision. A watch the API server serves from etcd (PodTemplates here, see
+        scripts/local-cluster) from an older resourceVersion is then answered with 410 Gone."""
+        ports = json.loads((self.kubeconfig.parent / "cluster.json").read_text())["ports"]
+        base = f"http://127.0.0.1:{ports['etcd']}/v3/kv"
+        revision = int(_etcd_call(f"{base}/range", {"key": "AA=="})["header"]["revision"])  # key "\0"
+        _etcd_call(f"{base}/compaction", {"revision": revision})
+        return revision
+
+
+def _etcd_call(url: str, body: dict[str, object]) -> dict[str, Any]:
+    """One request to etcd's JSON gateway."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
 
 
 def _script(verb: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
