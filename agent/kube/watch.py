@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import APP_LABEL
-from agent.errors import KubeError, KubeUnreachable
+from agent.errors import KubeError
 from agent.kube.client import ApiResource, KubeClient
 from agent.model import KubeObject, ObjectRef
 from agent.tasks import TaskSet
@@ -133,19 +133,13 @@ class WatchCache:
             except _Expired:
                 watch.relists += 1
                 log.info("watch of %s expired; listing again", watch.resource.kind)
-            except KubeError as exc:
+            except KubeError as exc:  # KubeUnreachable included
                 if exc.status == 403 and not watch.synced.is_set():
                     # Namespaced RBAC: the reconciler lists per namespace instead of watching.
                     watch.forbidden = exc.message
                     watch.synced.set()
                     log.info("not watching %s: %s", watch.resource.kind, exc.message)
                     return
-                delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
-                failures += 1
-                watch.relists += 1
-                log.warning("watch of %s failed (%s); listing again in %.1fs", watch.resource.kind, exc, delay)
-                await asyncio.sleep(delay)
-            except KubeUnreachable as exc:
                 delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
                 failures += 1
                 watch.relists += 1
