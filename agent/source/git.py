@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from dulwich.client import GitClient
 
@@ -30,6 +30,7 @@ from agent.source.trees import TreeEntry
 from agent.source.urls import redact_url
 
 T = TypeVar("T")
+P = ParamSpec("P")
 RECENT_COMMITS = 1024
 
 
@@ -117,6 +118,12 @@ class _OnDisk:
         if described is not None:
             self.described[sha] = described
 
+    async def read(self, read: Callable[Concatenate[cache.RepoHandles, P], T], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
+        """`read(handles, ...)` in a worker thread, under the read lock."""
+        async with self.lock.read():
+            return await asyncio.to_thread(read, self.handles, *args, **kwargs)
+
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
         """The write lock; handles kept for readers are closed after the write (they would miss its packs)."""
@@ -136,12 +143,11 @@ class _OnDisk:
 @dataclass
 class _CachedRepo:
     url: str
-    path: Path
     disk: _OnDisk
 
     @property
-    def lock(self) -> _ReadWriteLock:
-        return self.disk.lock
+    def path(self) -> Path:
+        return self.disk.handles.path
 
     @property
     def verified(self) -> bool:
@@ -211,8 +217,7 @@ class GitSource:
             await self._ensure(repo, sha)
             described = repo.disk.described.get(sha)
             if described is None:
-                async with repo.lock.read():
-                    described = await asyncio.to_thread(cache.describe, repo.disk.handles, sha, "")
+                described = await repo.disk.read(cache.describe, sha, "")
                 repo.disk.know(sha, described)
             return replace(described, ref=ref)
 
@@ -224,9 +229,7 @@ class GitSource:
 
         async def read() -> dict[str, bytes]:
             await self._ensure(repo, revision.sha)
-            async with repo.lock.read():
-                return await asyncio.to_thread(cache.export, repo.disk.handles, url, revision.sha, path,
-                                               self._options.limits)
+            return await repo.disk.read(cache.export, url, revision.sha, path, self._options.limits)
 
         return SourceFiles(revision=revision, files=await self._recovering(repo, read))
 
@@ -247,8 +250,7 @@ class GitSource:
 
         async def run() -> T:
             await self._ensure(repo, revision.sha)
-            async with repo.lock.read():
-                return await asyncio.to_thread(read, repo.disk.handles, revision.sha, paths)
+            return await repo.disk.read(read, revision.sha, paths)
 
         return await self._recovering(repo, run)
 
@@ -261,7 +263,7 @@ class GitSource:
             disk = self._on_disk.get(path)
             if disk is None:
                 disk = self._on_disk[path] = _OnDisk(cache.RepoHandles(path))
-            repo = self._repos[url] = _CachedRepo(url, path, disk)
+            repo = self._repos[url] = _CachedRepo(url, disk)
         return repo
 
     async def _recovering(self, repo: _CachedRepo, operation: Callable[[], Awaitable[T]]) -> T:
@@ -292,10 +294,9 @@ class GitSource:
                     repo.verified = True
         if sha in repo.disk.commits:
             return
-        async with repo.lock.read():
-            if await asyncio.to_thread(cache.has_commit, repo.disk.handles, sha):
-                repo.disk.know(sha)
-                return
+        if await repo.disk.read(cache.has_commit, sha):
+            repo.disk.know(sha)
+            return
         async with repo.disk.writing():
             if await asyncio.to_thread(cache.has_commit, repo.disk.handles, sha):
                 repo.disk.know(sha)
@@ -370,14 +371,12 @@ class GitSource:
         repo = self._repo(url)
 
         async def find() -> list[str]:
-            async with repo.lock.read():
-                found = await asyncio.to_thread(cache.commits_with_prefix, repo.disk.handles, prefix)
+            found = await repo.disk.read(cache.commits_with_prefix, prefix)
             if found:
                 return found
             async with repo.disk.writing():
                 await self._fetch(repo, [], depth=cache.UNSHALLOW_DEPTH)
-            async with repo.lock.read():
-                return await asyncio.to_thread(cache.commits_with_prefix, repo.disk.handles, prefix)
+            return await repo.disk.read(cache.commits_with_prefix, prefix)
 
         found = await self._recovering(repo, find)
         if len(found) > 1:
