@@ -17,21 +17,7 @@ from agent.errors import RenderError
 from tests.integration.helpers import configmap, eventually
 from tests.integration.render_support import RenderRig, make_rig, platform_files
 from tests.support.gitserver import GitServer, WorkTree
-
-BOMB = """apiVersion: v1
-kind: ConfigMap
-metadata: {name: lol}
-data:
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
+from tests.support.manifests import BILLION_LAUGHS
 
 
 async def render_error(rig: RenderRig, path: str, sha: str, **fields: object) -> str:
@@ -101,7 +87,7 @@ async def test_a_reference_out_of_the_repository_is_refused(repo: WorkTree, git_
 async def test_yaml_bomb_is_rejected_quickly_in_plain_and_kustomize_apps(
     repo: WorkTree, git_server: GitServer, tmp_path: Path
 ) -> None:
-    sha = repo.commit_and_push({"plain/bomb.yaml": BOMB, "kust/bomb.yaml": BOMB,
+    sha = repo.commit_and_push({"plain/bomb.yaml": BILLION_LAUGHS, "kust/bomb.yaml": BILLION_LAUGHS,
                                 "kust/kustomization.yaml": "resources: [bomb.yaml]\n"}, "lol")
     rig = make_rig(repo, git_server, tmp_path)
     await rig.revision(sha)

@@ -6,21 +6,9 @@ import yaml
 from agent.errors import RenderError
 from agent.render import RenderLimits, parse_stream
 from agent.render.documents import check_stream, expanded_size
+from tests.support import manifests
 
-BILLION_LAUGHS = b"""apiVersion: v1
-kind: ConfigMap
-metadata: {name: lol}
-data:
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
+BILLION_LAUGHS = manifests.BILLION_LAUGHS.encode()
 
 
 def test_billion_laughs_is_rejected_in_well_under_a_second() -> None:
