@@ -234,20 +234,26 @@ class KubeClient:
         async with self._discovery_lock:
             if api_version in self._discovered and not refresh:
                 return
-            path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
             try:
-                listing = await self.request("GET", path)
+                await self._read_group_version(api_version)
             except KubeNotFound:
                 self._discovered.add(api_version)
-                return
-            group = api_version.rpartition("/")[0] if "/" in api_version else ""
-            version = api_version.rpartition("/")[2]
-            for item in listing.get("resources", []):
-                if "/" in item["name"]:
-                    continue  # subresources such as deployments/scale
-                res = ApiResource(group, version, item["kind"], item["name"], bool(item["namespaced"]))
-                self._resources[(api_version, item["kind"])] = res
-            self._discovered.add(api_version)
+
+    async def _read_group_version(self, group_version: str) -> None:
+        """Discovery of one group-version: its resources (no subresources), and which can be listed."""
+        path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+        listing = await self.request("GET", path)
+        group, _, version = group_version.rpartition("/")
+        listable = []
+        for item in listing.get("resources") or []:
+            if "/" in item["name"]:
+                continue  # subresources such as deployments/scale
+            resource = ApiResource(group, version, item["kind"], item["name"], bool(item["namespaced"]))
+            self._resources[(group_version, item["kind"])] = resource
+            if "list" in (item.get("verbs") or []):
+                listable.append(resource)
+        self._listable[group_version] = listable
+        self._discovered.add(group_version)
 
     async def _resource_for(self, obj: KubeObject) -> ApiResource:
         resource = await self.resource(obj["apiVersion"], obj["kind"])
@@ -291,17 +297,7 @@ class KubeClient:
         `forget_discovery`. Raises a KubeError when the group-version cannot be read (an
         aggregated API that is down answers 503)."""
         if group_version not in self._listable:
-            path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
-            listing = await self.request("GET", path)
-            group, _, version = group_version.rpartition("/")
-            found = []
-            for item in listing.get("resources") or []:
-                if "/" in item["name"] or "list" not in (item.get("verbs") or []):
-                    continue
-                resource = ApiResource(group, version, item["kind"], item["name"], bool(item["namespaced"]))
-                self._resources.setdefault((group_version, item["kind"]), resource)
-                found.append(resource)
-            self._listable[group_version] = found
+            await self._read_group_version(group_version)
         return list(self._listable[group_version])
 
     async def list_labelled(self, api_version: str, kind: str, selector: str, *,
