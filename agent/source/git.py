@@ -118,11 +118,11 @@ class _OnDisk:
         if described is not None:
             self.described[sha] = described
 
-    async def read(self, read: Callable[Concatenate[cache.RepoHandles, P], T], *args: P.args,
+    async def read(self, reader: Callable[Concatenate[cache.RepoHandles, P], T], *args: P.args,
                    **kwargs: P.kwargs) -> T:
-        """`read(handles, ...)` in a worker thread, under the read lock."""
+        """`reader(handles, ...)` in a worker thread, under the read lock."""
         async with self.lock.read():
-            return await asyncio.to_thread(read, self.handles, *args, **kwargs)
+            return await asyncio.to_thread(reader, self.handles, *args, **kwargs)
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
