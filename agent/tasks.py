@@ -37,6 +37,10 @@ class TaskSet:
         elif not self._closing:
             log.warning("task %s exited unexpectedly", task.get_name())
 
+    def wind_down(self) -> None:
+        """The tasks were asked to stop and will return on their own: that is no longer unexpected."""
+        self._closing = True
+
     async def shutdown(self, *, grace: float = 5.0) -> None:
         self._closing = True
         tasks = list(self._tasks)

@@ -257,6 +257,7 @@ class Controller:
     async def stop(self, *, drain_timeout: float = 8.0) -> None:
         """Stop polling, let in-flight reconciles finish (bounded), then cancel what is left."""
         self._running = False
+        self._tasks.wind_down()  # app loops end on their own now: not "exited unexpectedly"
         self._stopping.set()
         for worker in self._workers.values():
             worker.wake.set()
@@ -327,7 +328,7 @@ class Controller:
                 waiter.inventory = entries
                 waiter.kinds = waiter.kinds | {(entry.api_version, entry.ref.kind) for entry in entries}
                 waiter.needs_inventory = False
-            log.warning("inventories rebuilt from the cluster: %d applications, %d objects, %d resource types listed",
+            log.info("inventories rebuilt from the cluster: %d applications, %d objects, %d resource types listed",
                         len(waiting), sum(len(e) for e in rebuilt.entries.values()), rebuilt.lists,
                         extra={"duration": round(time.time() - started, 3)})
         return None

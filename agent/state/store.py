@@ -145,9 +145,8 @@ def _log_load(result: LoadResult, path: Path) -> None:
     elif result.source == "backup":
         log.warning("state snapshot unusable; loaded the backup: %d applications", len(result.records),
                     extra=details)
-    elif result.source == "absent":
-        log.warning("no state snapshot in %s: starting empty; inventories are rebuilt from the cluster",
-                    path.parent)
+    elif result.source == "absent":  # a first start (or a state_dir that is not kept, such as an emptyDir)
+        log.info("no state snapshot in %s: starting empty; inventories are rebuilt from the cluster", path.parent)
     else:
         log.error("STATE LOST: snapshot and backup are both unusable; starting empty, rebuilding "
                   "inventories from the cluster before anything is pruned", extra=details)
