@@ -9,6 +9,7 @@ its `POST git-upload-pack`: ls-remotes = ls-refs requests - fetch operations.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +42,10 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
     files = {f"apps/a{i:03d}/cm.yaml": configmap(f"cm-{i:03d}", {"v": "1"}) for i in range(APPS)}
     first = repo.commit_and_push(files, "a hundred apps")
     url = git_server.url(repo.name)
-    specs = [AppSpec(name=f"shared-{i:03d}", repo=url, revision="main", path=f"apps/a{i:03d}", namespace=namespace)
+    # App labels are matched across namespaces: a name another run used may still own objects in a
+    # namespace being deleted, so the names are this test's own.
+    prefix = f"shared-{secrets.token_hex(2)}"
+    specs = [AppSpec(name=f"{prefix}-{i:03d}", repo=url, revision="main", path=f"apps/a{i:03d}", namespace=namespace)
              for i in range(APPS)]
     settings = settings_for(specs, state_dir=tmp_path / "state", kubeconfig=cluster.kubeconfig, poll_interval=POLL)
     settings = replace(settings, agent=replace(settings.agent, poll_jitter=0.5, max_concurrent_fetches=4))
