@@ -4,12 +4,18 @@
     ├── ConfigError             configuration file is invalid (file, table, key)
     ├── SourceError             git: unreachable, refused, unknown revision, unsafe path
     ├── RenderError             YAML or kustomize could not produce objects
-    └── KubeError               the Kubernetes API refused or failed a request
-        ├── KubeUnreachable     no answer from the API server at all
-        │   └── NotLeader       this replica may not write: it does not hold the leader lease
+    ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
+    │   └── NotLeader           this replica may not write: it does not hold the leader lease
+    └── KubeError               the API server answered, with an error status
+        ├── KubeForbidden       403
         ├── KubeNotFound        404
-        ├── KubeConflict        409
-        └── KubeInvalid         422 and other 4xx: the object or request is wrong
+        ├── KubeConflict        409 (also a failed precondition)
+        ├── KubeInvalid         422 and other 4xx: the object or request is wrong
+        └── KubeServerError     5xx, and 429 when retrying did not help
+
+Unreachable is a sibling of the API's answers, not one of them: `except KubeError` handles
+what the server said about one request, and an unreachable server (which no other object
+will fare better with) passes through it untouched.
 
 An error about one object begins with that object's identity
 (`Deployment/payments/api: ...`), as `str()` shows it.
@@ -46,6 +52,16 @@ class RenderError(AgentError):
     pass
 
 
+class KubeUnreachable(AgentError):
+    pass
+
+
+class NotLeader(KubeUnreachable):
+    """A write refused before it was sent, because this replica does not (or no longer) hold
+    the leader lease. Unreachable, as far as writing goes: a sync stops at once instead of
+    trying the next object."""
+
+
 class KubeError(AgentError):
     def __init__(self, message: str, *, status: int = 0, reason: str = "", ref: ObjectRef | None = None) -> None:
         super().__init__(message, ref=ref)
@@ -53,13 +69,8 @@ class KubeError(AgentError):
         self.reason = reason
 
 
-class KubeUnreachable(KubeError):
+class KubeForbidden(KubeError):
     pass
-
-
-class NotLeader(KubeUnreachable):
-    """A write refused before it was sent, because this replica does not (or no longer) hold
-    the leader lease. A KubeUnreachable, so a sync stops at once instead of trying the next object."""
 
 
 class KubeNotFound(KubeError):
@@ -72,3 +83,17 @@ class KubeConflict(KubeError):
 
 class KubeInvalid(KubeError):
     pass
+
+
+class KubeServerError(KubeError):
+    pass
+
+
+def api_error_class(status: int) -> type[KubeError]:
+    """The error class for an HTTP status the API server answered with."""
+    specific = {403: KubeForbidden, 404: KubeNotFound, 409: KubeConflict}.get(status)
+    if specific is not None:
+        return specific
+    if status == 429 or status >= 500:
+        return KubeServerError
+    return KubeInvalid if 400 <= status < 500 else KubeError

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from agent.config import LeaderElectionSettings
-from agent.errors import AgentError, KubeConflict, KubeError, KubeNotFound
+from agent.errors import AgentError, KubeConflict, KubeError, KubeNotFound, KubeUnreachable
 from agent.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ class LeaderElector:
             record = LeaseRecord.of(lease)
         except KubeNotFound:
             return await self._create()
-        except KubeError as exc:
+        except (KubeError, KubeUnreachable) as exc:
             return self._problem(f"cannot read lease {self.lease}: {exc}")
         except (TypeError, ValueError) as exc:  # someone wrote nonsense into the spec
             return self._problem(f"lease {self.lease} is malformed: {exc}")
@@ -273,7 +273,7 @@ class LeaderElector:
             updated = await self._put(lease, taken)
         except KubeConflict:
             return False  # another candidate (or the holder renewing) changed it first
-        except KubeError as exc:
+        except (KubeError, KubeUnreachable) as exc:
             return self._problem(f"cannot update lease {self.lease}: {exc}")
         return self._held(LeaseRecord.of(updated))
 
@@ -286,7 +286,7 @@ class LeaderElector:
             created = await self._kube.request("POST", self._path.rpartition("/")[0], body=body, kind="Lease")
         except KubeConflict:
             return False  # someone created it first
-        except KubeError as exc:
+        except (KubeError, KubeUnreachable) as exc:
             return self._problem(f"cannot create lease {self.lease}: {exc}")
         return self._held(LeaseRecord.of(created))
 

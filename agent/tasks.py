@@ -1,13 +1,17 @@
-"""Named, guarded background tasks: a failure or an unexpected exit is logged, never lost."""
+"""Named, guarded background tasks (a failure or an unexpected exit is logged, never lost), and
+bounded fan-out of awaitables."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class TaskSet:
@@ -51,3 +55,24 @@ class TaskSet:
         _, pending = await asyncio.wait(tasks, timeout=grace)
         for task in pending:
             log.warning("task %s did not stop within %.0fs", task.get_name(), grace)
+
+
+async def bounded(items: Iterable[T], work: Callable[[T], Awaitable[R]], *, limit: int) -> list[R]:
+    """`work(item)` for every item, at most `limit` at once, the results in the order of `items`.
+
+    The first failure cancels the work still running and is raised as itself, not wrapped in
+    an ExceptionGroup: callers handle the errors they expect inside `work` and let the rest
+    (an unreachable API server, a cancellation) end the whole fan-out.
+    """
+    slots = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> R:
+        async with slots:
+            return await work(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(item)) for item in items]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]

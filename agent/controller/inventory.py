@@ -11,16 +11,16 @@ name the app count (the same rule pruning uses), so a copied label adds nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from agent import APP_LABEL
 from agent.engine.plan import owned_by
-from agent.errors import KubeError, KubeUnreachable
+from agent.errors import KubeError
 from agent.kube import ApiResource, KubeClient
 from agent.model import InventoryEntry, KubeObject, ObjectRef
+from agent.tasks import bounded
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +53,16 @@ async def rebuild_inventories(kube: KubeClient, apps: Collection[str], *,
     an object unpruned, never delete one. An unreachable API server raises.
     """
     resources, skipped = await _listable(kube)
-    slots = asyncio.Semaphore(CONCURRENT_LISTS)
     found: list[KubeObject] = []
     spread = tuple(namespaces)
 
     async def list_one(resource: ApiResource) -> None:
-        async with slots:
-            try:
-                found.extend(await kube.list_labelled(resource.api_version, resource.kind, APP_LABEL,
-                                                      namespaces=spread))
-            except KubeUnreachable:
-                raise
-            except KubeError as exc:
-                skipped.append(f"{resource.kind}.{resource.api_version}: {exc}")
+        try:
+            found.extend(await kube.list_labelled(resource.api_version, resource.kind, APP_LABEL, namespaces=spread))
+        except KubeError as exc:
+            skipped.append(f"{resource.kind}.{resource.api_version}: {exc}")
 
-    outcomes = await asyncio.gather(*(list_one(resource) for resource in resources), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await bounded(resources, list_one, limit=CONCURRENT_LISTS)
     grouped = group_by_app(found, apps)
     for problem in skipped:
         log.warning("inventory rebuild skipped a resource type", extra={"error": problem})
@@ -84,8 +76,6 @@ async def _listable(kube: KubeClient) -> tuple[list[ApiResource], list[str]]:
     for group_version in await kube.api_group_versions():
         try:
             resources.extend(await kube.listable_resources(group_version))
-        except KubeUnreachable:
-            raise
         except KubeError as exc:
             skipped.append(f"{group_version}: {exc}")
     return resources, skipped

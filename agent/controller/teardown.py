@@ -53,7 +53,7 @@ async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
     for index, candidate in enumerate(plan.delete):
         try:
             await kube.delete(candidate.live)
-        except KubeUnreachable as exc:
+        except KubeUnreachable as exc:  # no other object will fare better: stop here
             failed += [(c.ref, exc.message) for c in plan.delete[index:]]
             _audit("delete failed", app.name, candidate.ref, "failed", error=exc.message)
             break

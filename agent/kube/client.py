@@ -24,7 +24,15 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from agent import FIELD_MANAGER
-from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable, NotLeader
+from agent.errors import (
+    KubeError,
+    KubeForbidden,
+    KubeInvalid,
+    KubeNotFound,
+    KubeUnreachable,
+    NotLeader,
+    api_error_class,
+)
 from agent.kube._library import ConfigException, Configuration, RESTClientObject, load_kube_config
 from agent.kube.incluster import configure_in_cluster, in_cluster
 from agent.kube.ratelimit import TokenBucket
@@ -314,8 +322,8 @@ class KubeClient:
         query = {"labelSelector": selector}
         try:
             listings = [await self.request("GET", resource.path(), query=query, kind=kind)]
-        except KubeInvalid as exc:
-            if exc.status != 403 or not resource.namespaced or not namespaces:
+        except KubeForbidden:
+            if not resource.namespaced or not namespaces:
                 raise
             listings = [await self.request("GET", resource.path(namespace), query=query, kind=kind)
                         for namespace in sorted(set(namespaces))]
@@ -371,8 +379,4 @@ def _api_error(status: int, payload: bytes, ref: ObjectRef | None) -> KubeError:
         message, reason = str(body.get("message", "")), str(body.get("reason", ""))
     except (ValueError, AttributeError):
         message, reason = payload.decode("utf-8", "replace")[:500], ""
-    message = message or f"HTTP {status}"
-    error_type: type[KubeError] = {404: KubeNotFound, 409: KubeConflict}.get(status, KubeError)
-    if error_type is KubeError and 400 <= status < 500:
-        error_type = KubeInvalid
-    return error_type(message, status=status, reason=reason, ref=ref)
+    return api_error_class(status)(message or f"HTTP {status}", status=status, reason=reason, ref=ref)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import APP_LABEL
-from agent.errors import KubeError
+from agent.errors import AgentError, KubeError, KubeForbidden, KubeUnreachable
 from agent.kube.client import ApiResource, KubeClient
 from agent.model import KubeObject, ObjectRef
 from agent.tasks import TaskSet
@@ -133,18 +133,24 @@ class WatchCache:
             except _Expired:
                 watch.relists += 1
                 log.info("watch of %s expired; listing again", watch.resource.kind)
-            except KubeError as exc:  # KubeUnreachable included
-                if exc.status == 403 and not watch.synced.is_set():
+            except KubeForbidden as exc:
+                if not watch.synced.is_set():
                     # Namespaced RBAC: the reconciler lists per namespace instead of watching.
                     watch.forbidden = exc.message
                     watch.synced.set()
                     log.info("not watching %s: %s", watch.resource.kind, exc.message)
                     return
-                delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
-                failures += 1
-                watch.relists += 1
-                log.warning("watch of %s failed (%s); listing again in %.1fs", watch.resource.kind, exc, delay)
-                await asyncio.sleep(delay)
+                failures = await self._back_off(watch, exc, failures)
+            except (KubeError, KubeUnreachable) as exc:
+                failures = await self._back_off(watch, exc, failures)
+
+    async def _back_off(self, watch: _KindWatch, exc: AgentError, failures: int) -> int:
+        """Wait before listing again after a failed list or watch; returns the failures so far."""
+        delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
+        watch.relists += 1
+        log.warning("watch of %s failed (%s); listing again in %.1fs", watch.resource.kind, exc, delay)
+        await asyncio.sleep(delay)
+        return failures + 1
 
     async def _list(self, watch: _KindWatch) -> str:
         listing = await self._kube.request("GET", watch.resource.path(), query={"labelSelector": APP_LABEL},
