@@ -47,9 +47,13 @@ KEEP_REFS = 32
 MAX_PACKS = 64
 UNSHALLOW_DEPTH = 2**31 - 1  # what `git fetch --unshallow` sends
 
+# What reading a damaged repository raises: dulwich's own errors, the decoders it uses on pack
+# and object data, and the filesystem's. Not KeyError, ValueError, AssertionError or IndexError:
+# a bug of ours must not be taken for corruption (and cost a removal and a full fetch). A missing
+# object is dulwich's KeyError at the one place objects are looked up (`Reader`).
 CORRUPTION_ERRORS = (
     ChecksumMismatch, ApplyDeltaError, FileFormatException, NotGitRepository, ObjectMissing, WrongObjectException,
-    zlib.error, struct.error, ValueError, AssertionError, IndexError, OSError, KeyError,
+    zlib.error, struct.error, OSError,
 )
 
 
@@ -100,6 +104,8 @@ class Reader:
             return found
         try:
             obj = self.repo[ObjectID(sha)]
+        except KeyError as exc:  # dulwich: no such object in any pack or loose file
+            raise CacheCorrupt(f"object {sha[:12].decode(errors='replace')} is missing") from exc
         except CORRUPTION_ERRORS as exc:
             raise CacheCorrupt(f"object {sha[:12].decode(errors='replace')}: {_reason(exc)}") from exc
         if self._parsed is not None and not isinstance(obj, Blob):
@@ -198,11 +204,12 @@ def verify(repo_dir: Path) -> None:
                 pack.index.check()
                 pack.data.check()
                 pack.check_length_and_checksum()
+            read = Reader(repo)
             for name, sha in repo.refs.as_dict(Ref(AGENT_REFS)).items():
-                commit = repo[sha]
+                commit = read(sha)
                 if not isinstance(commit, Commit):
                     raise CacheCorrupt(f"{AGENT_REFS.decode()}{name.decode()} is not a commit")
-                repo[commit.tree]
+                read(commit.tree)
         except CORRUPTION_ERRORS as exc:
             raise CacheCorrupt(_reason(exc)) from exc
 
@@ -252,13 +259,14 @@ def keep(repo_dir: Path, sha: str) -> bool:
     """
     with open_repo(repo_dir) as repo:
         oid = ObjectID(sha.encode())
+        read = Reader(repo)
         try:
-            target = peel(Reader(repo), oid) if oid in repo.object_store else None
+            target = peel(read, oid) if oid in repo.object_store else None
             if not isinstance(target, Commit):
                 return False
             repo.refs[Ref(AGENT_REFS + target.id)] = target.id
             pinned = sorted(
-                ((_commit_time(repo[value]), name) for name, value in repo.refs.as_dict(Ref(AGENT_REFS)).items()),
+                ((_commit_time(read(value)), name) for name, value in repo.refs.as_dict(Ref(AGENT_REFS)).items()),
                 reverse=True,
             )
         except CORRUPTION_ERRORS as exc:
