@@ -17,12 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.config.agent import AgentSettings, LeaderElectionSettings, RenderSettings, parse_agent
-from agent.config.apps import AppSpec, DirectorySpec, KustomizeSpec, parse_app
+from agent.config.agent import AgentSettings, LeaderElectionSettings, parse_agent
+from agent.config.apps import AppSpec, parse_app
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
-from agent.model import IgnoreDifference, RepoSpec, RetryPolicy, SyncPolicy
+from agent.model import (
+    DirectorySpec,
+    IgnoreDifference,
+    KustomizeSpec,
+    RenderSettings,
+    RepoSpec,
+    RetryPolicy,
+    SyncPolicy,
+)
 
 __all__ = [
     "AgentSettings",

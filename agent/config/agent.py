@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config.reader import Table, parse_duration
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """The render keys of `[agent]`: which kustomize, how long one render may take, how many at once."""
-
-    kustomize_path: str = ""  # empty: `kustomize` on PATH, else `kubectl kustomize`
-    render_timeout: float = 60.0
-    max_concurrent_renders: int = 4
+from agent.model import RenderSettings
 
 
 @dataclass(frozen=True)
@@ -50,7 +42,7 @@ class AgentSettings:
     webhook_secret_file: str = ""
     webhook_max_body: int = 1024 * 1024
     history_limit: int = 50  # sync history entries kept per app
-    render: RenderSettings = RenderSettings()
+    render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
     @property

@@ -7,36 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config.reader import Table, parse_duration
-from agent.model import APP_SYNC_OPTIONS, IgnoreDifference, RetryPolicy, SyncPolicy
+from agent.model import (
+    APP_SYNC_OPTIONS,
+    DirectorySpec,
+    IgnoreDifference,
+    KustomizeSpec,
+    RetryPolicy,
+    SyncPolicy,
+    parse_image,
+)
 
 _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class DirectorySpec:
-    """`[applications.directory]`: which files of a plain directory are manifests (Argo CD's `directory`)."""
-
-    recurse: bool = False
-    include: tuple[str, ...] = ()  # globs on the path relative to the app's path; empty: every manifest
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class KustomizeSpec:
-    """`[applications.kustomize]`: overrides over what the app's path renders (Argo CD's `source.kustomize`)."""
-
-    name_prefix: str = ""
-    name_suffix: str = ""
-    namespace: str = ""
-    common_labels: tuple[tuple[str, str], ...] = ()
-    common_annotations: tuple[tuple[str, str], ...] = ()
-    label_without_selector: bool = False
-    images: tuple[str, ...] = ()  # as `kustomize edit set image` takes them: `name=new:tag`, `name:tag`, `name@digest`
-    replicas: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return self == KustomizeSpec()
 
 
 @dataclass(frozen=True)
@@ -48,8 +29,8 @@ class AppSpec:
     namespace: str = "default"
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     ignore_differences: tuple[IgnoreDifference, ...] = ()
-    directory: DirectorySpec = DirectorySpec()
-    kustomize: KustomizeSpec = KustomizeSpec()
+    directory: DirectorySpec = field(default_factory=DirectorySpec)
+    kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
     # When the app is removed from the configuration (SIGHUP), delete what it owns; else leave it.
     prune_on_delete: bool = False
 
@@ -158,9 +139,6 @@ def _globs(table: Table, key: str) -> tuple[str, ...]:
 def _kustomize_spec(table: Table | None) -> KustomizeSpec:
     if table is None:
         return KustomizeSpec()
-    # Imported here: agent.render imports this module.
-    from agent.render.overrides import parse_image
-
     images = table.strings("images")
     for index, image in enumerate(images):
         try:

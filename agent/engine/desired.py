@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 
 from agent import APP_LABEL, TRACKING_ANNOTATION
 from agent.errors import RenderError
-from agent.model import KubeObject, ObjectRef
-from agent.render import Manifest
+from agent.model import KubeObject, Manifest, ObjectRef
 
 # Whether (apiVersion, kind) is namespaced; None when the API server does not know the kind.
 NamespacedLookup = Callable[[str, str], bool | None]

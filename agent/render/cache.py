@@ -17,8 +17,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.config import AppSpec, RenderSettings
-from agent.render.documents import Manifest
+from agent.model import Manifest, RenderSettings
+from agent.render.source import RenderSource
 
 InputIds = tuple[tuple[str, str], ...]  # (repository path, git object SHA), sorted by path
 
@@ -30,7 +30,7 @@ class CacheScope:
     options: str  # options_digest()
 
 
-def options_digest(app: AppSpec, app_dir: str, settings: RenderSettings) -> str:
+def options_digest(app: RenderSource, app_dir: str, settings: RenderSettings) -> str:
     """A digest of everything besides the files that changes what a render produces."""
     options = {
         "path": app_dir,

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from agent.errors import RenderError
-from agent.model import KubeObject
+from agent.model import KubeObject, Manifest
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -30,19 +30,6 @@ class RenderLimits:
     max_expanded_size: int = 16 * 1024 * 1024  # scalar characters plus one per node, every alias expanded
     max_objects: int = 10_000  # objects one render may produce
     max_output_bytes: int = 256 * 1024 * 1024  # what kustomize may print
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One object and where it came from, for messages. Shared with the render cache: do not mutate `obj`."""
-
-    obj: KubeObject
-    source: str
-    index: int
-
-    @property
-    def origin(self) -> str:
-        return f"{self.source} (document {self.index + 1})"
 
 
 def parse_documents(source: str, content: bytes, limits: RenderLimits) -> list[Any]:

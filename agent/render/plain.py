@@ -12,9 +12,9 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
-from agent.config import DirectorySpec
 from agent.errors import RenderError
-from agent.render.documents import Manifest, RenderLimits, parse_stream
+from agent.model import DirectorySpec, Manifest
+from agent.render.documents import RenderLimits, parse_stream
 from agent.render.kustomize import KUSTOMIZATION_FILES
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

@@ -30,15 +30,15 @@ from typing import Any, Protocol
 
 import yaml
 
-from agent.config import AppSpec, RenderSettings
 from agent.errors import RenderError
-from agent.model import Revision
+from agent.model import Manifest, RenderSettings, Revision
 from agent.render.cache import CacheScope, RenderCache, cache_key, input_ids, options_digest
-from agent.render.documents import Manifest, RenderLimits, check_stream, parse_stream
+from agent.render.documents import RenderLimits, check_stream, parse_stream
 from agent.render.inputs import KustomizeInputs, TreeSource, collect_inputs, resolve
 from agent.render.kustomize import KustomizeRunner, kustomization_file
 from agent.render.overrides import overlay_kustomization
 from agent.render.plain import MANIFEST_SUFFIXES, load_manifests
+from agent.render.source import RenderSource
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Renderer:
     def kustomize_builds(self) -> int:
         return self._kustomize.builds
 
-    async def render(self, app: AppSpec, revision: Revision) -> list[Manifest]:
+    async def render(self, app: RenderSource, revision: Revision) -> list[Manifest]:
         """The app's objects at `revision`, in a deterministic order. Do not mutate them: they are cached."""
         started = time.monotonic()
         app_dir = resolve("", app.path)
@@ -121,7 +121,7 @@ class Renderer:
         ids = await self._source.tree_ids(url, revision, sorted(paths))
         return input_ids({path: entry.sha if entry else None for path, entry in ids.items()})
 
-    async def _render(self, app: AppSpec, app_dir: str, revision: Revision) -> tuple[list[Manifest], list[str]]:
+    async def _render(self, app: RenderSource, app_dir: str, revision: Revision) -> tuple[list[Manifest], list[str]]:
         exported = await self._source.export(app.repo, revision, app_dir)
         name = kustomization_file(exported.files)
         if name is not None:
@@ -140,7 +140,7 @@ class Renderer:
                               f"{self._limits.max_objects}")
         return manifests
 
-    async def _build(self, app: AppSpec, app_dir: str, name: str, inputs: KustomizeInputs) -> list[Manifest]:
+    async def _build(self, app: RenderSource, app_dir: str, name: str, inputs: KustomizeInputs) -> list[Manifest]:
         """kustomize over the exported directories, wrapped in an overlay when the app has overrides."""
         roots = inputs.outermost()
         await asyncio.to_thread(_check_yaml, roots, self._limits)
@@ -158,7 +158,7 @@ class Renderer:
             log.warning("kustomize: %s", warnings[-1000:], extra={"app": app.name})
         return await asyncio.to_thread(parse_stream, f"kustomize build {app_dir or '.'}", output, self._limits)
 
-    async def _build_plain(self, app: AppSpec, app_dir: str, manifests: Sequence[Manifest]) -> list[Manifest]:
+    async def _build_plain(self, app: RenderSource, app_dir: str, manifests: Sequence[Manifest]) -> list[Manifest]:
         """Overrides over a plain directory: its objects become the resources of a generated kustomization."""
         files = _annotated_files(manifests)
         files["kustomization.yaml"] = _dump([overlay_kustomization(app.kustomize, sorted(files))])

@@ -5,8 +5,8 @@ and overrides become the overlay kustomization documented in the README."""
 import pytest
 
 from agent.config import KustomizeSpec
+from agent.model import split_image
 from agent.render import ImageOverride, overlay_kustomization, parse_image
-from agent.render.overrides import split_image
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,182 @@
+"""What the agent learns about an app and keeps between reconciles: one frozen `AppState` per app.
+
+`Reconciler.reconcile(spec, state, request)` returns the next state; the controller is the
+only one to store it (bumping `version`), the snapshot encodes it (agent.state.codec), and
+API, metrics and logs read it. Fields marked transient live in memory only: they are cheap
+to learn again after a restart and would make the snapshot large or meaningless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from agent.model.core import (
+    Change,
+    ChangeSet,
+    Condition,
+    HealthStatus,
+    Kind,
+    KubeObject,
+    ObjectRef,
+    OperationPhase,
+    ResourceState,
+    Revision,
+    SyncStatus,
+    SyncTrigger,
+)
+from agent.model.plan import Plan
+
+
+@dataclass(frozen=True)
+class AutoSyncPause:
+    """Automated sync is paused for an app (after a rollback) until resumed or a new commit arrives."""
+
+    reason: str
+    tracked_sha: str  # what the tracked revision resolved to when paused; another commit resumes ("": not known yet)
+    since: float
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    """What an application looks like now, as the API, metrics and logs show it; part of its AppState."""
+
+    name: str
+    sync_status: SyncStatus = SyncStatus.UNKNOWN
+    health_status: HealthStatus = HealthStatus.UNKNOWN
+    revision: Revision | None = None
+    message: str = ""
+    conditions: tuple[Condition, ...] = ()
+    operation_phase: OperationPhase | None = None
+    changes: ChangeSet = field(default_factory=ChangeSet)
+    reconciled_at: float | None = None
+    resources: tuple[ResourceState, ...] = ()  # every desired object, with its sync and health
+
+
+@dataclass(frozen=True)
+class LastSync:
+    """The latest sync operation of an app, as far as deciding the next one needs it."""
+
+    revision: str
+    phase: OperationPhase
+    attempts: int  # operations run for this revision since it was first synced or a manual sync
+    finished: float
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One sync operation in an app's history (Argo CD's `status.history`, with the outcome)."""
+
+    id: int  # increasing per app
+    revision: str  # commit SHA
+    author: str
+    message: str  # first line of the commit message
+    trigger: SyncTrigger
+    started: float
+    finished: float
+    phase: OperationPhase
+    created: int = 0
+    configured: int = 0
+    pruned: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class AppliedVersion:
+    """Proof that one object was in sync: the fingerprint of the desired object and the live
+    resourceVersion seen right after our apply, or when a comparison found it equal."""
+
+    fingerprint: str
+    resource_version: str
+    live_digest: str = ""  # the live object's content without status and server bookkeeping
+
+
+@dataclass(frozen=True, order=True)
+class InventoryEntry:
+    """An object the agent applied for an app (and has not pruned): identity plus apiVersion."""
+
+    api_version: str
+    ref: ObjectRef
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """A sync asked for by a person (API or CLI) rather than by the automated policy."""
+
+    revision: str | None = None  # sync to this revision instead of the app's
+    prune: bool | None = None  # override the policy's prune for this sync
+    dry_run: bool = False  # plan and diff only
+    trigger: SyncTrigger = SyncTrigger.MANUAL  # recorded in the sync history
+
+
+@dataclass(frozen=True)
+class SyncOperation:
+    """A sync in progress, as gitops-engine's SyncContext keeps it: each reconcile of the app
+    advances it by (at most) one wave and returns, so waiting for a wave's health holds
+    neither the app's lock nor a reconcile slot.
+
+    `wave` is the index of the next group of `plan.waves()` to apply. While `waiting_since`
+    is set, the group before it was applied and its health is awaited (since then).
+    """
+
+    revision: Revision
+    trigger: SyncTrigger
+    prune: bool
+    manual: bool  # asked for by a person: retries of the revision are counted afresh
+    started: float
+    wave: int = 0
+    waiting_since: float | None = None
+    changes: tuple[Change, ...] = ()
+    message: str = ""  # what it waits for, for the status
+    # Transient: the plan being carried out, the fingerprints of its desired objects, and what
+    # the server answered to each apply so far (proofs of sync are made from them at the end).
+    # After a restart the operation plans afresh at its revision and starts again from the
+    # first wave (applying is idempotent).
+    plan: Plan | None = field(default=None, compare=False, repr=False)
+    prints: Mapping[ObjectRef, str] = field(default_factory=dict, compare=False, repr=False)
+    written: Mapping[ObjectRef, KubeObject] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class UnchangedSince:
+    """Transient: the app as it was last found in sync without syncing. While the spec, the commit
+    the revision names and the content of the live objects (the watch cache's epoch) stay the
+    same, so does the comparison: a poll costs no API call and no render."""
+
+    spec: object  # the AppSpec compared (frozen, compared by value)
+    sha: str
+    epoch: int  # the watch cache's count of content changes to the app's objects
+    touches: int  # its count of any change (status too): health is assessed again when it moves
+    rules: object  # the health rules health was assessed with (a reload may change them)
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Everything that outlives one reconcile of one app. Replaced whole, never mutated."""
+
+    name: str
+    status: AppStatus
+    version: int = 0  # bumped by every store: an outcome computed from an older version is stale
+    last_sync: LastSync | None = None  # what the automated policy decides retries from
+    tracked_sha: str = ""  # the commit the tracked revision resolved to at the last automatic reconcile
+    kinds: frozenset[Kind] = frozenset()  # resource types the app used: watched, and listed for prune
+    applied: Mapping[ObjectRef, AppliedVersion] = field(default_factory=dict)  # proofs of sync
+    inventory: tuple[InventoryEntry, ...] = ()
+    inventory_known: bool = False  # transient: False until restored from a good snapshot or rebuilt
+    history: tuple[HistoryEntry, ...] = ()  # newest first
+    pause: AutoSyncPause | None = None  # automated sync paused (after a rollback)
+    operation: SyncOperation | None = None  # a sync in progress
+    unchanged: UnchangedSince | None = None  # transient
+    diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # transient: what a sync would change
+
+    @classmethod
+    def new(cls, name: str) -> AppState:
+        return cls(name=name, status=AppStatus(name=name))
+
+    @property
+    def owned_kinds(self) -> frozenset[Kind]:
+        """The kinds used and the kinds of everything in the inventory: where the app's objects are."""
+        return self.kinds | {(entry.api_version, entry.ref.kind) for entry in self.inventory}
+
+    def renamed(self, name: str) -> AppState:
+        return replace(self, name=name, status=replace(self.status, name=name))
