@@ -42,7 +42,8 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
                        for rule in app.ignore_differences)
     watch = WatchCache(kube, digest=live_digest, keep_managed_fields=keep_managed)
     reconciler = Reconciler(source=source, kube=kube, renderer=renderer,
-                            health=HealthAssessor(settings.health_checks), watch=watch)
+                            health=HealthAssessor(settings.health_checks), watch=watch,
+                            history_limit=agent.history_limit)
     controller = Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
     watch.set_listener(controller.on_live_change)
     return controller

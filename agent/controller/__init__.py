@@ -1,7 +1,7 @@
-"""Per-app reconcile and the scheduling around it."""
+"""Per-app scheduling, the app table, and one reconcile."""
 
-from agent.controller.controller import Controller
-from agent.controller.reconcile import Reconciler, ReconcileResult
+from agent.controller.controller import Controller, QueueFull
+from agent.controller.reconcile import Outcome, Reconciler, ReconcileResult
 from agent.engine.history import RollbackRefused
 
-__all__ = ["Controller", "ReconcileResult", "Reconciler", "RollbackRefused"]
+__all__ = ["Controller", "Outcome", "QueueFull", "ReconcileResult", "Reconciler", "RollbackRefused"]

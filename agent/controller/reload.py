@@ -1,13 +1,28 @@
-"""What the controller reports after taking reloaded settings, and the git options built from [agent]."""
+"""SIGHUP's work in the controller: start added apps, stop removed ones, refresh changed ones.
+
+Unchanged apps are left alone. [agent] keys that need a restart keep their running values
+(agent.config.diff). `apply_settings` returns once every changed or removed app's reconcile
+in flight has finished, and removed apps with `prune_on_delete` had their objects deleted.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from agent.config import AgentSettings
-from agent.config.diff import SettingsChange
+from agent.config import AgentSettings, AppSpec, Settings
+from agent.config.diff import SettingsChange, desired_state_changed, diff_settings, effective_settings
 from agent.controller.teardown import Teardown
+from agent.engine.health import HealthAssessor
+from agent.errors import KubeError, KubeUnreachable
 from agent.source import ExportLimits, SourceOptions
+
+if TYPE_CHECKING:
+    from agent.controller.controller import Controller
+
+log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
 
 @dataclass(frozen=True)
@@ -26,3 +41,73 @@ def source_options(agent: AgentSettings) -> SourceOptions:
         limits=ExportLimits(max_files=agent.max_repo_files, max_file_bytes=agent.max_file_size,
                             max_total_bytes=agent.max_repo_size),
     )
+
+
+async def apply_settings(controller: Controller, settings: Settings) -> ReloadSummary:
+    """Run with reloaded settings."""
+    async with controller.reload_lock:
+        await controller.restore()
+        change = diff_settings(controller.settings, settings)
+        controller.settings = effective = effective_settings(controller.settings, settings)
+        controller.reconciler.reconfigure(source=source_options(effective.agent), repositories=effective.repositories,
+                                          health=HealthAssessor(effective.health_checks),
+                                          history_limit=effective.agent.history_limit)
+        for spec in change.added:
+            controller.spawn_loop(controller.apps.add(spec))
+        for name, worker in list(controller.apps.workers.items()):
+            if change.repositories and worker.failures:
+                controller.request_refresh(name)  # new credentials may fix it: ask the git server again
+            elif change.health_checks:  # every app's health may read differently now
+                worker.wake.set()
+        changing = asyncio.gather(*(_respecify(controller, spec) for spec in change.changed))
+        removing = asyncio.gather(*(_remove(controller, spec) for spec in change.removed))
+        _, teardowns = await asyncio.gather(changing, removing)
+    return ReloadSummary(change, {spec.name: teardown for spec, teardown in zip(change.removed, teardowns,
+                                                                                 strict=True) if teardown})
+
+
+async def _respecify(controller: Controller, spec: AppSpec) -> None:
+    """Reconcile a changed app with its new spec now; a reconcile in flight finishes first."""
+    worker = controller.apps.workers[spec.name]
+    async with worker.lock:
+        controller.apps.respecify(spec, desired_changed=desired_state_changed(worker.spec, spec))
+    controller.request_refresh(spec.name)
+
+
+async def _remove(controller: Controller, spec: AppSpec) -> Teardown | None:
+    """Stop an app the configuration lost: its reconcile in flight finishes, its loop ends, its status
+    and metric series go. Its objects stay unless it had `prune_on_delete = true`."""
+    worker = controller.apps.workers[spec.name]
+    async with worker.lock:
+        await controller.cancel_loop(worker, "the application was removed from the configuration")
+        teardown = await _teardown(controller, spec) if spec.prune_on_delete else None
+        controller.apps.remove(spec.name, keep=not spec.prune_on_delete)
+    if not spec.prune_on_delete:
+        log.info("application removed from the configuration; its objects stay in the cluster",
+                 extra={"app": spec.name})
+    return teardown
+
+
+async def _teardown(controller: Controller, spec: AppSpec) -> Teardown | None:
+    """Delete what a removed app owns (prune_on_delete); None when nothing could be looked at."""
+    if not controller.running:
+        log.warning("application removed with prune_on_delete, but this replica does not lead: "
+                    "nothing deleted", extra={"app": spec.name})
+        return None
+    problem = "cannot list its objects; nothing deleted"
+    failed = await controller.ensure_inventory(controller.apps.workers[spec.name])  # what it owns, if not known
+    state = controller.apps.state(spec.name)
+    if failed is not None or state is None:
+        log.error("application removed with prune_on_delete: %s", problem,
+                  extra={"app": spec.name, "error": str(failed)})
+        return None
+    try:
+        teardown = await controller.reconciler.delete_owned(
+            spec, state.owned_kinds, {entry.ref.namespace for entry in state.inventory if entry.ref.namespace})
+    except (KubeError, KubeUnreachable) as exc:
+        log.error("application removed with prune_on_delete: %s", problem, extra={"app": spec.name, "error": str(exc)})
+        return None
+    level = logging.WARNING if teardown.failed else logging.INFO
+    log.log(level, "application removed with prune_on_delete: %d objects deleted, %d kept, %d failed",
+            len(teardown.deleted), len(teardown.kept), len(teardown.failed), extra={"app": spec.name})
+    return teardown

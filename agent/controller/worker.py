@@ -1,113 +1,83 @@
-"""What the controller remembers about one app, how it becomes status, and how it is saved and restored."""
+"""One app's scheduling: when it runs next, who waits for it, one operation at a time.
+
+What the app *is* (its AppState) lives in the AppTable; a worker only knows when and why
+its app is reconciled next.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from dataclasses import replace
+from collections import deque
+from dataclasses import dataclass, field
 
 from agent.config import AppSpec
-from agent.controller.reconcile import Kind, OperationRequest, ReconcileResult
-from agent.model import (
-    AppliedVersion,
-    AppStatus,
-    AutoSyncPause,
-    Condition,
-    ConditionType,
-    HistoryEntry,
-    InventoryEntry,
-    LastSync,
-    ObjectRef,
-    ResourceState,
-    SyncStatus,
-    SyncTrigger,
-)
-from agent.state import AppRecord
+from agent.controller.reconcile import ReconcileResult
+from agent.model import OperationRequest
 
-log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
+ERROR_RETRY_MIN = 2.0  # the first retry after a failed reconcile; doubles up to the poll interval
+OPERATION_POLL = 1.0  # while a sync runs, its next step comes at the latest after this (watch events come sooner)
+MAX_QUEUED_REQUESTS = 8  # manual requests waiting per app; identical ones share one place
+
+
+@dataclass
+class PendingRequest:
+    """A person's request and the answer they wait for (the result once its sync has ended)."""
+
+    request: OperationRequest
+    answers: list[asyncio.Future[ReconcileResult]] = field(default_factory=list)
+
+    def answer(self, result: ReconcileResult) -> None:
+        for future in self.answers:
+            if not future.done():
+                future.set_result(result)
 
 
 class AppWorker:
-    """One app's memory between reconciles; the controller is its only writer."""
-
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
         self.wake = asyncio.Event()
-        self.lock = asyncio.Lock()  # one operation at a time per app
-        self.failures = 0
-        self.reconciled = False
-        self.last_sync: LastSync | None = None
-        self.kinds: frozenset[Kind] = frozenset()
-        self.diffs: dict[ObjectRef, str] = {}
-        self.retry_at: float | None = None
-        self.requests: list[tuple[OperationRequest, asyncio.Future[ReconcileResult]]] = []
-        self.applied: dict[ObjectRef, AppliedVersion] = {}
-        self.inventory: tuple[InventoryEntry, ...] = ()
-        self.history: tuple[HistoryEntry, ...] = ()  # newest first
-        self.pause: AutoSyncPause | None = None
-        self.pause_changes = 0  # bumped by rollback and resume, so a reconcile in flight does not undo them
-        self.tracked_sha = ""  # the commit the tracked revision resolved to at the last automatic reconcile
-        self.needs_inventory = True  # until restored from a snapshot or rebuilt from the cluster
+        self.lock = asyncio.Lock()  # one reconcile at a time per app
+        self.requests: deque[PendingRequest] = deque()
+        self.serving: PendingRequest | None = None  # a request whose sync operation is still running
+        self.failures = 0  # reconciles failed in a row
+        self.retry_at: float | None = None  # when the automated policy's next retry is due
+        self.reconciled = False  # by this process (a status restored from the snapshot does not count)
         self.webhook_pending = False  # a push webhook woke it: the next automatic sync is `webhook`
 
-    def restore(self, record: AppRecord) -> AppStatus:
-        """Take over a record from the snapshot; returns the status to serve until the first reconcile."""
-        self.last_sync = record.last_sync
-        self.tracked_sha = record.tracked_sha
-        self.kinds = record.kinds
-        self.inventory = record.inventory
-        self.applied = dict(record.applied)
-        self.history = record.history
-        self.pause = record.status.paused
-        self.needs_inventory = False
-        return replace(record.status, name=self.spec.name)
+    def enqueue(self, request: OperationRequest, answer: asyncio.Future[ReconcileResult]) -> bool:
+        """Queue a request (joining an identical one already waiting); False when the queue is full."""
+        for pending in self.requests:
+            if pending.request == request:
+                pending.answers.append(answer)
+                return True
+        if len(self.requests) >= MAX_QUEUED_REQUESTS:
+            return False
+        self.requests.append(PendingRequest(request, [answer]))
+        self.wake.set()
+        return True
 
-    def record(self, status: AppStatus) -> AppRecord:
-        return AppRecord(status=status, last_sync=self.last_sync, tracked_sha=self.tracked_sha, kinds=self.kinds,
-                         inventory=self.inventory, applied=dict(self.applied), history=self.history)
-
-
-def next_last_sync(last: LastSync | None, result: ReconcileResult, *, manual: bool) -> LastSync:
-    """Count attempts per revision; a manual sync or a new revision starts the count again."""
-    assert result.sync is not None and result.revision is not None
-    same = last is not None and last.revision == result.revision.sha and not manual
-    attempts = last.attempts + 1 if same and last is not None else 1
-    return LastSync(result.revision.sha, result.sync.phase, attempts, result.sync.finished)
+    def abandon(self, result: ReconcileResult) -> None:
+        """Answer every waiting request with `result` (the app stops being served)."""
+        waiting = [*([self.serving] if self.serving else []), *self.requests]
+        self.serving, self.requests = None, deque()
+        for pending in waiting:
+            pending.answer(result)
 
 
-def error_status(previous: AppStatus, result: ReconcileResult) -> AppStatus:
-    return replace(
-        previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or result.revision,
-        message=str(result.error), conditions=(Condition(ConditionType.COMPARISON_ERROR, str(result.error)),),
-        reconciled_at=result.started,
-    )
+def next_delay(*, failures: int, retry_at: float | None, running: bool, now: float, poll_interval: float,
+               poll_jitter: float, fraction: float) -> float:
+    """Seconds until the app's next reconcile when nothing wakes it sooner. Pure.
 
-
-def result_status(previous: AppStatus, result: ReconcileResult) -> AppStatus:
-    sync = result.sync
-    messages = []
-    if sync is not None and sync.message:
-        messages.append(sync.message)
-    if result.requires_pruning:
-        messages.append(f"{result.requires_pruning} resources require pruning")
-    if sync is None and result.sync_status is SyncStatus.OUT_OF_SYNC and result.decision:
-        messages.append(result.decision.reason)
-    return AppStatus(
-        name=result.app, sync_status=result.sync_status, health_status=result.health_status,
-        revision=result.revision, message="; ".join(messages), conditions=result.conditions,
-        operation_phase=sync.phase if sync else previous.operation_phase,
-        changes=sync.changes if sync else previous.changes, reconciled_at=result.started,
-        resources=tuple(ResourceState(r.ref, r.sync_status, r.health.status, r.health.message)
-                        for r in result.resources),
-    )
-
-
-def log_result(result: ReconcileResult, status: AppStatus, trigger: SyncTrigger) -> None:
-    extra = {"app": result.app, "duration": round(result.duration, 3),
-             "revision": result.revision.sha if result.revision else "",
-             "sync_status": status.sync_status.value, "health_status": status.health_status.value}
-    if result.sync is not None:
-        log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
-                                  "author": result.revision.author if result.revision else ""})
-    else:
-        log.debug("compared", extra=extra)
+    A running sync is stepped again soon; after failures, back off (2 s doubling up to the poll
+    interval, ±10%); otherwise the poll interval plus jitter, or earlier when a retry is due.
+    `fraction` is a random number in [0, 1).
+    """
+    if running:
+        return OPERATION_POLL
+    if failures:
+        backoff = ERROR_RETRY_MIN * 2 ** (failures - 1)
+        return float(min(backoff, poll_interval) * (0.9 + 0.2 * fraction))
+    delay = poll_interval + poll_jitter * fraction
+    if retry_at is not None:
+        delay = min(delay, max(0.0, retry_at - now))
+    return delay

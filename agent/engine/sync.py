@@ -1,8 +1,14 @@
-"""Run a plan through the Kubernetes API: pre-sync kinds, waves in order, health between waves, prune.
+"""Carry out a plan through the Kubernetes API, one step at a time: pre-sync kinds, waves in order,
+health between waves, prune.
 
-Decisions were made by `plan`; this module only carries them out and records what
-happened in a ChangeSet. A failure in one wave stops every later wave and all
-pruning; objects in the failing wave are still attempted (as Argo CD does).
+Decisions were made by `plan`; this module only carries them out and records what happened.
+A sync is a `SyncOperation` advanced by `SyncRunner.step`, as gitops-engine's SyncContext is:
+each step applies waves until one needs to become healthy, and returns. The caller keeps
+the operation and steps it again when something changed (the watch cache wakes the app) or
+a moment later; nothing waits in here, so a slow rollout holds no lock and no slot.
+
+A failure in one wave stops every later wave and all pruning; objects in the failing wave
+are still attempted (as Argo CD does).
 """
 
 from __future__ import annotations
@@ -10,22 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from agent.engine.health import Health, wave_status
-from agent.engine.plan import Action, Plan, PlannedObject, PruneCandidate
-from agent.errors import KubeError, KubeInvalid, KubeUnreachable
+from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeUnreachable
 from agent.kube import KubeClient
 from agent.model import (
+    Action,
     Change,
     ChangeAction,
+    ChangeReason,
     ChangeSet,
     HealthStatus,
     KubeObject,
     ObjectRef,
     OperationPhase,
+    PlannedObject,
+    PruneCandidate,
+    SyncOperation,
     SyncPolicy,
 )
 
@@ -34,18 +44,28 @@ log = logging.getLogger(__name__)
 HealthCheck = Callable[[KubeObject | None], Health]
 Reader = Callable[[PlannedObject, KubeObject | None], Awaitable[KubeObject | None]]
 RECREATE_OPTIONS = frozenset({"Replace=true", "Force=true"})
+WAITING_LISTED = 1  # objects named in "waiting for healthy state of …" before "and N more"
 
 
 @dataclass(frozen=True)
 class SyncResult:
+    """A finished sync operation."""
+
     phase: OperationPhase
     revision: str
     changes: ChangeSet
     message: str = ""
     started: float = 0.0
     finished: float = 0.0
-    live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
-    responses: dict[ObjectRef, KubeObject] = field(default_factory=dict)  # what each apply returned
+    responses: Mapping[ObjectRef, KubeObject] = field(default_factory=dict)  # what each apply returned
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step did: the operation advanced, and its result once it ended."""
+
+    operation: SyncOperation
+    result: SyncResult | None = None
 
 
 class SyncFailed(Exception):
@@ -57,77 +77,104 @@ class SyncRunner:
     kube: KubeClient
     app: str
     namespace: str
-    revision: str
     policy: SyncPolicy
     health: HealthCheck
-    author: str = ""  # of the revision, for the audit events
-    read: Reader | None = None  # current state of an object for health waits; default: a GET
+    read: Reader  # the current state of an object, given what the sync wrote to it (None: nothing)
+    revision: str = ""  # the commit being synced, and its author, for the audit events
+    author: str = ""
     on_write: Callable[[KubeObject], None] | None = None  # told about every object the sync wrote
-    poll_interval: float = 0.2
-    changes: list[Change] = field(default_factory=list)
-    live: dict[ObjectRef, KubeObject] = field(default_factory=dict)
-    responses: dict[ObjectRef, KubeObject] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
+    clock: Callable[[], float] = time.time
 
-    async def run(self, plan: Plan, *, prune: bool) -> SyncResult:
-        started = self.started = time.time()
-        phase, message = OperationPhase.SUCCEEDED, ""
+    async def step(self, operation: SyncOperation) -> Step:
+        """Advance the operation: check the health of the wave it waits for; apply waves until one
+        has to become healthy; after the last, prune."""
+        plan = operation.plan
+        assert plan is not None, "an operation is stepped with its plan"
+        progress = _Progress(operation)
+        waves = plan.waves()
         try:
             if plan.refusal:
                 raise SyncFailed(plan.refusal)
-            if self.policy.has("CreateNamespace=true"):
-                await self._ensure_namespace()
-            waves = plan.waves()
-            for index, (_, objects) in enumerate(waves):
-                try:
-                    await self._apply_wave(objects)
-                except SyncFailed:
-                    for later in waves[index + 1:]:
-                        self._record_skipped(later[1], "not applied: an earlier wave failed")
-                    raise
-            if prune:
-                await self._prune(plan.prune_order())
-            self._record_blocked(plan.prune, prune=prune)
-        except SyncFailed as exc:
-            phase, message = OperationPhase.FAILED, str(exc)
+            if progress.op.wave == 0 and progress.op.waiting_since is None and \
+                    self.policy.has("CreateNamespace=true"):
+                await self._ensure_namespace(progress)
+            if progress.op.waiting_since is not None and not await self._wave_healthy(progress, waves):
+                return progress.step()
+            while progress.op.wave < len(waves):
+                objects = waves[progress.op.wave][1]
+                progress.op = replace(progress.op, wave=progress.op.wave + 1)
+                if await self._apply_wave(progress, objects):
+                    progress.op = replace(progress.op, waiting_since=self.clock())
+                    if not await self._wave_healthy(progress, waves):
+                        return progress.step()
+            if operation.prune:
+                await self._prune(progress, plan.prune_order())
+            self._record_blocked(progress, plan.prune, prune=operation.prune)
+        except (SyncFailed, KubeError) as exc:
+            if progress.op.wave > 0:  # a wave failed (applying, or becoming healthy): none after it is applied
+                for _, skipped in waves[progress.op.wave:]:
+                    for obj in skipped:
+                        progress.add(Change(obj.ref, ChangeAction.SKIPPED, "not applied: an earlier wave failed",
+                                            ChangeReason.EARLIER_WAVE_FAILED))
+            return progress.finish(OperationPhase.FAILED, str(exc), self.clock())
         except KubeUnreachable as exc:
-            phase, message = OperationPhase.ERROR, str(exc)
-        return SyncResult(phase, self.revision, ChangeSet(tuple(self.changes)), message, started, time.time(),
-                          dict(self.live), dict(self.responses))
+            return progress.finish(OperationPhase.ERROR, str(exc), self.clock())
+        return progress.finish(OperationPhase.SUCCEEDED, "", self.clock())
+
+    # ------------------------------------------------------------------ health between waves
+
+    async def _wave_healthy(self, progress: _Progress, waves: Sequence[tuple[int, list[PlannedObject]]]) -> bool:
+        """Whether the wave just applied (the one before `op.wave`) is healthy; SyncFailed when it is
+        Degraded or the wait timed out. A CRD counts when it is established."""
+        objects = waves[progress.op.wave - 1][1]
+        healths: dict[ObjectRef, Health] = {}
+        for obj in objects:
+            current = await self.read(obj, progress.written.get(obj.ref))
+            is_crd = obj.ref.kind == "CustomResourceDefinition"
+            healths[obj.ref] = _established(current) if is_crd else self.health(current)
+        wave = wave_status(healths)
+        if wave.failed:
+            raise SyncFailed(wave.describe())
+        waiting_since = progress.op.waiting_since or self.clock()
+        if not wave.done:
+            if self.clock() - waiting_since > self.policy.health_timeout:
+                raise SyncFailed(f"timed out after {self.policy.health_timeout:.0f}s waiting for health: "
+                                 f"{wave.describe()}")
+            progress.op = replace(progress.op, message=_waiting_message([ref for ref, _ in wave.unhealthy]))
+            return False
+        if any(obj.ref.kind == "CustomResourceDefinition" for obj in objects):
+            self.kube.forget_discovery()
+        progress.op = replace(progress.op, waiting_since=None, message="")
+        return True
 
     # ------------------------------------------------------------------ apply
 
-    async def _apply_wave(self, objects: Sequence[PlannedObject]) -> None:
+    async def _apply_wave(self, progress: _Progress, objects: Sequence[PlannedObject]) -> bool:
+        """Apply one wave; True when something was written (its health is then waited for)."""
         failures: list[str] = []
-        applied: list[PlannedObject] = []
+        applied = False
         for obj in objects:
             if obj.action is Action.UNCHANGED:
-                assert obj.live is not None
-                self.live[obj.ref] = obj.live
-                self.changes.append(Change(obj.ref, ChangeAction.UNCHANGED))
+                progress.add(Change(obj.ref, ChangeAction.UNCHANGED))
                 continue
             try:
-                self.live[obj.ref] = self.responses[obj.ref] = response = await self._apply(obj)
-            except KubeUnreachable:
-                raise
+                response = await self._apply(obj)
             except KubeError as exc:
-                self.changes.append(Change(obj.ref, ChangeAction.FAILED, str(exc)))
+                progress.add(Change(obj.ref, ChangeAction.FAILED, str(exc)))
                 self._audit("apply failed", obj.ref, "failed", level=logging.WARNING, error=exc.message)
                 failures.append(str(exc))
                 continue
+            progress.wrote(obj.ref, response)
             if self.on_write is not None:
                 self.on_write(response)
-            created = obj.action is Action.CREATE and not _existed_before(response, self.started)
+            created = obj.action is Action.CREATE and not _existed_before(response, progress.started)
             action = ChangeAction.CREATED if created else ChangeAction.CONFIGURED
-            self.changes.append(Change(obj.ref, action))
+            progress.add(Change(obj.ref, action))
             self._audit("applied", obj.ref, action.value)
-            applied.append(obj)
+            applied = True
         if failures:
             raise SyncFailed(failures[0] if len(failures) == 1 else f"{len(failures)} objects failed: {failures[0]}")
-        if applied:
-            await self._wait_healthy(objects)
-            if any(obj.ref.kind == "CustomResourceDefinition" for obj in applied):
-                self.kube.forget_discovery()
+        return applied
 
     async def _apply(self, obj: PlannedObject) -> KubeObject:
         try:
@@ -136,49 +183,21 @@ class SyncRunner:
             recreate = (obj.options | self.policy.options) & RECREATE_OPTIONS
             if not recreate or obj.live is None or "immutable" not in exc.message:
                 raise
-        # An immutable field changed and the object allows it: delete, wait until gone, create.
+        # An immutable field changed and the object allows it: delete, then create. The delete is
+        # in the background; the create is refused (409) until the old object is gone.
         self._audit("replacing", obj.ref, "replaced")
-        await self.kube.delete(obj.desired, propagation="Background")
-        await self._wait_gone(obj)
-        return await self.kube.apply(obj.desired)
+        await self.kube.delete(obj.live, propagation="Background")
+        return await self._create_when_gone(obj)
 
-    async def _wait_gone(self, obj: PlannedObject) -> None:
+    async def _create_when_gone(self, obj: PlannedObject) -> KubeObject:
         deadline = time.monotonic() + min(self.policy.health_timeout, 60.0)
         while await self.kube.get(obj.desired) is not None:
             if time.monotonic() > deadline:
                 raise SyncFailed(f"{obj.ref}: still present after deleting it for replacement")
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(0.2)
+        return await self.kube.apply(obj.desired)
 
-    async def _wait_healthy(self, objects: Sequence[PlannedObject]) -> None:
-        """Wait until every object of the wave is Healthy (or Suspended); Degraded fails at once."""
-        deadline = time.monotonic() + self.policy.health_timeout
-        pending = list(objects)
-        while True:
-            healths: dict[ObjectRef, Health] = {}
-            for obj in pending:
-                current = await self._read(obj)
-                if current is not None:
-                    self.live[obj.ref] = current
-                is_crd = obj.ref.kind == "CustomResourceDefinition"
-                healths[obj.ref] = _established(current) if is_crd else self.health(current)
-            wave = wave_status(healths)
-            if wave.failed:
-                raise SyncFailed(wave.describe())
-            if wave.done:
-                return
-            if time.monotonic() > deadline:
-                raise SyncFailed(f"timed out after {self.policy.health_timeout:.0f}s waiting for health: "
-                                 f"{wave.describe()}")
-            waiting = {ref for ref, _ in wave.unhealthy}
-            pending = [obj for obj in pending if obj.ref in waiting]
-            await asyncio.sleep(self.poll_interval)
-
-    async def _read(self, obj: PlannedObject) -> KubeObject | None:
-        if self.read is not None:
-            return await self.read(obj, self.live.get(obj.ref))
-        return await self.kube.get(obj.desired)
-
-    async def _ensure_namespace(self) -> None:
+    async def _ensure_namespace(self, progress: _Progress) -> None:
         # Created without our label: a namespace the app did not declare is never pruned.
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         if await self.kube.get(namespace) is None:
@@ -187,29 +206,38 @@ class SyncRunner:
 
     # ------------------------------------------------------------------ prune
 
-    async def _prune(self, candidates: Sequence[PruneCandidate]) -> None:
+    async def _prune(self, progress: _Progress, candidates: Sequence[PruneCandidate]) -> None:
         for candidate in candidates:
             try:
                 deleted = await self.kube.delete(candidate.live)
-            except KubeUnreachable:
-                raise
+            except KubeConflict as exc:
+                # The precondition failed: it is not the object that was planned for deletion any more.
+                progress.add(Change(candidate.ref, ChangeAction.SKIPPED, f"not pruned: {exc.message}",
+                                    ChangeReason.CHANGED_MEANWHILE))
+                self._audit("not pruned: changed meanwhile", candidate.ref, "skipped", error=exc.message)
+                continue
             except KubeError as exc:
-                self.changes.append(Change(candidate.ref, ChangeAction.FAILED, f"prune failed: {exc.message}"))
+                progress.add(Change(candidate.ref, ChangeAction.FAILED, f"prune failed: {exc.message}"))
                 self._audit("prune failed", candidate.ref, "failed", level=logging.WARNING, error=exc.message)
                 raise SyncFailed(f"{candidate.ref}: prune failed: {exc.message}") from exc
-            self.changes.append(Change(candidate.ref, ChangeAction.PRUNED, "" if deleted else "already gone"))
+            if deleted:
+                progress.add(Change(candidate.ref, ChangeAction.PRUNED))
+            else:
+                progress.add(Change(candidate.ref, ChangeAction.PRUNED, "already gone", ChangeReason.ALREADY_GONE))
             self._audit("pruned", candidate.ref, "pruned")
 
-    def _record_blocked(self, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:
+    def _record_blocked(self, progress: _Progress, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:
         for candidate in candidates:
             if candidate.blocked:
-                verb = "not pruned" if candidate.extraneous_ignored else "requires pruning"
-                self.changes.append(Change(candidate.ref, ChangeAction.SKIPPED, f"{verb}: {candidate.blocked}"))
+                if candidate.extraneous_ignored:
+                    progress.add(Change(candidate.ref, ChangeAction.SKIPPED, f"not pruned: {candidate.blocked}",
+                                        ChangeReason.IGNORED))
+                else:
+                    progress.add(Change(candidate.ref, ChangeAction.SKIPPED,
+                                        f"requires pruning: {candidate.blocked}", ChangeReason.REQUIRES_PRUNING))
             elif not prune:
-                self.changes.append(Change(candidate.ref, ChangeAction.SKIPPED, "requires pruning: pruning is off"))
-
-    def _record_skipped(self, objects: Sequence[PlannedObject], reason: str) -> None:
-        self.changes.extend(Change(obj.ref, ChangeAction.SKIPPED, reason) for obj in objects)
+                progress.add(Change(candidate.ref, ChangeAction.SKIPPED, "requires pruning: pruning is off",
+                                    ChangeReason.REQUIRES_PRUNING))
 
     def _audit(self, message: str, ref: ObjectRef, action: str, *, level: int = logging.INFO,
                error: str = "") -> None:
@@ -218,6 +246,40 @@ class SyncRunner:
         if error:
             extra["error"] = error
         log.log(level, message, extra=extra)
+
+
+class _Progress:
+    """The operation as one step advances it, with the changes and writes made so far."""
+
+    def __init__(self, operation: SyncOperation) -> None:
+        self.op = operation
+        self.started = operation.started
+        self.changes = list(operation.changes)
+        self.written = dict(operation.written)
+
+    def add(self, change: Change) -> None:
+        self.changes.append(change)
+
+    def wrote(self, ref: ObjectRef, response: KubeObject) -> None:
+        self.written[ref] = response
+
+    def step(self) -> Step:
+        return Step(replace(self.op, changes=tuple(self.changes), written=self.written))
+
+    def finish(self, phase: OperationPhase, message: str, now: float) -> Step:
+        operation = replace(self.op, changes=tuple(self.changes), written=self.written, waiting_since=None,
+                            message=message)
+        result = SyncResult(phase, operation.revision.sha, ChangeSet(tuple(self.changes)), message,
+                            self.started, now, self.written)
+        return Step(operation, result)
+
+
+def _waiting_message(refs: Sequence[ObjectRef]) -> str:
+    """Argo CD's words: `waiting for healthy state of apps/Deployment/api and 3 more resources`."""
+    shown = ", ".join(f"{ref.group}/{ref.kind}/{ref.name}" if ref.group else f"{ref.kind}/{ref.name}"
+                      for ref in refs[:WAITING_LISTED])
+    more = len(refs) - WAITING_LISTED
+    return f"waiting for healthy state of {shown}" + (f" and {more} more resources" if more > 0 else "")
 
 
 def _existed_before(response: KubeObject, started: float) -> bool:

@@ -13,7 +13,7 @@ from aiohttp import web
 from agent.controller import Controller
 from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppStatus, AutoSyncPause
+from agent.model import AppState, AppStatus, AutoSyncPause
 from agent.server import operations
 from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
@@ -30,23 +30,23 @@ LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 class SummaryCache:
     """Each app's summary as JSON, kept until its status changes.
 
-    Statuses are immutable and replaced when a reconcile ends, so between reconciles a
+    States are immutable and replaced when a reconcile ends, so between reconciles a
     poll of the list (a UI, a script, the CLI) costs a join, not a dict and an encoding
     per app.
     """
 
     def __init__(self) -> None:
-        self._encoded: dict[str, tuple[AppStatus, str, bytes]] = {}
+        self._encoded: dict[str, tuple[AppState, str, bytes]] = {}
 
-    def body(self, apps: Iterable[tuple[AppStatus, str]]) -> bytes:
-        """A JSON array of the summaries of (status, destination namespace) pairs, in order."""
+    def body(self, apps: Iterable[tuple[AppState, str]]) -> bytes:
+        """A JSON array of the summaries of (state, destination namespace) pairs, in order."""
         parts, seen = [], set()
-        for status, namespace in apps:
-            seen.add(status.name)
-            cached = self._encoded.get(status.name)
-            if cached is None or cached[0] is not status or cached[1] != namespace:
-                encoded = json.dumps(app_summary(status, namespace=namespace)).encode()
-                cached = self._encoded[status.name] = (status, namespace, encoded)
+        for state, namespace in apps:
+            seen.add(state.name)
+            cached = self._encoded.get(state.name)
+            if cached is None or cached[0] is not state or cached[1] != namespace:
+                encoded = json.dumps(app_summary(state, namespace=namespace)).encode()
+                cached = self._encoded[state.name] = (state, namespace, encoded)
             parts.append(cached[2])
         for gone in self._encoded.keys() - seen:
             del self._encoded[gone]
@@ -56,7 +56,8 @@ class SummaryCache:
 SUMMARIES = web.AppKey("summaries", SummaryCache)
 
 
-def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
+def app_summary(state: AppState, *, namespace: str) -> dict[str, Any]:
+    status = state.status
     revision = status.revision
     return {
         "name": status.name,
@@ -72,7 +73,7 @@ def app_summary(status: AppStatus, *, namespace: str) -> dict[str, Any]:
         "conditions": [{"type": c.type.value, "message": c.message} for c in status.conditions],
         "changes": status.changes.counts(),
         "reconciled_at": status.reconciled_at,
-        "auto_sync_paused": _pause_view(status.paused),
+        "auto_sync_paused": _pause_view(state.pause),
     }
 
 
@@ -128,21 +129,21 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def list_applications(request: web.Request) -> web.Response:
     controller = request.app[CONTROLLER]
-    apps = ((status, spec.namespace if (spec := controller.spec(status.name)) else "")
-            for status in controller.statuses())
+    apps = ((state, spec.namespace if (spec := controller.spec(state.name)) else "")
+            for state in controller.apps.states())
     return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
 
 
 async def get_application(request: web.Request) -> web.Response:
     controller = request.app[CONTROLLER]
     name = request.match_info["name"]
-    status, spec = controller.status(name), controller.spec(name)
-    if status is None or spec is None:
+    state, spec = controller.state(name), controller.spec(name)
+    if state is None or spec is None:
         raise not_found(name)
-    body = app_summary(status, namespace=spec.namespace)
+    body = app_summary(state, namespace=spec.namespace)
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
-    body["resources"] = resource_views(status)
-    body["history"] = [asdict(entry) for entry in controller.history(name) or ()]
+    body["resources"] = resource_views(state.status)
+    body["history"] = [asdict(entry) for entry in state.history]
     return web.json_response(body)
 
 

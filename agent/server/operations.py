@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.controller import Controller, RollbackRefused
-from agent.controller.reconcile import OperationRequest, ReconcileResult
+from agent.controller import Controller, QueueFull, RollbackRefused
+from agent.controller.reconcile import ReconcileResult
+from agent.model import OperationRequest
 from agent.server.views import bad_request, json_fields, not_found, ref_view
 
 
@@ -60,7 +61,11 @@ class Operations:
     async def sync(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         operation = await _operation_request(request)
-        result = await self.controller.sync_now(name, operation)
+        try:
+            result = await self.controller.sync_now(name, operation)
+        except QueueFull as exc:
+            raise web.HTTPTooManyRequests(text=json.dumps({"error": str(exc)}), content_type="application/json",
+                                          headers={"Retry-After": "5"}) from exc
         if result is None:
             raise not_found(name)
         failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
@@ -76,9 +81,9 @@ class Operations:
             raise web.HTTPConflict(text=json.dumps({"error": str(exc)}), content_type="application/json") from exc
         if result is None:
             raise not_found(name)
-        status = self.controller.status(name)
+        state = self.controller.state(name)
         body = result_view(result)
-        body["auto_sync_paused"] = status is not None and status.paused is not None
+        body["auto_sync_paused"] = state is not None and state.pause is not None
         failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
         return web.json_response(body, status=409 if failed else 200)
 

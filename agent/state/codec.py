@@ -1,4 +1,4 @@
-"""What is kept per app, and its JSON form: plain dicts and lists, stable keys, no pickles.
+"""An app's state in JSON form: plain dicts and lists, stable keys, no pickles.
 
 `to_dict` functions return fresh containers built from frozen data, so the result may
 be serialized in another thread while the controller goes on. `from_dict` functions
@@ -8,15 +8,16 @@ raise `RecordError` on anything malformed; the caller drops that one app's recor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model import (
     AppliedVersion,
+    AppState,
     AppStatus,
     AutoSyncPause,
     Change,
     ChangeAction,
+    ChangeReason,
     ChangeSet,
     Condition,
     ConditionType,
@@ -28,28 +29,14 @@ from agent.model import (
     OperationPhase,
     ResourceState,
     Revision,
+    SyncOperation,
     SyncStatus,
     SyncTrigger,
 )
 
-Kind = tuple[str, str]  # (apiVersion, kind)
-
 
 class RecordError(ValueError):
     """A stored record does not have the shape this version writes."""
-
-
-@dataclass(frozen=True)
-class AppRecord:
-    """Everything the agent remembers about one app across restarts."""
-
-    status: AppStatus
-    last_sync: LastSync | None = None  # what the automated policy decides retries from
-    tracked_sha: str = ""  # the commit the app's tracked revision resolved to last
-    kinds: frozenset[Kind] = frozenset()  # kinds the app used: listed to find prune candidates
-    inventory: tuple[InventoryEntry, ...] = ()
-    applied: Mapping[ObjectRef, AppliedVersion] = field(default_factory=dict)
-    history: tuple[HistoryEntry, ...] = ()  # newest first
 
 
 # ------------------------------------------------------------------ small parts
@@ -101,31 +88,31 @@ def status_to_dict(status: AppStatus) -> dict[str, Any]:
         "message": status.message,
         "conditions": [[c.type.value, c.message] for c in status.conditions],
         "operation_phase": status.operation_phase.value if status.operation_phase else None,
-        "changes": [[*_ref(c.ref), c.action.value, c.message] for c in status.changes.entries],
+        "changes": [[*_ref(c.ref), c.action.value, c.message, c.reason.value if c.reason else None]
+                    for c in status.changes.entries],
         "reconciled_at": status.reconciled_at,
         "resources": [[*_ref(r.ref), r.sync_status.value, r.health_status.value, r.health_message]
                       for r in status.resources],
-        "paused": _pause(status.paused),
     }
 
 
-def status_from_dict(data: Mapping[str, Any]) -> AppStatus:
+def status_from_dict(data: Mapping[str, Any], *, name: str) -> AppStatus:
     try:
         phase = data["operation_phase"]
         return AppStatus(
-            name=str(data["name"]),
+            name=name,
             sync_status=SyncStatus(data["sync_status"]),
             health_status=HealthStatus(data["health_status"]),
             revision=_revision_from(data["revision"]),
             message=str(data["message"]),
             conditions=tuple(Condition(ConditionType(t), str(m)) for t, m in data["conditions"]),
             operation_phase=OperationPhase(phase) if phase is not None else None,
-            changes=ChangeSet(tuple(Change(_ref_from(c[:4]), ChangeAction(c[4]), str(c[5]))
+            changes=ChangeSet(tuple(Change(_ref_from(c[:4]), ChangeAction(c[4]), str(c[5]),
+                                           ChangeReason(c[6]) if len(c) > 6 and c[6] else None)
                                     for c in data["changes"])),
             reconciled_at=None if data["reconciled_at"] is None else float(data["reconciled_at"]),
             resources=tuple(ResourceState(_ref_from(r[:4]), SyncStatus(r[4]), HealthStatus(r[5]), str(r[6]))
                             for r in data["resources"]),
-            paused=_pause_from(data["paused"]),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise RecordError(f"status: {type(exc).__name__}: {exc}") from exc
@@ -155,29 +142,57 @@ def history_from_dict(data: Mapping[str, Any]) -> HistoryEntry:
         raise RecordError(f"history: {type(exc).__name__}: {exc}") from exc
 
 
-# ------------------------------------------------------------------ the whole record
+# ------------------------------------------------------------------ the sync in progress
 
 
-def record_to_dict(record: AppRecord) -> dict[str, Any]:
-    last = record.last_sync
+def _operation(operation: SyncOperation | None) -> dict[str, Any] | None:
+    """What a restart needs to carry on: the revision, trigger and options. It plans afresh."""
+    if operation is None:
+        return None
+    return {"revision": _revision(operation.revision), "trigger": operation.trigger.value,
+            "prune": operation.prune, "manual": operation.manual, "started": operation.started}
+
+
+def _operation_from(data: Any) -> SyncOperation | None:
+    if data is None:
+        return None
+    revision = _revision_from(data["revision"])
+    if revision is None:
+        raise RecordError("operation: no revision")
+    return SyncOperation(revision, SyncTrigger(data["trigger"]), bool(data["prune"]), bool(data["manual"]),
+                         float(data["started"]))
+
+
+# ------------------------------------------------------------------ the whole state
+
+
+def state_to_dict(state: AppState) -> dict[str, Any]:
+    """The app's state without what is transient (see AppState)."""
+    last = state.last_sync
     return {
-        "status": status_to_dict(record.status),
+        "status": status_to_dict(state.status),
         "last_sync": None if last is None else {"revision": last.revision, "phase": last.phase.value,
                                                 "attempts": last.attempts, "finished": last.finished},
-        "tracked_sha": record.tracked_sha,
-        "kinds": sorted([api_version, kind] for api_version, kind in record.kinds),
-        "inventory": [[entry.api_version, *_ref(entry.ref)] for entry in record.inventory],
+        "tracked_sha": state.tracked_sha,
+        "kinds": sorted([api_version, kind] for api_version, kind in state.kinds),
+        "inventory": [[entry.api_version, *_ref(entry.ref)] for entry in state.inventory],
         "applied": [[*_ref(ref), proof.fingerprint, proof.resource_version, proof.live_digest]
-                    for ref, proof in sorted(record.applied.items())],
-        "history": [history_to_dict(entry) for entry in record.history],
+                    for ref, proof in sorted(state.applied.items())],
+        "history": [history_to_dict(entry) for entry in state.history],
+        "pause": _pause(state.pause),
+        "operation": _operation(state.operation),
     }
 
 
-def record_from_dict(data: Mapping[str, Any]) -> AppRecord:
+def state_from_dict(name: str, data: Mapping[str, Any]) -> AppState:
+    """The state a snapshot kept for app `name`. Snapshots written before pauses and operations had
+    keys of their own keep the pause in the status."""
     try:
         last = data["last_sync"]
-        return AppRecord(
-            status=status_from_dict(data["status"]),
+        status = data["status"]
+        return AppState(
+            name=name,
+            status=status_from_dict(status, name=name),
             last_sync=None if last is None else LastSync(str(last["revision"]), OperationPhase(last["phase"]),
                                                          int(last["attempts"]), float(last["finished"])),
             tracked_sha=str(data["tracked_sha"]),
@@ -186,8 +201,10 @@ def record_from_dict(data: Mapping[str, Any]) -> AppRecord:
             applied={_ref_from(item[:4]): AppliedVersion(*(str(value) for value in item[4:7]))
                      for item in data["applied"]},
             history=tuple(history_from_dict(entry) for entry in data["history"]),
+            pause=_pause_from(data["pause"] if "pause" in data else status.get("paused")),
+            operation=_operation_from(data.get("operation")),
         )
     except RecordError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise RecordError(f"{type(exc).__name__}: {exc}") from exc

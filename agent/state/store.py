@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.state.codec import AppRecord, RecordError, record_from_dict
+from agent.model import AppState
+from agent.state.codec import RecordError, state_from_dict
 from agent.state.snapshot import Loaded, SnapshotFile, encode_json
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class StateObserver(Protocol):
 @dataclass(frozen=True)
 class LoadResult:
     source: str  # primary | backup | empty | absent
-    records: dict[str, AppRecord] = field(default_factory=dict)
+    states: dict[str, AppState] = field(default_factory=dict)
     written_at: float | None = None
     problems: tuple[str, ...] = ()
 
@@ -63,15 +64,15 @@ class StateStore:
     async def load(self) -> LoadResult:
         """Read the snapshot (the backup when the current one fails its checksum) and decode each app."""
         loaded = await asyncio.to_thread(self._load_file)
-        records: dict[str, AppRecord] = {}
+        states: dict[str, AppState] = {}
         problems = list(loaded.problems)
         apps = loaded.snapshot.payload.get("apps") if loaded.snapshot else None
         for name, data in (apps or {}).items() if isinstance(apps, dict) else ():
             try:
-                records[str(name)] = record_from_dict(data)
+                states[str(name)] = state_from_dict(str(name), data)
             except RecordError as exc:
                 problems.append(f"app {name}: record dropped: {exc}")
-        result = LoadResult(loaded.source, records, loaded.snapshot.written_at if loaded.snapshot else None,
+        result = LoadResult(loaded.source, states, loaded.snapshot.written_at if loaded.snapshot else None,
                             tuple(problems))
         if self._observer is not None:
             self._observer.observe_state_load(result.source)
@@ -87,7 +88,7 @@ class StateStore:
     # ------------------------------------------------------------------ write
 
     def update(self, name: str, record: Mapping[str, Any]) -> None:
-        """Replace one app's record (`record_to_dict` of an AppRecord)."""
+        """Replace one app's record (`state_to_dict` of its AppState)."""
         self._apps[name] = encode_json(record)
         self._dirty.set()
 
@@ -141,9 +142,9 @@ class StateStore:
 def _log_load(result: LoadResult, path: Path) -> None:
     details = {"error": "; ".join(result.problems)} if result.problems else {}
     if result.source == "primary":
-        log.info("state loaded from %s: %d applications", path, len(result.records), extra=details)
+        log.info("state loaded from %s: %d applications", path, len(result.states), extra=details)
     elif result.source == "backup":
-        log.warning("state snapshot unusable; loaded the backup: %d applications", len(result.records),
+        log.warning("state snapshot unusable; loaded the backup: %d applications", len(result.states),
                     extra=details)
     elif result.source == "absent":  # a first start (or a state_dir that is not kept, such as an emptyDir)
         log.info("no state snapshot in %s: starting empty; inventories are rebuilt from the cluster", path.parent)

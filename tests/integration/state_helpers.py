@@ -12,10 +12,10 @@ import pytest
 
 from agent.config import AppSpec, Settings
 from agent.controller import Controller
-from agent.controller.reconcile import OperationRequest, ReconcileResult
+from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
 from agent.metrics import Metrics
-from agent.model import SyncPolicy
+from agent.model import OperationRequest, SyncPolicy
 from agent.runtime import build_controller
 from tests.integration.helpers import settings_for
 from tests.support.cluster import LocalCluster

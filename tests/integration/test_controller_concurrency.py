@@ -32,13 +32,13 @@ import yaml
 
 from agent import runtime
 from agent.config import AppSpec, RenderSettings
-from agent.controller import Controller, Reconciler
-from agent.controller.reconcile import OperationRequest, ReconcileResult
+from agent.controller import Controller, Outcome, Reconciler
+from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
 from agent.kube.client import load_configuration
 from agent.kube.ratelimit import TokenBucket
 from agent.metrics import Metrics
-from agent.model import SyncPolicy
+from agent.model import OperationRequest, SyncPolicy
 from tests.integration.helpers import configmap, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
@@ -115,7 +115,7 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Probe]:
     probe = Probe()
 
     class ProbedReconciler(Reconciler):
-        async def reconcile(self, app: AppSpec, *args: Any, **kwargs: Any) -> ReconcileResult:
+        async def reconcile(self, app: AppSpec, *args: Any, **kwargs: Any) -> Outcome:
             async with probe.running(app.name):
                 return await super().reconcile(app, *args, **kwargs)
 

@@ -42,7 +42,7 @@ def stuck_deployment(name: str) -> str:
 
 
 def healths(result: ReconcileResult) -> dict[str, HealthStatus]:
-    return {f"{r.ref.kind}/{r.ref.name}": r.health.status for r in result.resources}
+    return {f"{r.ref.kind}/{r.ref.name}": r.health_status for r in result.status.resources}
 
 
 async def test_app_health_is_the_worst_of_its_live_resources(
@@ -76,7 +76,7 @@ async def test_app_health_is_the_worst_of_its_live_resources(
     result = await reconcile(lambda r: healths(r)["Deployment/web"] is HealthStatus.HEALTHY, "web to be Healthy")
     assert healths(result) == {"ConfigMap/settings": HealthStatus.HEALTHY, "Deployment/web": HealthStatus.HEALTHY,
                                "PersistentVolumeClaim/data": HealthStatus.PROGRESSING}
-    assert result.health_status is HealthStatus.PROGRESSING
+    assert result.status.health_status is HealthStatus.PROGRESSING
     status = controller.status(name)
     assert status is not None and status.health_status is HealthStatus.PROGRESSING
     claim = next(r for r in status.resources if r.ref.kind == "PersistentVolumeClaim")
@@ -94,14 +94,14 @@ async def test_app_health_is_the_worst_of_its_live_resources(
                                kube, Metrics())
     result = await by_hand.reconcile_once(name)
     assert result is not None and healths(result)["ConfigMap/settings"] is HealthStatus.MISSING
-    assert result.health_status is HealthStatus.MISSING
+    assert result.status.health_status is HealthStatus.MISSING
 
     repo.commit_and_push({"app/stuck.yaml": stuck_deployment("stuck")}, "a deployment that cannot roll out")
-    result = await reconcile(lambda r: r.health_status is HealthStatus.DEGRADED, "the app to be Degraded")
+    result = await reconcile(lambda r: r.status.health_status is HealthStatus.DEGRADED, "the app to be Degraded")
     assert healths(result)["Deployment/stuck"] is HealthStatus.DEGRADED
     assert healths(result)["ConfigMap/settings"] is HealthStatus.HEALTHY  # the new revision's sync put it back
-    stuck = next(r for r in result.resources if r.ref.name == "stuck")
-    assert "exceeded its progress deadline" in stuck.health.message
+    stuck = next(r for r in result.status.resources if r.ref.name == "stuck")
+    assert "exceeded its progress deadline" in stuck.health_message
 
 
 # ------------------------------------------------------------------ through the agent process

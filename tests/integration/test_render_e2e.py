@@ -3,16 +3,18 @@ from the real git server through real kustomize into a namespace of the real clu
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from pathlib import Path
 
 from agent import APP_LABEL
 from agent.config import parse_settings
 from agent.controller import Reconciler
+from agent.controller.reload import source_options
 from agent.errors import RenderError
 from agent.kube import KubeClient
+from agent.model import AppState
 from agent.render import Renderer
-from agent.runtime import source_options
 from agent.source import GitSource
 from tests.integration.render_support import kustomize_binary, platform_files
 from tests.support.gitserver import GitServer, WorkTree
@@ -52,7 +54,11 @@ async def test_app_with_kustomize_overrides_is_reconciled_into_the_namespace(
     renderer = Renderer(settings.agent.render, source)
     reconciler = Reconciler(source=source, kube=kube, renderer=renderer)
 
-    result = await reconciler.reconcile(app)
+    outcome = await reconciler.reconcile(app, AppState.new(app.name))
+    while outcome.result.running:  # a sync is stepped: each call advances it until it waits for health
+        await asyncio.sleep(0.05)
+        outcome = await reconciler.reconcile(app, outcome.state)
+    result = outcome.result
 
     assert result.error is None, result.error
     assert result.revision is not None and result.revision.sha == first
@@ -76,7 +82,7 @@ async def test_app_with_kustomize_overrides_is_reconciled_into_the_namespace(
                                "metadata": {"name": object_name, "namespace": namespace}})
         assert live is not None, f"{kind}/{namespace}/{object_name} missing"
         assert live["metadata"]["labels"]["team"] == "payments"
-    assert {r.ref.kind for r in result.resources} == {"ConfigMap", "Deployment", "Service", "ServiceAccount"}
+    assert {r.ref.kind for r in result.status.resources} == {"ConfigMap", "Deployment", "Service", "ServiceAccount"}
 
     # A commit that breaks the render: the reconcile stops with the cause, nothing is applied.
     broken = platform_files()["apps/payment-service/overlays/staging/kustomization.yaml"].replace(
@@ -86,7 +92,7 @@ async def test_app_with_kustomize_overrides_is_reconciled_into_the_namespace(
     source.invalidate(app.repo)
     before = deployment["metadata"]["resourceVersion"]
 
-    failed = await reconciler.reconcile(app)
+    failed = (await reconciler.reconcile(app, outcome.state)).result
 
     assert isinstance(failed.error, RenderError)
     assert str(failed.error).startswith("app payments-staging-eu: apps/payment-service/overlays/staging/"

@@ -84,8 +84,10 @@ async def test_both_corrupt_rebuilds_the_inventory_and_deletes_nothing(state_app
     assert result.sync is None and result.sync_status is SyncStatus.SYNCED
     assert app.requests("delete") == 0
     assert await _uids(kube, namespace, ("ConfigMap", "settings"), ("Secret", "token")) == before
-    assert set(result.inventory) == {InventoryEntry("v1", ObjectRef("", "ConfigMap", namespace, "settings")),
-                                     InventoryEntry("v1", ObjectRef("", "Secret", namespace, "token"))}
+    state = app.controller.state(app.name) if app.controller else None
+    assert state is not None
+    assert set(state.inventory) == {InventoryEntry("v1", ObjectRef("", "ConfigMap", namespace, "settings")),
+                                    InventoryEntry("v1", ObjectRef("", "Secret", namespace, "token"))}
     assert app.controller is not None and await app.controller.write_state()
     assert (await app.restart()) is not None
     assert (await app.reconcile()).sync is None
@@ -105,7 +107,9 @@ async def test_lost_state_still_finds_objects_of_kinds_git_no_longer_declares(
     await app.restart()
     result = await app.reconcile()
     # Only the rebuilt inventory knows this app ever had a Secret: the render has none.
-    assert result.requires_pruning == 1 and result.sync_status is SyncStatus.OUT_OF_SYNC
-    assert ("v1", "Secret") in result.kinds
+    assert result.plan is not None and len(result.plan.requires_pruning) == 1
+    assert result.sync_status is SyncStatus.OUT_OF_SYNC
+    state = app.controller.state(app.name) if app.controller else None
+    assert state is not None and ("v1", "Secret") in state.kinds
     assert app.requests("delete") == 0
     await _uids(kube, namespace, ("Secret", "token"))

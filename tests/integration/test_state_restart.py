@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.controller.reconcile import OperationRequest
-from agent.model import HealthStatus, OperationPhase, SyncPolicy, SyncStatus, SyncTrigger
+from agent.model import HealthStatus, OperationPhase, OperationRequest, SyncPolicy, SyncStatus, SyncTrigger
 from agent.state import StateStore
 from tests.integration.helpers import configmap, deployment, eventually
 from tests.integration.state_helpers import StateHarness
@@ -20,7 +19,7 @@ async def _settled(app: StateHarness) -> bool:
     """Synced, Healthy and compared without a sync (so every object has a proof of sync)."""
     result = await app.reconcile()
     return result.sync is None and result.sync_status is SyncStatus.SYNCED and \
-        result.health_status is HealthStatus.HEALTHY
+        result.status.health_status is HealthStatus.HEALTHY
 
 
 async def test_restart_serves_the_snapshot_at_once_and_makes_no_apply_calls(state_app: Any, repo: WorkTree) -> None:
@@ -113,5 +112,5 @@ async def test_history_stays_bounded_in_memory_and_on_disk(state_app: Any, repo:
     assert [e.id for e in app.controller.history(app.name) or ()] == [5, 4, 3]
     assert await app.controller.write_state()
     loaded = await StateStore(app.state_dir).load()
-    assert [e.id for e in loaded.records[app.name].history] == [5, 4, 3]
-    assert [e.message for e in loaded.records[app.name].history] == ["n=4", "n=3", "n=2"]
+    assert [e.id for e in loaded.states[app.name].history] == [5, 4, 3]
+    assert [e.message for e in loaded.states[app.name].history] == ["n=4", "n=3", "n=2"]

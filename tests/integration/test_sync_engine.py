@@ -12,7 +12,7 @@ import yaml
 
 from agent.config import AppSpec
 from agent.controller import Controller
-from agent.controller.reconcile import OperationRequest, ReconcileResult
+from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
 from agent.metrics import Metrics
 from agent.model import (
@@ -20,6 +20,7 @@ from agent.model import (
     IgnoreDifference,
     ObjectRef,
     OperationPhase,
+    OperationRequest,
     RetryPolicy,
     SyncPolicy,
     SyncStatus,

@@ -1,20 +1,21 @@
-"""The application list: summaries are encoded once per status and dropped with their app."""
+"""The application list: summaries are encoded once per state and dropped with their app."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 
-from agent.model import AppStatus, SyncStatus
+from agent.model import AppState, AppStatus, SyncStatus
 from agent.server.app import SummaryCache, app_summary
 
 
 def test_the_list_is_the_summaries_in_order_and_follows_status_changes() -> None:
     cache = SummaryCache()
-    shop, ledger = AppStatus(name="shop"), AppStatus(name="ledger", sync_status=SyncStatus.SYNCED)
+    shop = AppState.new("shop")
+    ledger = AppState("ledger", AppStatus(name="ledger", sync_status=SyncStatus.SYNCED))
     first = json.loads(cache.body([(shop, "payments"), (ledger, "core")]))
     assert first == [app_summary(shop, namespace="payments"), app_summary(ledger, namespace="core")]
-    synced = replace(shop, sync_status=SyncStatus.SYNCED, reconciled_at=5.0)
+    synced = replace(shop, status=replace(shop.status, sync_status=SyncStatus.SYNCED, reconciled_at=5.0))
     second = json.loads(cache.body([(synced, "payments"), (ledger, "moved")]))
     assert second[0]["sync_status"] == "Synced" and second[0]["reconciled_at"] == 5.0
     assert second[1]["dest_namespace"] == "moved"
@@ -23,10 +24,10 @@ def test_the_list_is_the_summaries_in_order_and_follows_status_changes() -> None
 
 def test_an_unchanged_status_is_not_encoded_again() -> None:
     cache = SummaryCache()
-    shop = AppStatus(name="shop")
+    shop = AppState.new("shop")
     cache.body([(shop, "payments")])
     encoded = cache._encoded["shop"][2]
     cache.body([(shop, "payments")])
     assert cache._encoded["shop"][2] is encoded
-    cache.body([(AppStatus(name="ledger"), "core")])
+    cache.body([(AppState.new("ledger"), "core")])
     assert "shop" not in cache._encoded

@@ -1,0 +1,161 @@
+"""Every configured app: its spec, its worker (scheduling) and its AppState — one value, replaced whole.
+
+The table is the single writer of states. A reconcile's outcome is stored with `store`,
+which detects a stale one by version: a command (a rollback's pause, a resume) that
+changed the state while the reconcile ran keeps what it set. Every stored state goes to
+the metrics and, encoded, to the snapshot writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+
+from agent.config import AppSpec
+from agent.controller.reconcile import AppReconciler
+from agent.controller.worker import AppWorker
+from agent.errors import KubeError, KubeUnreachable
+from agent.metrics import Metrics
+from agent.model import AppState, AppStatus, AutoSyncPause, InventoryEntry
+from agent.state import LoadResult, StateStore, state_to_dict
+
+log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
+
+
+class AppTable:
+    def __init__(self, specs: tuple[AppSpec, ...], *, metrics: Metrics, snapshot: StateStore | None) -> None:
+        self._metrics = metrics
+        self._snapshot = snapshot
+        self.workers: dict[str, AppWorker] = {spec.name: AppWorker(spec) for spec in specs}
+        self._states: dict[str, AppState] = {spec.name: AppState.new(spec.name) for spec in specs}
+        self._unclaimed: dict[str, AppState] = {}  # states of apps not configured (see add)
+        self._restored = False
+        self._inventory_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------- reading
+
+    def state(self, name: str) -> AppState | None:
+        return self._states.get(name)
+
+    def spec(self, name: str) -> AppSpec | None:
+        worker = self.workers.get(name)
+        return worker.spec if worker else None
+
+    def statuses(self) -> list[AppStatus]:
+        return [self._states[name].status for name in sorted(self._states)]
+
+    def states(self) -> list[AppState]:
+        return [self._states[name] for name in sorted(self._states)]
+
+    # ------------------------------------------------------------- writing
+
+    def store(self, base: AppState, next_state: AppState, *, persist: bool = True) -> AppState:
+        """Keep `next_state`, computed from `base`. When the state moved on meanwhile (its version
+        differs), the command that moved it wins for what commands set: the pause."""
+        current = self._states.get(base.name)
+        if current is None:  # removed from the configuration meanwhile
+            return next_state
+        if current.version != base.version:
+            next_state = replace(next_state, pause=current.pause)
+        stored = replace(next_state, version=current.version + 1)
+        self._states[base.name] = stored
+        self._metrics.observe_status(stored.status, dest_namespace=self.workers[base.name].spec.namespace)
+        if persist:
+            self.persist(base.name)
+        return stored
+
+    def set_pause(self, name: str, pause: AutoSyncPause | None) -> None:
+        current = self._states.get(name)
+        if current is not None:
+            self.store(current, replace(current, pause=pause))
+
+    def rebuilt(self, name: str, entries: tuple[InventoryEntry, ...]) -> None:
+        """The app's inventory, as listed from the cluster."""
+        current = self._states[name]
+        kinds = current.kinds | {(entry.api_version, entry.ref.kind) for entry in entries}
+        self.store(current, replace(current, inventory=entries, kinds=kinds, inventory_known=True))
+
+    async def ensure_inventory(self, name: str, reconciler: AppReconciler) -> KubeError | KubeUnreachable | None:
+        """Rebuild, once and for every app that needs it, the inventory the snapshot did not have.
+
+        Returns the error (nothing runs, nothing is pruned) when the cluster cannot be listed.
+        """
+        state = self._states.get(name)
+        if state is None or state.inventory_known:
+            return None
+        async with self._inventory_lock:
+            waiting = [s.name for s in self.states() if not s.inventory_known]
+            if name not in waiting:
+                return None  # rebuilt while this one waited
+            started = time.time()
+            try:
+                rebuilt = await reconciler.rebuild_inventories([self.workers[n].spec for n in waiting])
+            except (KubeError, KubeUnreachable) as exc:
+                return type(exc)(f"cannot rebuild the inventory from the cluster: {exc.message}")
+            for waiter in waiting:
+                self.rebuilt(waiter, rebuilt.entries.get(waiter, ()))
+            log.info("inventories rebuilt from the cluster: %d applications, %d objects, %d resource types listed",
+                     len(waiting), sum(len(e) for e in rebuilt.entries.values()), rebuilt.lists,
+                     extra={"duration": round(time.time() - started, 3)})
+        return None
+
+    def forget_cluster(self) -> None:
+        """What was learned from the cluster may be out of date (another replica led meanwhile): every
+        inventory is rebuilt before the next prune, and a sync in progress plans again from its first wave."""
+        for name, current in self._states.items():
+            operation = current.operation and replace(current.operation, plan=None)
+            self._states[name] = replace(current, inventory_known=False, operation=operation, unchanged=None,
+                                         version=current.version + 1)
+
+    def persist(self, name: str) -> None:
+        if self._snapshot is not None and self._restored and name in self._states:
+            self._snapshot.update(name, state_to_dict(self._states[name]))
+
+    # ------------------------------------------------------------- the snapshot
+
+    def restore(self, loaded: LoadResult) -> None:
+        """Take over what the snapshot kept. A backup may be a write behind: its inventories are
+        rebuilt from the cluster before anything is pruned."""
+        self._restored = True
+        for name, state in loaded.states.items():
+            if name not in self.workers:  # no longer configured: dropped from the next snapshot, unless added back
+                self._unclaimed[name] = state
+                continue
+            self._states[name] = replace(state, inventory_known=loaded.source == "primary")
+            self._metrics.observe_status(state.status, dest_namespace=self.workers[name].spec.namespace)
+            self.persist(name)
+
+    # ------------------------------------------------------------- the configuration changes
+
+    def add(self, spec: AppSpec) -> AppWorker:
+        """An app the configuration gained, from its snapshot state if one is known (an app configured
+        earlier in this process, or before the last restart): nobody followed it meanwhile, so its
+        inventory is rebuilt."""
+        worker = self.workers[spec.name] = AppWorker(spec)
+        known = self._unclaimed.pop(spec.name, None)
+        self._states[spec.name] = AppState.new(spec.name) if known is None else replace(known, inventory_known=False)
+        if known is not None:
+            self._metrics.observe_status(known.status, dest_namespace=spec.namespace)
+            self.persist(spec.name)
+        return worker
+
+    def remove(self, name: str, *, keep: bool) -> None:
+        """An app the configuration lost; with `keep`, its state is remembered should it come back."""
+        state = self._states.pop(name)
+        del self.workers[name]
+        self._metrics.forget_app(name)
+        if self._snapshot is not None:
+            self._snapshot.forget(set(self._states))
+        if keep:
+            self._unclaimed[name] = state
+
+    def respecify(self, spec: AppSpec, *, desired_changed: bool) -> None:
+        """A changed spec. When it renders other objects it is synced as a new revision would be
+        (also without self-heal), its retries counted afresh."""
+        self.workers[spec.name].spec = spec
+        if desired_changed:
+            current = self._states[spec.name]
+            self.store(current, replace(current, last_sync=None, unchanged=None))
+            self.workers[spec.name].retry_at = None

@@ -1,0 +1,132 @@
+"""What a comparison or a sync means for the app's status: resources, conditions, sync status. Pure.
+
+The reconciler hands in what it observed (a plan, live objects, what a sync did) and gets
+back the values the API, metrics and logs show; nothing here reads the cluster or git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from agent import TRACKING_ANNOTATION
+from agent.engine.desired import tracking_id
+from agent.engine.diff import unified_diff
+from agent.engine.health import Health, aggregate
+from agent.model import (
+    Action,
+    AppStatus,
+    ChangeAction,
+    ChangeSet,
+    Condition,
+    ConditionType,
+    IgnoreDifference,
+    KubeObject,
+    LastSync,
+    ObjectRef,
+    OperationPhase,
+    Plan,
+    ResourceState,
+    Revision,
+    SyncOperation,
+    SyncStatus,
+)
+
+HealthCheck = Callable[[KubeObject | None], Health]
+_IN_SYNC = (ChangeAction.CREATED, ChangeAction.CONFIGURED, ChangeAction.UNCHANGED)
+
+
+def resource_states(plan: Plan, live: Mapping[ObjectRef, KubeObject], changes: ChangeSet | None,
+                    assess: HealthCheck) -> tuple[ResourceState, ...]:
+    """Every desired object with its sync status (after `changes`, when a sync ran) and its health."""
+    applied = {c.ref for c in changes.entries if c.action in _IN_SYNC} if changes is not None else set()
+    states = []
+    for obj in plan.objects:
+        in_sync = obj.ref in applied or (changes is None and obj.action is Action.UNCHANGED)
+        health = assess(live.get(obj.ref))
+        states.append(ResourceState(obj.ref, SyncStatus.SYNCED if in_sync else SyncStatus.OUT_OF_SYNC,
+                                    health.status, health.message))
+    return tuple(states)
+
+
+def reassessed(resources: Iterable[ResourceState], live: Mapping[ObjectRef, KubeObject],
+               assess: HealthCheck) -> tuple[ResourceState, ...]:
+    """The same resources with their health read again from `live` (absent: Missing)."""
+    result = []
+    for resource in resources:
+        health = assess(live.get(resource.ref))
+        result.append(replace(resource, health_status=health.status, health_message=health.message))
+    return tuple(result)
+
+
+def diffs(plan: Plan, ignore: Iterable[IgnoreDifference]) -> dict[ObjectRef, str]:
+    """What applying would change, per object that differs (Secret values redacted)."""
+    rules = tuple(ignore)
+    return {obj.ref: unified_diff(obj.ref, obj.live, obj.predicted if obj.live is not None else obj.desired, rules)
+            for obj in plan.to_apply}
+
+
+def conditions(app: str, plan: Plan, *, sync_failed: str = "") -> tuple[Condition, ...]:
+    """SharedResourceWarning for desired objects another app tracks; SyncError for a failed sync."""
+    found = []
+    for obj in plan.objects:
+        owner = ((obj.live or {}).get("metadata", {}).get("annotations") or {}).get(TRACKING_ANNOTATION)
+        if owner and owner != tracking_id(app, obj.ref):
+            found.append(Condition(ConditionType.SHARED_RESOURCE_WARNING, f"{obj.ref} is also tracked as {owner!r}"))
+    if sync_failed:
+        found.append(Condition(ConditionType.SYNC_ERROR, sync_failed))
+    return tuple(found)
+
+
+def compared(previous: AppStatus, *, revision: Revision, plan: Plan, resources: tuple[ResourceState, ...],
+             conditions: tuple[Condition, ...], reason: str, at: float) -> AppStatus:
+    """The status after a comparison that synced nothing; `reason` says why not when it differs."""
+    out_of_sync = plan.out_of_sync
+    messages = []
+    if plan.requires_pruning:
+        messages.append(f"{len(plan.requires_pruning)} resources require pruning")
+    if out_of_sync and reason:
+        messages.append(reason)
+    return AppStatus(
+        name=previous.name, sync_status=SyncStatus.OUT_OF_SYNC if out_of_sync else SyncStatus.SYNCED,
+        health_status=aggregate(r.health_status for r in resources), revision=revision,
+        message="; ".join(messages), conditions=conditions, operation_phase=previous.operation_phase,
+        changes=previous.changes, reconciled_at=at, resources=resources,
+    )
+
+
+def synced(previous: AppStatus, *, revision: Revision, phase: OperationPhase, message: str, changes: ChangeSet,
+           resources: tuple[ResourceState, ...], conditions: tuple[Condition, ...], at: float) -> AppStatus:
+    """The status after a sync operation ended."""
+    pruning = changes.requires_pruning
+    messages = [message] if message else []
+    if pruning:
+        messages.append(f"{pruning} resources require pruning")
+    in_sync = phase is OperationPhase.SUCCEEDED and not pruning
+    return AppStatus(
+        name=previous.name, sync_status=SyncStatus.SYNCED if in_sync else SyncStatus.OUT_OF_SYNC,
+        health_status=aggregate(r.health_status for r in resources), revision=revision,
+        message="; ".join(messages), conditions=conditions, operation_phase=phase, changes=changes,
+        reconciled_at=at, resources=resources,
+    )
+
+
+def running(previous: AppStatus, operation: SyncOperation, *, at: float) -> AppStatus:
+    """The status while a sync operation is in progress (waiting for a wave's health, say)."""
+    return replace(previous, sync_status=SyncStatus.OUT_OF_SYNC, revision=operation.revision,
+                   operation_phase=OperationPhase.RUNNING, message=operation.message,
+                   changes=ChangeSet(operation.changes), reconciled_at=at)
+
+
+def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float) -> AppStatus:
+    """A reconcile that could not compare (git, render, API): Unknown, the last good revision kept."""
+    return replace(previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or revision,
+                   message=error, conditions=(Condition(ConditionType.COMPARISON_ERROR, error),), reconciled_at=at)
+
+
+def next_last_sync(last: LastSync | None, *, revision: str, phase: OperationPhase, finished: float,
+                   manual: bool) -> LastSync:
+    """Count attempts per revision; a manual sync or a new revision starts the count again."""
+    same = last is not None and last.revision == revision and not manual
+    attempts = last.attempts + 1 if same and last is not None else 1
+    return LastSync(revision, phase, attempts, finished)
