@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
-import ctypes
 import json
 import math
 import os
@@ -43,11 +41,11 @@ from typing import Any
 
 import aiohttp
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.agent import AgentProcess, free_port
+from tests.support.agent import AgentFailure, AgentProcess
 from tests.support.cluster import REPO_ROOT, LocalCluster, ensure_cluster, stop_cluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.ports import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
@@ -273,23 +271,6 @@ class AppEntry:
     self_heal: bool = False
 
 
-@dataclass(frozen=True)
-class ProcStats:
-    rss_kib: int  # VmRSS
-    peak_rss_kib: int  # VmHWM
-    cpu_seconds: float  # utime + stime
-
-
-def proc_stats(pid: int) -> ProcStats:
-    """Memory from /proc/PID/status and CPU time from /proc/PID/stat (the process only, not its children)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    ticks = int(stat[11]) + int(stat[12])  # fields 14 and 15 (utime, stime), counted after the comm field
-    return ProcStats(rss_kib=int(fields["VmRSS"].split()[0]), peak_rss_kib=int(fields["VmHWM"].split()[0]),
-                     cpu_seconds=ticks / os.sysconf("SC_CLK_TCK"))
-
-
 def _toml_value(text: str) -> str:
     """`text` if it is a TOML value (`1000`, `"5s"`, `true`), else `text` as a TOML string."""
     try:
@@ -326,123 +307,6 @@ def agent_config(*, port: int, state_dir: Path, kubeconfig: Path, repo_url: str,
     return "\n".join(lines)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the benchmark dies, even by SIGKILL."""
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class BenchAgent(AgentProcess):
-    """`python -m agent run --config FILE` (as tests/support/agent.py starts it), on a keep-alive session."""
-
-    started: float  # time.monotonic() just before the process was spawned
-    _session: aiohttp.ClientSession | None = None
-
-    @classmethod
-    async def spawn(cls, config: Path, log_path: Path, port: int, env: Mapping[str, str]) -> BenchAgent:
-        started = time.monotonic()
-        with log_path.open("wb") as log:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format", "json",
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=dict(env), cwd=REPO_ROOT,
-                start_new_session=True, preexec_fn=_die_with_parent,  # Ctrl-C reaches us, not the agent
-            )
-        agent = cls(proc, f"http://127.0.0.1:{port}", log_path)
-        agent.started = started
-        return agent
-
-    async def _send(self, method: str, path: str, body: bytes | None = None,
-                    headers: Mapping[str, str] | None = None) -> tuple[int, str]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        async with self._session.request(method, self.base_url + path, data=body, headers=headers) as resp:
-            return resp.status, await resp.text()
-
-    async def request(self, method: str, path: str, *, body: bytes | None = None,
-                      headers: Mapping[str, str] | None = None) -> tuple[int, str]:
-        try:
-            return await self._send(method, path, body, headers)
-        except aiohttp.ClientConnectionError:
-            await asyncio.sleep(0.1)  # a crashed agent: let its exit be noticed, then say why
-            self.check_alive()
-            raise
-
-    def check_alive(self) -> None:
-        if self.proc.returncode is not None:
-            raise BenchError(f"the agent exited with code {self.proc.returncode}; its log ends:\n{self.log_tail()}")
-
-    async def wait_up(self, within: float = 60.0) -> float:
-        """time.monotonic() when /healthz first answered."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                if (await self._send("GET", "/healthz"))[0] == 200:
-                    return time.monotonic()
-            await asyncio.sleep(0.05)
-        raise BenchError(f"the agent did not answer /healthz within {within:.0f}s; its log ends:\n{self.log_tail()}")
-
-    async def applications(self) -> dict[str, Obj]:
-        status, text = await self.get("/api/v1/applications")
-        if status != 200:
-            raise BenchError(f"GET /api/v1/applications: HTTP {status}: {text[:300]}")
-        return {app["name"]: app for app in json.loads(text)}
-
-    async def samples(self, sample_name: str) -> list[tuple[dict[str, str], float]]:
-        """(labels, value) of every sample called `sample_name` in /metrics."""
-        status, text = await self.get("/metrics")
-        if status != 200:
-            raise BenchError(f"GET /metrics: HTTP {status}")
-        return [(s.labels, s.value) for family in text_string_to_metric_families(text)
-                for s in family.samples if s.name == sample_name]
-
-    async def totals(self, sample_name: str, *labels: str) -> Counter[str]:
-        """A counter summed by some labels (values joined by a space), e.g. totals("...", "verb")."""
-        sums: Counter[str] = Counter()
-        for sample_labels, value in await self.samples(sample_name):
-            sums[" ".join(sample_labels.get(label, "") for label in labels)] += int(value)
-        return sums
-
-    async def kube_requests(self, *labels: str) -> Counter[str]:
-        """gitops_agent_kube_requests_total by verb, or by the labels given (verb, resource_kind, code)."""
-        return await self.totals("gitops_agent_kube_requests_total", *(labels or ("verb",)))
-
-    def stats(self) -> ProcStats:
-        self.check_alive()
-        return proc_stats(self.proc.pid)
-
-    def log_tail(self, lines: int = 15) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.logs.splitlines()[-lines:])
-        return "(no log)"
-
-    def logged_errors(self) -> list[str]:
-        """Messages of the log lines at level error (or above)."""
-        found = []
-        for line in self.logs.splitlines():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if str(event.get("level", "")).lower() in ("error", "critical"):
-                    found.append(str(event.get("message") or event.get("msg") or line))
-        return found
-
-    async def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
 def synced_at(sha: str) -> Callable[[Obj], bool]:
     return lambda app: app.get("sync_status") == "Synced" and app.get("revision") == sha
 
@@ -459,7 +323,7 @@ def _pending_summary(apps: Mapping[str, Obj], pending: Sequence[str]) -> str:
         f"; e.g. {pending[0]}: {message}" if message else "")
 
 
-async def wait_apps(agent: BenchAgent, names: Sequence[str], done: Callable[[Obj], bool], *, within: float,
+async def wait_apps(agent: AgentProcess, names: Sequence[str], done: Callable[[Obj], bool], *, within: float,
                     what: str, interval: float = 0.25) -> float:
     """time.monotonic() of the first poll of /api/v1/applications that showed `done` for every app."""
     deadline = time.monotonic() + within
@@ -478,7 +342,7 @@ async def wait_apps(agent: BenchAgent, names: Sequence[str], done: Callable[[Obj
         await asyncio.sleep(interval)
 
 
-async def wait_quiet(agent: BenchAgent, *, quiet: float, within: float) -> bool:
+async def wait_quiet(agent: AgentProcess, *, quiet: float, within: float) -> bool:
     """Wait until the agent's Kubernetes request count stayed the same for `quiet` seconds; False if it never did."""
     deadline = time.monotonic() + within
     last, since = await agent.kube_requests(), time.monotonic()
@@ -506,7 +370,7 @@ class Bench:
         self.prefix = f"b{self.run_id}"
         self.tmp = Path(tempfile.mkdtemp(prefix=f"gitops-bench-{self.run_id}-"))
         self.namespaces: list[str] = []
-        self.agents: list[BenchAgent] = []
+        self.agents: list[AgentProcess] = []
         self.cluster: LocalCluster | None = None
         self.kube: Kube | None = None
         self.git: GitServer | None = None
@@ -596,7 +460,7 @@ class Bench:
         return [AppEntry(self.app_name(i), i, namespace, self_heal) for i in range(1, count + 1)]
 
     async def start_agent(self, apps: Sequence[AppEntry], *, poll_interval: str, poll_jitter: str = "0s",
-                          webhook_secret: str = "") -> BenchAgent:
+                          webhook_secret: str = "") -> AgentProcess:
         """Write the config and spawn the agent (with the cluster's kustomize on PATH); it is stopped at exit."""
         assert self.cluster is not None
         port = free_port()
@@ -609,7 +473,8 @@ class Bench:
         env = dict(os.environ, PATH=f"{self.cluster.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         if webhook_secret:
             env[WEBHOOK_SECRET_ENV] = webhook_secret
-        agent = await BenchAgent.spawn(config, self.tmp / f"agent-{port}.log", port, env)
+        agent = await AgentProcess.spawn(config, port=port, log_path=self.tmp / f"agent-{port}.log", env=env,
+                                         detached=True, keep_alive=True)
         self.agents.append(agent)
         return agent
 
@@ -801,7 +666,7 @@ def main(prog: str, measure: Measure, args: argparse.Namespace) -> int:
     except asyncio.CancelledError:
         print("terminated (cleaned up)", file=sys.stderr)
         return 143
-    except BenchError as exc:
+    except (BenchError, AgentFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report.text())

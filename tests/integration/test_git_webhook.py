@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,14 +29,9 @@ from agent.server.webhook import WebhookReceiver
 from tests.integration.helpers import configmap, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.ports import free_port
 
 SECRET = "webhook-secret-9b2c"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
