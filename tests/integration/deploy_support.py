@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 import yaml
 
 from agent.kube import KubeClient
@@ -94,6 +95,15 @@ def apply(cluster: LocalCluster, deployed: Deployed, tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump_all(batch))
         cluster.kubectl("apply", "--dry-run=server", "-f", str(path))
         cluster.kubectl("apply", "-f", str(path))
+
+
+@pytest.fixture
+def deployments(cluster: LocalCluster, tmp_path: Path) -> Iterator[list[Deployed]]:
+    """Renderings a test appends once it applied them; each is deleted after the test."""
+    applied: list[Deployed] = []
+    yield applied
+    for deployed in applied:
+        delete(cluster, deployed, tmp_path)
 
 
 def delete(cluster: LocalCluster, deployed: Deployed, tmp_path: Path) -> None:

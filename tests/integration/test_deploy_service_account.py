@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from agent.kube import KubeClient
 from tests.integration.deploy_support import (
     Deployed,
     apply,
     create_namespace,
-    delete,
     in_cluster_files,
     render,
     request_token,
@@ -30,13 +26,6 @@ from tests.support.agent import StartAgent
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
-
-@pytest.fixture
-def deployments(cluster: LocalCluster, tmp_path: Path) -> Any:
-    applied: list[Deployed] = []
-    yield applied
-    for deployed in applied:
-        delete(cluster, deployed, tmp_path)
 
 def app_config(name: str, repo_url: str, path: str, namespace: str, options: str = "") -> str:
     return (f'[[applications]]\nname = "{name}"\nrepo = "{repo_url}"\nrevision = "main"\npath = "{path}"\n'
