@@ -8,7 +8,6 @@ its `POST git-upload-pack`: ls-remotes = ls-refs requests - fetch operations.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -59,7 +58,8 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
 
         git_server.reset_counts()
         window_start, before = time.monotonic(), reconciles(metrics)
-        await asyncio.sleep(3 * POLL + 0.5)
+        await eventually(lambda: _true(reconciles(metrics) - before >= 2 * APPS), within=3 * POLL + 0.5,
+                         interval=0.05, what=f"{2 * APPS} polls")
         window = time.monotonic() - window_start
         polls = reconciles(metrics) - before
         ls_remotes = git_server.count(repo=repo.name, kind="ls-refs")

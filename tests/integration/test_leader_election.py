@@ -71,7 +71,9 @@ async def test_exactly_one_of_two_agents_applies_and_the_other_takes_over_after_
     leader, follower = await leader_and_follower(list(agents))
 
     await eventually(lambda: leader.synced(name), within=30, what="the app Synced by the leader")
-    await asyncio.sleep(2 * 2.0)  # two more polls by the leader
+    reconciles = await leader.metric("gitops_agent_reconcile_total", name=name)
+    await eventually(lambda: _grew(leader.metric("gitops_agent_reconcile_total", name=name), reconciles + 2),
+                     within=10, what="two more polls by the leader")
     leader_metrics, follower_metrics = await leader.metrics(), await follower.metrics()
     assert writes(leader_metrics) > 0 and writes(follower_metrics) == 0
     assert "gitops_agent_leader 1.0" in leader_metrics and "gitops_agent_leader 0.0" in follower_metrics
@@ -185,6 +187,10 @@ async def _writes_grew(agent: AgentProcess, before: float) -> bool:
     return writes(await agent.metrics()) > before
 
 
+async def _grew(count: Awaitable[float], to: float) -> bool:
+    return await count >= to
+
+
 async def test_a_lease_that_cannot_be_created_is_one_log_line_not_ready_and_no_writes(
     repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
@@ -200,7 +206,10 @@ async def test_a_lease_that_cannot_be_created_is_one_log_line_not_ready_and_no_w
     ready = await eventually(refused, within=15, what="readiness to report the lease error")
     assert ready["ready"] is False and ready["checks"]["leader"]["ok"] is False
     assert f'namespaces "{missing}" not found' in ready["checks"]["leader"]["error"]
-    await asyncio.sleep(2)  # four more attempts
+    attempts = await agent.metric("gitops_agent_kube_requests_total", verb="post", resource_kind="Lease")
+    await eventually(lambda: _grew(agent.metric("gitops_agent_kube_requests_total", verb="post",
+                                                resource_kind="Lease"), attempts + 4),
+                     within=10, what="four more attempts to create the lease")
     problems = [e for e in agent.events if e["msg"].startswith("leader election: cannot create lease")]
     assert len(problems) == 1 and problems[0]["level"] == "error"
     assert writes(await agent.metrics()) == 0
