@@ -25,20 +25,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from bench.common import (
-    Bench,
-    BenchError,
-    Report,
-    by_verb,
-    delta,
-    main,
-    parser,
-    say,
-    seconds,
-    synced_healthy_at,
-    wait_apps,
-    wait_quiet,
-)
+from bench.agents import synced_healthy_at, wait_apps, wait_quiet
+from bench.console import BenchError, say
+from bench.report import Report, by_verb, delta, seconds
+from bench.run import Bench, main, parser
 from tests.support.agent import AgentProcess
 from tests.support.gitserver import GitServer
 

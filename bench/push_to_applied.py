@@ -22,21 +22,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.common import (
-    CONFIG_MAP,
-    Bench,
-    BenchError,
-    Report,
-    app_dir,
-    app_files,
-    main,
-    parser,
-    percentile,
-    say,
-    seconds,
-    synced_healthy_at,
-    wait_apps,
-)
+from bench.agents import synced_healthy_at, wait_apps
+from bench.apps import CONFIG_MAP, app_dir, app_files
+from bench.console import BenchError, say
+from bench.report import Report, percentile, seconds
+from bench.run import Bench, main, parser
 from tests.support.agent import AgentProcess
 
 
