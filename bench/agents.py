@@ -19,7 +19,7 @@ import aiohttp
 
 from bench.apps import Obj, app_dir
 from bench.console import BenchError
-from tests.support.agent import AgentProcess, agent_table
+from tests.support.agent import AgentProcess, agent_table, application_toml
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,11 @@ def agent_config(*, port: int, state_dir: Path, kubeconfig: Path, repo_url: str,
         if not sep or not re.fullmatch(r"[a-z_]+", key.strip()):
             raise BenchError(f"--agent-set wants KEY=VALUE, not {item!r}")
         extra[key.strip()] = _toml_value(value.strip())
-    lines = [agent_table(port=port, state_dir=state_dir, kubeconfig=kubeconfig, poll_interval=poll_interval,
-                         poll_jitter=poll_jitter, extra=extra).rstrip("\n"), ""]
-    for app in apps:
-        lines += ["[[applications]]", f"name = {json.dumps(app.name)}", f"repo = {json.dumps(repo_url)}",
-                  'revision = "main"', f'path = "apps/{app_dir(app.index)}"',
-                  f"namespace = {json.dumps(app.namespace)}"]
-        if app.self_heal:
-            lines += ["[applications.sync_policy]", "self_heal = true"]
-        lines.append("")
-    return "\n".join(lines)
+    entries = [application_toml(app.name, repo_url, namespace=app.namespace, path=f"apps/{app_dir(app.index)}",
+                                revision="main", sync_policy={"self_heal": "true"} if app.self_heal else None)
+               for app in apps]
+    return agent_table(port=port, state_dir=state_dir, kubeconfig=kubeconfig, poll_interval=poll_interval,
+                       poll_jitter=poll_jitter, extra=extra) + "".join(entries)
 
 
 def synced_at(sha: str) -> Callable[[Obj], bool]:

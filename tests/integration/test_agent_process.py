@@ -14,7 +14,7 @@ import yaml
 
 from agent.kube import KubeClient
 from tests.integration.helpers import configmap, deployment, eventually
-from tests.support.agent import StartAgent
+from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 from tests.support.ports import free_port
@@ -30,9 +30,7 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
         "first version",
     )
     agent = await start_agent(
-        f'[[applications]]\nname = "{shop}"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
-        f'path = "app"\nnamespace = "{namespace}"\n'
-    )
+        application_toml(shop, git_server.url(repo.name), namespace=namespace, path="app", revision="main"))
 
     app = await eventually(lambda: agent.synced(shop, first), within=20, what="app Synced at the first commit")
     assert app["revision_message"] == "first version"
@@ -83,9 +81,7 @@ async def test_unreachable_repository_shows_unknown_with_the_cause_and_keeps_run
     start_agent: StartAgent, namespace: str
 ) -> None:
     agent = await start_agent(
-        f'[[applications]]\nname = "lost"\nrepo = "http://127.0.0.1:{free_port()}/nowhere.git"\n'
-        f'namespace = "{namespace}"\n'
-    )
+        application_toml("lost", f"http://127.0.0.1:{free_port()}/nowhere.git", namespace=namespace))
     app = await eventually(
         lambda: agent.reconciled("lost"), within=15, what="the first reconcile of the unreachable app"
     )
@@ -105,8 +101,7 @@ async def test_unreachable_cluster_shows_unknown_and_keeps_running(
     kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
     kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     dead.write_text(yaml.safe_dump(kubeconfig))
-    agent = await start_agent(f'[[applications]]\nname = "blind"\nrepo = "{git_server.url(repo.name)}"\n',
-                              kubeconfig=dead)
+    agent = await start_agent(application_toml("blind", git_server.url(repo.name)), kubeconfig=dead)
     app = await eventually(lambda: agent.reconciled("blind"), within=15, what="the first reconcile")
     assert app["sync_status"] == "Unknown"
     assert "127.0.0.1" in app["message"] and "Connect" in app["message"], app["message"]
@@ -133,10 +128,8 @@ async def test_manual_sync_and_diff_over_the_api(
 ) -> None:
     app_name = f"by-hand-{secrets.token_hex(3)}"
     sha = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"MODE": "manual"})}, "manual app")
-    agent = await start_agent(
-        f'[[applications]]\nname = "{app_name}"\nrepo = "{git_server.url(repo.name)}"\npath = "app"\n'
-        f'namespace = "{namespace}"\n\n[applications.sync_policy]\nautomated = false\n'
-    )
+    agent = await start_agent(application_toml(app_name, git_server.url(repo.name), namespace=namespace, path="app",
+                                               sync_policy={"automated": "false"}))
     app = await eventually(lambda: agent.reconciled(app_name), within=15, what="the first comparison")
     assert (app["sync_status"], app["revision"]) == ("OutOfSync", sha)
     assert "automated sync is off" in app["message"]

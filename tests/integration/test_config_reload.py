@@ -23,7 +23,7 @@ import yaml
 
 from agent.kube import KubeClient
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
 from tests.support.ports import free_port
 
@@ -31,8 +31,8 @@ SETTLE = 0.5  # how long a count must stay put to count as settled
 
 
 def app_toml(name: str, url: str, path: str, namespace: str, *, prune_on_delete: bool = False) -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "{path}"\n'
-            f'namespace = "{namespace}"\nprune_on_delete = {str(prune_on_delete).lower()}\n\n')
+    return application_toml(name, url, namespace=namespace, path=path, revision="main",
+                            extra={"prune_on_delete": str(prune_on_delete).lower()})
 
 
 def kept_configmap(name: str) -> str:

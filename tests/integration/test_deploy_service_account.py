@@ -22,14 +22,15 @@ from tests.integration.deploy_support import (
     write_token,
 )
 from tests.integration.helpers import configmap, deployment, eventually
-from tests.support.agent import StartAgent
+from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
 
 def app_config(name: str, repo_url: str, path: str, namespace: str, options: str = "") -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{repo_url}"\nrevision = "main"\npath = "{path}"\n'
-            f'namespace = "{namespace}"\n\n[applications.sync_policy]\nprune = true\n{options}\n')
+    """`options`: the sync options, as TOML (`["CreateNamespace=true"]`)."""
+    return application_toml(name, repo_url, namespace=namespace, path=path, revision="main",
+                            sync_policy={"prune": "true", **({"options": options} if options else {})})
 
 
 AGENT_KEYS = 'leader_election = true\n\n'
@@ -51,7 +52,7 @@ async def test_agent_as_its_service_account_syncs_and_survives_token_rotation(
     first = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"LEVEL": "1"}),
                                   "app/deploy.yaml": deployment("web")}, "first")
     agent = await start_agent(AGENT_KEYS + app_config(
-        name, git_server.url(repo.name), "app", destination, 'options = ["CreateNamespace=true"]'),
+        name, git_server.url(repo.name), "app", destination, '["CreateNamespace=true"]'),
         name="sa", in_cluster=True, env=env)
     await eventually(lambda: agent.synced(name, first), within=30, what="the app Synced as the service account")
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": destination}}

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import StartAgent
+from tests.support.agent import StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
 
 USERNAME = "deploy-bot"
@@ -48,8 +48,7 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     agent = await start_agent(
         f'[[repositories]]\nurl = "{auth_server.base_url}team/"\nusername = "{USERNAME}"\n'
         f'password_file = "{password_file}"\nwebhook_secret_file = "{tmp_path / "hook-secret"}"\n\n'
-        f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "app"\n'
-        f'namespace = "{namespace}"\n',
+        + application_toml(name, url, namespace=namespace, path="app", revision="main"),
         poll_interval="1h",
     )
 

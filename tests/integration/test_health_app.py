@@ -21,7 +21,7 @@ from agent.model import HealthStatus, SyncPolicy
 from agent.runtime import build_controller
 from tests.integration.health_helpers import CustomKind, custom_kind, ready
 from tests.integration.helpers import configmap, deployment, eventually, settings_for
-from tests.support.agent import StartAgent
+from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
@@ -122,8 +122,7 @@ async def test_agent_reports_resource_health_with_configured_reasons_in_api_and_
     repo.commit_and_push({"app/web.yaml": deployment("web"), "app/widget.yaml": yaml.safe_dump(manifest)}, "first")
     agent = await start_agent(
         f'[[health_checks]]\ngroup = "{widgets.group}"\nkind = "Widget"\ndegraded_reasons = ["QuotaExceeded"]\n\n'
-        f'[[applications]]\nname = "{name}"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
-        f'path = "app"\nnamespace = "{namespace}"\n'
+        + application_toml(name, git_server.url(repo.name), namespace=namespace, path="app", revision="main")
     )
 
     async def app_health(expected: str) -> Any:

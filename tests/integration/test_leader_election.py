@@ -19,7 +19,7 @@ import yaml
 from agent.kube import KubeClient
 from agent.leader import micro_time
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent, metric_total
+from tests.support.agent import AgentProcess, StartAgent, application_toml, metric_total
 from tests.support.gitserver import GitServer, WorkTree
 
 LEASE_SECONDS, RETRY_SECONDS = 4.0, 0.5
@@ -34,8 +34,8 @@ def config(lease: str, namespace: str, apps: str) -> str:
 
 
 def app(name: str, url: str, namespace: str, *, path: str = "app") -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{url}"\npath = "{path}"\nnamespace = "{namespace}"\n\n'
-            '[applications.sync_policy]\nprune = true\nself_heal = true\n\n')
+    return application_toml(name, url, namespace=namespace, path=path,
+                            sync_policy={"prune": "true", "self_heal": "true"})
 
 
 def writes(metrics: str) -> float:

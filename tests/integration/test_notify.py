@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import StartAgent
+from tests.support.agent import StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
 
 
@@ -54,17 +54,13 @@ async def notify_socket() -> AsyncIterator[NotifySocket]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def app_config(name: str, url: str, namespace: str) -> str:
-    return f'[[applications]]\nname = "{name}"\nrepo = "{url}"\npath = "app"\nnamespace = "{namespace}"\n'
-
-
 async def test_ready_after_the_first_reconcile_watchdog_pings_reloading_and_stopping(
     repo: WorkTree, git_server: GitServer, namespace: str, notify_socket: NotifySocket, start_agent: StartAgent,
 ) -> None:
     name = f"notified-{secrets.token_hex(3)}"
     repo.commit_and_push({"app/cm.yaml": configmap("settings", {"k": "v"})}, "one")
     started = time.monotonic()
-    agent = await start_agent(app_config(name, git_server.url(repo.name), namespace),
+    agent = await start_agent(application_toml(name, git_server.url(repo.name), namespace=namespace, path="app"),
                               env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"})
 
     async def ready() -> list[tuple[float, list[str]]]:
@@ -107,7 +103,7 @@ async def test_a_notify_socket_that_does_not_exist_is_one_log_line_and_the_agent
 ) -> None:
     name = f"unnotified-{secrets.token_hex(3)}"
     repo.commit_and_push({"app/cm.yaml": configmap("settings", {"k": "v"})}, "one")
-    agent = await start_agent(app_config(name, git_server.url(repo.name), namespace),
+    agent = await start_agent(application_toml(name, git_server.url(repo.name), namespace=namespace, path="app"),
                               env={"NOTIFY_SOCKET": str(tmp_path / "missing.sock"), "WATCHDOG_USEC": "400000"})
     await eventually(lambda: agent.synced(name), within=30, what="the app Synced")
     await asyncio.sleep(1)  # several watchdog pings fail meanwhile

@@ -21,13 +21,12 @@ import pytest
 from agent.kube import KubeClient
 from agent.state import SnapshotFile
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent, metric_total
+from tests.support.agent import AgentProcess, StartAgent, application_toml, metric_total
 from tests.support.gitserver import GitServer, WorkTree
 
 
 def app_config(name: str, url: str, namespace: str) -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "app"\n'
-            f'namespace = "{namespace}"\n')
+    return application_toml(name, url, namespace=namespace, path="app", revision="main")
 
 
 async def reconciled_after(agent: AgentProcess, name: str, moment: float) -> dict[str, Any] | None:

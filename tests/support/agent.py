@@ -1,9 +1,10 @@
 """The agent as users run it: `python -m agent run --config FILE` in a subprocess, and what it shows.
 
-One helper for the integration tests and the benchmarks: write the `[agent]` table, spawn the
-process with its JSON log in a file, talk to its HTTP API (applications, probes, /metrics),
-read its log and its /proc figures, and stop it. `agent_processes` is the fixture body: it
-starts agents against the local cluster and kills what is still running afterwards.
+One helper for the integration tests and the benchmarks: write the `[agent]` table and the
+`[[applications]]` entries, spawn the process with its JSON log in a file, talk to its HTTP
+API (applications, probes, /metrics), read its log and its /proc figures, and stop it.
+`agent_processes` is the fixture body: it starts agents against the local cluster and kills
+what is still running afterwards.
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ def metric_total(text: str, sample_name: str, **labels: str) -> float:
     """The sum of the samples called `sample_name` whose labels include `labels`."""
     return sum(value for found, value in metric_samples(text, sample_name)
                if all(found.get(key) == wanted for key, wanted in labels.items()))
+
+
+def application_toml(name: str, repo: str, *, namespace: str = "", path: str = "", revision: str = "",
+                     extra: Mapping[str, str] | None = None, sync_policy: Mapping[str, str] | None = None) -> str:
+    """One `[[applications]]` entry and a blank line. Empty keys are left out (the agent's defaults);
+    the values of `extra` and `sync_policy` are TOML already (`true`, `["CreateNamespace=true"]`)."""
+    keys = {"name": name, "repo": repo, "revision": revision, "path": path, "namespace": namespace}
+    lines = ["[[applications]]", *(f"{key} = {json.dumps(value)}" for key, value in keys.items() if value)]
+    lines += [f"{key} = {value}" for key, value in (extra or {}).items()]
+    if sync_policy:
+        lines += ["[applications.sync_policy]", *(f"{key} = {value}" for key, value in sync_policy.items())]
+    return "\n".join(lines) + "\n\n"
 
 
 @dataclass(frozen=True)
