@@ -50,7 +50,7 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
     started = time.monotonic()
     controller.start()
     try:
-        await eventually(lambda: _true(at_revision(controller, first)), within=60, what="all apps at the commit")
+        await eventually(lambda: at_revision(controller, first), within=60, what="all apps at the commit")
         first_round = time.monotonic() - started
         ls_refs, fetches = git_server.count(repo=repo.name, kind="ls-refs"), git_server.count(repo=repo.name,
                                                                                               kind="fetch")
@@ -58,7 +58,7 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
 
         git_server.reset_counts()
         window_start, before = time.monotonic(), reconciles(metrics)
-        await eventually(lambda: _true(reconciles(metrics) - before >= 2 * APPS), within=3 * POLL + 0.5,
+        await eventually(lambda: reconciles(metrics) - before >= 2 * APPS, within=3 * POLL + 0.5,
                          interval=0.05, what=f"{2 * APPS} polls")
         window = time.monotonic() - window_start
         polls = reconciles(metrics) - before
@@ -69,13 +69,9 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
 
         second = repo.commit_and_push({"apps/a000/cm.yaml": configmap("cm-000", {"v": "2"})}, "one app changes")
         git_server.reset_counts()
-        await eventually(lambda: _true(at_revision(controller, second)), within=30, what="all apps at the new commit")
+        await eventually(lambda: at_revision(controller, second), within=30, what="all apps at the new commit")
         assert git_server.count(repo=repo.name, kind="fetch") == 1, "the new commit is fetched once for 100 apps"
     finally:
         await controller.stop()
     print(f"\n{APPS} apps: first round {first_round:.2f}s; {polls} polls in {window:.1f}s "
           f"(poll_interval {POLL}s) made {ls_remotes} ls-remotes and 0 fetches")
-
-
-async def _true(value: bool) -> bool:
-    return value

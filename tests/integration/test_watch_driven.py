@@ -123,6 +123,6 @@ async def _data_is(kube: KubeClient, ref: dict[str, Any], value: str) -> bool:
     return live is not None and (live.get("data") or {}).get("mode") == value
 
 
-async def _synced(controller: Controller, name: str) -> bool:
+def _synced(controller: Controller, name: str) -> bool:
     status = controller.status(name)
     return status is not None and status.sync_status is SyncStatus.SYNCED
