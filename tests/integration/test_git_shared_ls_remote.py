@@ -20,14 +20,14 @@ from agent.runtime import build_controller
 from tests.integration.helpers import configmap, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 APPS = 100
 POLL = 2.0
 
 
 def reconciles(metrics: Metrics) -> int:
-    return int(sum(sample.value for family in metrics.registry.collect() if family.name == "gitops_agent_reconcile"
-                   for sample in family.samples if sample.name == "gitops_agent_reconcile_total"))
+    return int(sample_total(metrics.registry, "gitops_agent_reconcile_total"))
 
 
 def at_revision(controller: Controller, sha: str) -> bool:

@@ -19,8 +19,9 @@ import yaml
 from agent.kube import KubeClient
 from agent.leader import micro_time
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent, application_toml, metric_total
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 LEASE_SECONDS, RETRY_SECONDS = 4.0, 0.5
 POLL = "2s"
@@ -40,7 +41,7 @@ def app(name: str, url: str, namespace: str, *, path: str = "app") -> str:
 
 def writes(metrics: str) -> float:
     """Applies (and dry runs) and deletes this agent sent, from gitops_agent_kube_requests_total."""
-    return sum(metric_total(metrics, "gitops_agent_kube_requests_total", verb=verb) for verb in ("patch", "delete"))
+    return sum(sample_total(metrics, "gitops_agent_kube_requests_total", verb=verb) for verb in ("patch", "delete"))
 
 
 def applied_seconds(agent: AgentProcess) -> set[tuple[str, str]]:

@@ -21,8 +21,9 @@ import pytest
 from agent.kube import KubeClient
 from agent.state import SnapshotFile
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent, application_toml, metric_total
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 
 def app_config(name: str, url: str, namespace: str) -> str:
@@ -68,9 +69,9 @@ async def test_restarted_agent_serves_the_snapshot_and_applies_nothing(
     await eventually(lambda: reconciled_after(second, name, restarted_at), within=20, what="a real reconcile")
     assert (await second.get("/readyz"))[0] == 200
     metrics = await second.metrics()
-    assert metric_total(metrics, "gitops_agent_state_load_total", result="primary") == 1.0
-    assert metric_total(metrics, "gitops_agent_kube_requests_total", verb="patch") == 0.0, "no apply, no dry-run"
-    assert metric_total(metrics, "gitops_agent_kube_requests_total", verb="get") > 0
+    assert sample_total(metrics, "gitops_agent_state_load_total", result="primary") == 1.0
+    assert sample_total(metrics, "gitops_agent_kube_requests_total", verb="patch") == 0.0, "no apply, no dry-run"
+    assert sample_total(metrics, "gitops_agent_kube_requests_total", verb="get") > 0
 
 
 async def test_rollback_pauses_auto_sync_across_a_restart_until_a_new_commit(

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cluster import REPO_ROOT
+from tests.support.metrics import sample_total, samples
 from tests.support.ports import free_port
 
 App = dict[str, Any]
@@ -49,18 +49,6 @@ def agent_table(*, port: int, state_dir: Path, kubeconfig: Path | None, poll_int
     keys.update(poll_interval=json.dumps(poll_interval), poll_jitter=json.dumps(poll_jitter))
     keys.update(extra or {})
     return "\n".join(["[agent]", *(f"{key} = {value}" for key, value in keys.items())]) + "\n\n"
-
-
-def metric_samples(text: str, sample_name: str) -> list[tuple[dict[str, str], float]]:
-    """(labels, value) of every sample called `sample_name` in a /metrics page."""
-    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == sample_name]
-
-
-def metric_total(text: str, sample_name: str, **labels: str) -> float:
-    """The sum of the samples called `sample_name` whose labels include `labels`."""
-    return sum(value for found, value in metric_samples(text, sample_name)
-               if all(found.get(key) == wanted for key, wanted in labels.items()))
 
 
 def application_toml(name: str, repo: str, *, namespace: str = "", path: str = "", revision: str = "",
@@ -243,11 +231,11 @@ class AgentProcess:
 
     async def samples(self, sample_name: str) -> list[tuple[dict[str, str], float]]:
         """(labels, value) of every sample called `sample_name` in /metrics."""
-        return metric_samples(await self.metrics(), sample_name)
+        return samples(await self.metrics(), sample_name)
 
     async def metric(self, sample_name: str, **labels: str) -> float:
         """The sum of the samples called `sample_name` whose labels include `labels`."""
-        return metric_total(await self.metrics(), sample_name, **labels)
+        return sample_total(await self.metrics(), sample_name, **labels)
 
     async def totals(self, sample_name: str, *labels: str) -> Counter[str]:
         """A counter summed by some labels (values joined by a space), e.g. totals("...", "verb")."""
