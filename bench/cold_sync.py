@@ -13,32 +13,15 @@ under 150 MiB at 1000 apps.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bench.common import (
-    FIELD_MANAGER,
-    KIND_OF,
-    Bench,
-    BenchError,
-    Report,
-    app_dir,
-    app_objects,
-    by_verb,
-    main,
-    mib,
-    parser,
-    placed,
-    say,
-    seconds,
-    synced_at,
-    synced_healthy_at,
-    wait_apps,
-)
+from bench.agents import synced_at, synced_healthy_at, wait_apps
+from bench.baselines import run_kubectl, run_raw
+from bench.console import say
+from bench.report import Report, by_verb, mib, seconds
+from bench.run import Bench, main, parser
 
 
 @dataclass
@@ -75,55 +58,6 @@ async def run_agent(bench: Bench, args: argparse.Namespace, sha: str) -> AgentRu
     result.errors = agent.logged_errors()
     await agent.stop()
     return result
-
-
-async def run_kubectl(bench: Bench, args: argparse.Namespace) -> float:
-    """Seconds for `kubectl apply --server-side -n NS -f apps/app-NNNN` for every app, one after another."""
-    assert bench.cluster is not None
-    namespace = await bench.namespace("kubectl")
-    say(f"kubectl: {args.apps} x kubectl apply --server-side into {namespace}")
-    kubectl = [str(bench.cluster.bin_dir / "kubectl"), "--kubeconfig", str(bench.cluster.kubeconfig),
-               "--cache-dir", str(bench.tmp / "kubectl-cache")]
-    started = time.monotonic()
-    for index in range(1, args.apps + 1):
-        path = bench.repo.workdir / "apps" / app_dir(index)
-        proc = await asyncio.create_subprocess_exec(
-            *kubectl, "apply", "--server-side", "-n", namespace, "-f", str(path),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, stderr = await proc.communicate()
-        if proc.returncode != 0:
-            raise BenchError(f"kubectl apply -f {path} exited {proc.returncode}: {stderr.decode().strip()}")
-    return time.monotonic() - started
-
-
-async def run_raw(bench: Bench, args: argparse.Namespace) -> float:
-    """Seconds to send every object's server-side-apply PATCH (as the agent sends it) at --concurrency."""
-    namespace = await bench.namespace("raw")
-    say(f"raw: {args.apps * 4} server-side-apply PATCHes at concurrency {args.concurrency} into {namespace}")
-    bodies = [placed(obj, namespace, f"{bench.prefix}r-{index:04d}")
-              for index in range(1, args.apps + 1) for obj in app_objects(index)]
-    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    kube = bench.k
-    params = {"fieldManager": FIELD_MANAGER, "force": "true"}
-    headers = {"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"}
-
-    async def worker() -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
-            meta = body["metadata"]
-            assert isinstance(meta, dict)
-            url = kube.server + KIND_OF[str(body["kind"])].path(meta["namespace"], meta["name"])
-            async with kube.session.patch(url, data=json.dumps(body), params=params, headers=headers) as resp:
-                text = await resp.read()
-                if resp.status >= 300:
-                    raise BenchError(f"raw PATCH {url}: HTTP {resp.status}: {text[:300]!r}")
-
-    await kube.call("GET", "/version")  # open a connection first, as the agent has one before it applies
-    started = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-    return time.monotonic() - started
 
 
 def report(args: argparse.Namespace, agent: AgentRun, kubectl: float | None, raw: float | None) -> Report:

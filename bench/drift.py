@@ -18,22 +18,11 @@ import random
 import sys
 import time
 
-from bench.common import (
-    CONFIG_MAP,
-    Bench,
-    BenchError,
-    Report,
-    app_dir,
-    by_verb,
-    delta,
-    main,
-    parser,
-    percentile,
-    say,
-    seconds,
-    synced_healthy_at,
-    wait_apps,
-)
+from bench.agents import synced_healthy_at, wait_apps
+from bench.apps import CONFIG_MAP, app_dir
+from bench.console import BenchError, say
+from bench.report import Report, by_verb, delta, percentile, seconds
+from bench.run import Bench, main, parser
 
 FROM_GIT = "v1"
 

@@ -19,18 +19,10 @@ import sys
 import time
 
 from agent.config.reader import parse_duration
-from bench.common import (
-    REPO_NAME,
-    Bench,
-    Report,
-    by_verb,
-    delta,
-    main,
-    parser,
-    say,
-    synced_at,
-    wait_apps,
-)
+from bench.agents import synced_at, wait_apps
+from bench.console import say
+from bench.report import Report, by_verb, delta
+from bench.run import REPO_NAME, Bench, main, parser
 
 
 def report(args: argparse.Namespace, window: float, counts: dict[str, int], reconciles: int,

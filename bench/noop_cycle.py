@@ -25,21 +25,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from bench.common import (
-    Bench,
-    BenchAgent,
-    BenchError,
-    Report,
-    by_verb,
-    delta,
-    main,
-    parser,
-    say,
-    seconds,
-    synced_healthy_at,
-    wait_apps,
-    wait_quiet,
-)
+from bench.agents import synced_healthy_at, wait_apps, wait_quiet
+from bench.console import BenchError, say
+from bench.report import Report, by_verb, delta, seconds
+from bench.run import Bench, main, parser
+from tests.support.agent import AgentProcess
 from tests.support.gitserver import GitServer
 
 
@@ -52,7 +42,7 @@ class Snapshot:
     git: Counter[str]
 
 
-async def snapshot(agent: BenchAgent, git: GitServer) -> Snapshot:
+async def snapshot(agent: AgentProcess, git: GitServer) -> Snapshot:
     """The agent's counters (each read is a scrape of /metrics, so CPU is read around a snapshot, not in it)."""
     return Snapshot(
         requests=await agent.kube_requests(),
@@ -63,7 +53,7 @@ async def snapshot(agent: BenchAgent, git: GitServer) -> Snapshot:
     )
 
 
-async def idle_cpu_rate(agent: BenchAgent, names: list[str], args: argparse.Namespace) -> float:
+async def idle_cpu_rate(agent: AgentProcess, names: list[str], args: argparse.Namespace) -> float:
     """Agent CPU seconds per second while only the benchmark reads /api/v1/applications, as during the wait."""
     before, started = agent.stats().cpu_seconds, time.monotonic()
     while time.monotonic() - started < args.idle_window:
@@ -72,7 +62,7 @@ async def idle_cpu_rate(agent: BenchAgent, names: list[str], args: argparse.Name
     return (agent.stats().cpu_seconds - before) / (time.monotonic() - started)
 
 
-async def trigger_refresh(agent: BenchAgent, names: list[str], concurrency: int = 8) -> None:
+async def trigger_refresh(agent: AgentProcess, names: list[str], concurrency: int = 8) -> None:
     queue = list(reversed(names))
 
     async def worker() -> None:
@@ -85,7 +75,7 @@ async def trigger_refresh(agent: BenchAgent, names: list[str], concurrency: int 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def cycle(agent: BenchAgent, names: list[str], args: argparse.Namespace) -> float:
+async def cycle(agent: AgentProcess, names: list[str], args: argparse.Namespace) -> float:
     """Trigger the cycle; return the wall-clock time (time.time()) it was triggered at, once every app passed it."""
     triggered = time.time()
     if args.trigger == "refresh":

@@ -22,22 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.common import (
-    CONFIG_MAP,
-    Bench,
-    BenchAgent,
-    BenchError,
-    Report,
-    app_dir,
-    app_files,
-    main,
-    parser,
-    percentile,
-    say,
-    seconds,
-    synced_healthy_at,
-    wait_apps,
-)
+from bench.agents import synced_healthy_at, wait_apps
+from bench.apps import CONFIG_MAP, app_dir, app_files
+from bench.console import BenchError, say
+from bench.report import Report, percentile, seconds
+from bench.run import Bench, main, parser
+from tests.support.agent import AgentProcess
 
 
 @dataclass(frozen=True)
@@ -47,7 +37,7 @@ class Sample:
     total: float  # push start → the new value seen in the cluster
 
 
-async def webhook(agent: BenchAgent, repo_url: str, secret: str, app: str) -> None:
+async def webhook(agent: AgentProcess, repo_url: str, secret: str, app: str) -> None:
     body = json.dumps({"repo": repo_url, "ref": "refs/heads/main"}).encode()
     status, text = await agent.request("POST", "/api/webhook", body=body, headers={
         "Content-Type": "application/json", "X-Gitops-Token": secret, "X-Gitops-Delivery": secrets.token_hex(8)})
@@ -55,7 +45,7 @@ async def webhook(agent: BenchAgent, repo_url: str, secret: str, app: str) -> No
         raise BenchError(f"POST /api/webhook: HTTP {status}: {text[:300]} (expected 202 refreshing {app})")
 
 
-async def sample(bench: Bench, agent: BenchAgent, ctx: dict[str, str], number: int,
+async def sample(bench: Bench, agent: AgentProcess, ctx: dict[str, str], number: int,
                  args: argparse.Namespace) -> Sample | None:
     """One push; None when the value did not reach the cluster within --sample-timeout."""
     value = f"push-{number}-{secrets.token_hex(2)}"

@@ -1,5 +1,5 @@
-"""Helpers for the deployment tests: test overlays of helm-free-manifests/, service-account tokens,
-and agent processes run as users run them (in-cluster variables, systemd's NOTIFY_SOCKET).
+"""Helpers for the deployment tests: test overlays of helm-free-manifests/, applying and deleting
+them, and service-account tokens with the files and variables an in-cluster agent reads.
 
 The manifests create cluster-scoped objects (Namespace, ClusterRole, bindings). Each test
 renders them through an overlay with its own namespace and name prefix, so parallel runs
@@ -8,14 +8,10 @@ never share one, and deletes exactly what it applied.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import os
 import secrets
-import socket
-import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +25,6 @@ from agent.kube import KubeClient
 from tests.support.cluster import LocalCluster
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "helm-free-manifests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -107,6 +97,15 @@ def apply(cluster: LocalCluster, deployed: Deployed, tmp_path: Path) -> None:
         cluster.kubectl("apply", "-f", str(path))
 
 
+@pytest.fixture
+def deployments(cluster: LocalCluster, tmp_path: Path) -> Iterator[list[Deployed]]:
+    """Renderings a test appends once it applied them; each is deleted after the test."""
+    applied: list[Deployed] = []
+    yield applied
+    for deployed in applied:
+        delete(cluster, deployed, tmp_path)
+
+
 def delete(cluster: LocalCluster, deployed: Deployed, tmp_path: Path) -> None:
     path = tmp_path / f"{deployed.prefix}delete.yaml"
     path.write_text(yaml.safe_dump_all(deployed.objects))
@@ -171,82 +170,3 @@ async def status_with_token(cluster: LocalCluster, token: str, path: str) -> int
     async with aiohttp.ClientSession() as session, session.get(
             server + path, headers={"Authorization": f"Bearer {token}"}, ssl=context) as response:
         return response.status
-
-
-class AgentProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, base_url: str, log_path: Path) -> None:
-        self.proc, self.base_url, self.log_path = proc, base_url, log_path
-
-    async def get_json(self, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.get(self.base_url + path) as resp:
-            return resp.status, json.loads(await resp.text()) if resp.content_type == "application/json" else None
-
-    async def post_json(self, path: str, body: Any = None) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.post(self.base_url + path, json=body) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-    async def metrics(self) -> str:
-        async with aiohttp.ClientSession() as session, session.get(self.base_url + "/metrics") as resp:
-            return await resp.text()
-
-    async def app(self, name: str) -> dict[str, Any] | None:
-        try:
-            status, body = await self.get_json(f"/api/v1/applications/{name}")
-        except aiohttp.ClientConnectionError:
-            return None
-        return body if status == 200 else None
-
-    async def refresh(self, name: str) -> None:
-        async with aiohttp.ClientSession() as session, session.post(
-                self.base_url + f"/api/v1/applications/{name}/refresh") as resp:
-            assert resp.status == 202
-
-    async def readiness(self) -> dict[str, Any] | None:
-        try:
-            _, body = await self.get_json("/readyz")
-        except aiohttp.ClientConnectionError:
-            return None
-        return body if isinstance(body, dict) else None
-
-    async def is_leader(self) -> bool | None:
-        body = await self.readiness()
-        return None if body is None else bool(body["checks"]["leader"]["leader"])
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
-
-    @property
-    def logs(self) -> str:
-        return self.log_path.read_text()
-
-
-@pytest.fixture
-async def agent_processes(tmp_path: Path) -> AsyncIterator[Any]:
-    """Start `gitops-agent run` processes; every one still running is killed afterwards."""
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def start(name: str, config_body: str, *, env: dict[str, str] | None = None,
-                    kubeconfig: Path | None = None, drop: Sequence[str] = ()) -> AgentProcess:
-        port = free_port()
-        home = tmp_path / name
-        home.mkdir(parents=True, exist_ok=True)
-        kube_line = f'kubeconfig = "{kubeconfig}"\n' if kubeconfig else ""
-        config = home / "agent.toml"
-        config.write_text(f'[agent]\nlisten = "127.0.0.1:{port}"\nstate_dir = "{home / "state"}"\n{kube_line}'
-                          + config_body)
-        environ = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", *drop)}
-        environ.update(env or {})
-        log_path = home / "agent.log"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format", "json",
-            stdout=asyncio.subprocess.DEVNULL, stderr=log_path.open("wb"), env=environ,
-        )
-        procs.append(proc)
-        return AgentProcess(proc, f"http://127.0.0.1:{port}", log_path)
-
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

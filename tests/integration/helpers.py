@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -15,13 +16,16 @@ from agent.config import AgentSettings, AppSpec, Settings
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, within: float = 15.0,
+async def eventually(probe: Callable[[], Awaitable[T | None] | T | None], *, within: float = 15.0,
                      interval: float = 0.1, what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy; fail with the last value after `within` seconds."""
+    """Poll `probe` (a coroutine function, or a plain one for a condition on local state) until it
+    returns something truthy; fail with the last value after `within` seconds."""
     deadline = time.monotonic() + within
-    last: T | None = None
+    last: Any = None
     while time.monotonic() < deadline:
-        last = await probe()
+        last = probe()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(interval)

@@ -20,16 +20,12 @@ from agent.runtime import build_controller
 from tests.integration.helpers import settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 
 def count_requests(metrics: Metrics, verb: str) -> int:
     """Requests of one verb (`patch`, `delete`, `get`…) the agent sent, from its own counter."""
-    total = 0.0
-    for family in metrics.kube_requests.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels["verb"] == verb:
-                total += sample.value
-    return int(total)
+    return int(sample_total(metrics.registry, "gitops_agent_kube_requests_total", verb=verb))
 
 
 class StateHarness:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import yaml
 
 from agent.kube import KubeClient
 from tests.integration.helpers import configmap, deployment, eventually
-from tests.support.agent import StartAgent, free_port
+from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.ports import free_port
 
 
 async def test_agent_syncs_git_to_the_cluster_and_reports_it(
@@ -31,15 +30,9 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
         "first version",
     )
     agent = await start_agent(
-        f'[[applications]]\nname = "{shop}"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
-        f'path = "app"\nnamespace = "{namespace}"\n'
-    )
+        application_toml(shop, git_server.url(repo.name), namespace=namespace, path="app", revision="main"))
 
-    async def synced_at(sha: str) -> dict[str, Any] | None:
-        app = await agent.app(shop)
-        return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
-
-    app = await eventually(lambda: synced_at(first), within=20, what="app Synced at the first commit")
+    app = await eventually(lambda: agent.synced(shop, first), within=20, what="app Synced at the first commit")
     assert app["revision_message"] == "first version"
     cm_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}}
     dep_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": namespace}}
@@ -57,7 +50,7 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
 
     second = repo.commit_and_push({"app/config.yaml": configmap("settings", {"LOG_LEVEL": "debug"})}, "more logs")
     assert await agent.post(f"/api/v1/applications/{shop}/refresh") == 202
-    await eventually(lambda: synced_at(second), within=20, what="app Synced at the second commit")
+    await eventually(lambda: agent.synced(shop, second), within=20, what="app Synced at the second commit")
     live_cm = await kube.get(cm_ref)
     assert live_cm is not None and live_cm["data"] == {"LOG_LEVEL": "debug"}
 
@@ -73,8 +66,7 @@ async def test_agent_syncs_git_to_the_cluster_and_reports_it(
     assert ready_status == 200, ready_body
 
     started = time.monotonic()
-    agent.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(agent.proc.wait(), timeout=10) == 0
+    assert await agent.stop(grace=10) == 0
     assert time.monotonic() - started < 10
     logs = agent.logs
     assert "Traceback" not in logs
@@ -89,9 +81,7 @@ async def test_unreachable_repository_shows_unknown_with_the_cause_and_keeps_run
     start_agent: StartAgent, namespace: str
 ) -> None:
     agent = await start_agent(
-        f'[[applications]]\nname = "lost"\nrepo = "http://127.0.0.1:{free_port()}/nowhere.git"\n'
-        f'namespace = "{namespace}"\n'
-    )
+        application_toml("lost", f"http://127.0.0.1:{free_port()}/nowhere.git", namespace=namespace))
     app = await eventually(
         lambda: agent.reconciled("lost"), within=15, what="the first reconcile of the unreachable app"
     )
@@ -111,8 +101,7 @@ async def test_unreachable_cluster_shows_unknown_and_keeps_running(
     kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
     kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     dead.write_text(yaml.safe_dump(kubeconfig))
-    agent = await start_agent(f'[[applications]]\nname = "blind"\nrepo = "{git_server.url(repo.name)}"\n',
-                              kubeconfig_path=dead)
+    agent = await start_agent(application_toml("blind", git_server.url(repo.name)), kubeconfig=dead)
     app = await eventually(lambda: agent.reconciled("blind"), within=15, what="the first reconcile")
     assert app["sync_status"] == "Unknown"
     assert "127.0.0.1" in app["message"] and "Connect" in app["message"], app["message"]
@@ -139,10 +128,8 @@ async def test_manual_sync_and_diff_over_the_api(
 ) -> None:
     app_name = f"by-hand-{secrets.token_hex(3)}"
     sha = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"MODE": "manual"})}, "manual app")
-    agent = await start_agent(
-        f'[[applications]]\nname = "{app_name}"\nrepo = "{git_server.url(repo.name)}"\npath = "app"\n'
-        f'namespace = "{namespace}"\n\n[applications.sync_policy]\nautomated = false\n'
-    )
+    agent = await start_agent(application_toml(app_name, git_server.url(repo.name), namespace=namespace, path="app",
+                                               sync_policy={"automated": "false"}))
     app = await eventually(lambda: agent.reconciled(app_name), within=15, what="the first comparison")
     assert (app["sync_status"], app["revision"]) == ("OutOfSync", sha)
     assert "automated sync is off" in app["message"]

@@ -23,15 +23,16 @@ import yaml
 
 from agent.kube import KubeClient
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent, free_port
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.ports import free_port
 
 SETTLE = 0.5  # how long a count must stay put to count as settled
 
 
 def app_toml(name: str, url: str, path: str, namespace: str, *, prune_on_delete: bool = False) -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "{path}"\n'
-            f'namespace = "{namespace}"\nprune_on_delete = {str(prune_on_delete).lower()}\n\n')
+    return application_toml(name, url, namespace=namespace, path=path, revision="main",
+                            extra={"prune_on_delete": str(prune_on_delete).lower()})
 
 
 def kept_configmap(name: str) -> str:
@@ -53,8 +54,7 @@ def agent_table(agent: AgentProcess) -> str:
 
 
 def events(agent: AgentProcess, msg: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in agent.logs.splitlines() if line.startswith("{")]
-    return [event for event in lines if event["msg"].startswith(msg)]
+    return [event for event in agent.events if event["msg"].startswith(msg)]
 
 
 async def reloaded(agent: AgentProcess, count: int) -> list[dict[str, Any]] | None:
@@ -62,21 +62,12 @@ async def reloaded(agent: AgentProcess, count: int) -> list[dict[str, Any]] | No
     return found if len(found) >= count else None
 
 
-async def metrics(agent: AgentProcess) -> str:
-    return (await agent.get("/metrics"))[1]
-
-
-def reconciles(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("gitops_agent_reconcile_total{") and f'name="{name}"' in line)
-
-
 async def settled_reconciles(agent: AgentProcess, name: str) -> float:
     """The app's reconcile count once it stopped moving (echoes of its own sync may wake it once more)."""
-    last, since = reconciles(await metrics(agent), name), time.monotonic()
+    last, since = await agent.metric("gitops_agent_reconcile_total", name=name), time.monotonic()
     while time.monotonic() - since < SETTLE:
         await asyncio.sleep(0.1)
-        now = reconciles(await metrics(agent), name)
+        now = await agent.metric("gitops_agent_reconcile_total", name=name)
         if now != last:
             last, since = now, time.monotonic()
     return last
@@ -97,36 +88,32 @@ async def test_sighup_adds_removes_and_changes_apps_and_prune_on_delete_keeps_de
     }, "three apps")
     agent = await start_agent(app_toml(a, url, "a1", namespace) + app_toml(b, url, "b", namespace))
 
-    async def synced(name: str) -> dict[str, Any] | None:
-        app = await agent.app(name)
-        return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
-
     async def live(name: str) -> dict[str, Any] | None:
         return await kube.get({"apiVersion": "v1", "kind": "ConfigMap",
                                "metadata": {"name": name, "namespace": namespace}})
 
     for name in (a, b):
-        await eventually(lambda name=name: synced(name), within=20, what=f"{name} Synced")  # type: ignore[misc]
+        await eventually(lambda name=name: agent.synced(name, sha), within=20, what=f"{name} Synced")  # type: ignore[misc]
     assert (await live("a-settings") or {}).get("data") == {"VERSION": "1"}
 
     # Add C, remove B (its objects stay), move A to another path (and let it delete on removal).
     await reload(agent, app_toml(a, url, "a2", namespace, prune_on_delete=True) + app_toml(c, url, "c", namespace))
     (done,) = await eventually(lambda: reloaded(agent, 1), within=10, what="the first reload")
     assert done["msg"].endswith(f"1 added ({c}); 1 removed ({b}); 1 changed ({a})"), done["msg"]
-    await eventually(lambda: synced(c), within=20, what="the added app Synced")
+    await eventually(lambda: agent.synced(c, sha), within=20, what="the added app Synced")
     assert (await live("c-settings") or {}).get("data") == {"APP": "c"}
 
     async def a_on_new_path() -> bool:
         current = await live("a-settings")
         return bool(current and current["data"] == {"VERSION": "2"} and await live("a-keeper")
-                    and await synced(a))
+                    and await agent.synced(a, sha))
 
     await eventually(a_on_new_path, within=20, what="A synced from its new path")
     assert await agent.app(b) is None
     _, listing = await agent.get("/api/v1/applications")
     assert sorted(item["name"] for item in json.loads(listing)) == sorted([a, c])
     assert (await live("b-settings") or {}).get("data") == {"APP": "b"}, "a removed app's objects stay"
-    text = await metrics(agent)
+    text = await agent.metrics()
     assert f'name="{b}"' not in text, "every series of the removed app is gone"
     assert 'gitops_agent_config_reload_total{result="success"} 1.0' in text
 
@@ -151,7 +138,7 @@ async def test_sighup_adds_removes_and_changes_apps_and_prune_on_delete_keeps_de
                                                                         "deleted")]
     assert [e["object"] for e in events(agent, "kept: annotated Delete=false")] == [f"ConfigMap/{namespace}/a-keeper"]
     assert await settled_reconciles(agent, c) == c_reconciles, "an unchanged app is not reconciled again"
-    text = await metrics(agent)
+    text = await agent.metrics()
     assert f'name="{a}"' not in text
     assert 'gitops_agent_config_reload_total{result="success"} 2.0' in text
     assert agent.proc.returncode is None
@@ -171,7 +158,7 @@ async def test_invalid_config_on_sighup_keeps_the_running_configuration(
     await reload(agent, app_toml(name, url, "app", namespace) + "prune_on_delet = true\n")
 
     async def refused() -> str | None:
-        text = await metrics(agent)
+        text = await agent.metrics()
         return text if 'gitops_agent_config_reload_total{result="error"} 1.0' in text else None
 
     await eventually(refused, within=10, what="the reload counted as an error")
@@ -193,7 +180,7 @@ async def test_invalid_config_on_sighup_keeps_the_running_configuration(
     assert done["msg"].endswith("[agent] poll_interval"), done["msg"]
     (warning,) = events(agent, "configuration reload: [agent] listen change only when the agent restarts")
     assert warning["level"] == "warning"
-    assert 'gitops_agent_config_reload_total{result="success"} 1.0' in await metrics(agent)
+    assert 'gitops_agent_config_reload_total{result="success"} 1.0' in await agent.metrics()
     assert (await agent.get("/healthz"))[0] == 200, "still serving on the address it started with"
 
 
@@ -229,12 +216,9 @@ async def test_sighup_takes_new_repository_credentials_and_webhook_secret(
 
         await reload(agent, entry("right", f'webhook_secret_file = "{tmp_path / "hook"}"') + app)
 
-        async def synced() -> dict[str, Any] | None:
-            current = await agent.app(name)
-            return current if current and current["sync_status"] == "Synced" and current["revision"] == sha else None
-
         # Within the hour of polling: a failing app is asked again at once when credentials change.
-        await eventually(synced, within=15, what="the app synced with the reloaded credentials")
+        await eventually(lambda: agent.synced(name, sha), within=15,
+                         what="the app synced with the reloaded credentials")
         (done,) = await eventually(lambda: reloaded(agent, 1), within=5, what="the reload")
         assert done["msg"].endswith("[[repositories]]"), done["msg"]
         status, body = await agent.request("POST", "/api/webhook", body=payload, headers=headers)

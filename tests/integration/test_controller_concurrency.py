@@ -39,7 +39,7 @@ from agent.kube.client import load_configuration
 from agent.kube.ratelimit import TokenBucket
 from agent.metrics import Metrics
 from agent.model import OperationRequest, SyncPolicy
-from tests.integration.helpers import configmap, settings_for
+from tests.integration.helpers import configmap, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
@@ -47,12 +47,8 @@ WITHIN = 20.0  # seconds any awaited condition may take before the test fails
 
 
 async def until(condition: Callable[[], bool], what: str, *, within: float = WITHIN) -> None:
-    """Poll a synchronous condition every 10 ms."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
+    """Poll a condition on in-process state every 10 ms."""
+    await eventually(condition, within=within, interval=0.01, what=what)
 
 
 def unique(prefix: str) -> str:

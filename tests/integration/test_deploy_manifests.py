@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from agent.kube import KubeClient
 from tests.integration.deploy_support import (
@@ -21,7 +18,6 @@ from tests.integration.deploy_support import (
     apply,
     can_i,
     create_namespace,
-    delete,
     kustomize,
     render,
 )
@@ -43,14 +39,6 @@ REFUSED = [
     ("approve", "certificatesigningrequests.certificates.k8s.io"), ("update", "leases.coordination.k8s.io", "-A"),
     ("get", "/metrics"), ("get", "/logs"),
 ]
-
-
-@pytest.fixture
-def deployments(cluster: LocalCluster, tmp_path: Path) -> Iterator[list[Deployed]]:
-    applied: list[Deployed] = []
-    yield applied
-    for deployed in applied:
-        delete(cluster, deployed, tmp_path)
 
 
 def test_shipped_kustomizations_build_with_the_documented_shape(cluster: LocalCluster) -> None:

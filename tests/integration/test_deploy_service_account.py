@@ -8,20 +8,13 @@ Namespaced variant: an app outside its namespaces fails with the API's 403 messa
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from agent.kube import KubeClient
-from tests.integration import deploy_support
 from tests.integration.deploy_support import (
-    AgentProcess,
     Deployed,
     apply,
     create_namespace,
-    delete,
     in_cluster_files,
     render,
     request_token,
@@ -29,39 +22,23 @@ from tests.integration.deploy_support import (
     write_token,
 )
 from tests.integration.helpers import configmap, deployment, eventually
+from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
-agent_processes = deploy_support.agent_processes
-StartAgent = Callable[..., Awaitable[AgentProcess]]
-
-
-@pytest.fixture
-def deployments(cluster: LocalCluster, tmp_path: Path) -> Any:
-    applied: list[Deployed] = []
-    yield applied
-    for deployed in applied:
-        delete(cluster, deployed, tmp_path)
-
 
 def app_config(name: str, repo_url: str, path: str, namespace: str, options: str = "") -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{repo_url}"\nrevision = "main"\npath = "{path}"\n'
-            f'namespace = "{namespace}"\n\n[applications.sync_policy]\nprune = true\n{options}\n')
+    """`options`: the sync options, as TOML (`["CreateNamespace=true"]`)."""
+    return application_toml(name, repo_url, namespace=namespace, path=path, revision="main",
+                            sync_policy={"prune": "true", **({"options": options} if options else {})})
 
 
-AGENT_KEYS = 'poll_interval = "1m"\npoll_jitter = "0s"\nleader_election = true\n\n'
-
-
-def synced_at(agent: AgentProcess, name: str, sha: str) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-    async def probe() -> dict[str, Any] | None:
-        app = await agent.app(name)
-        return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
-    return probe
+AGENT_KEYS = 'leader_election = true\n\n'
 
 
 async def test_agent_as_its_service_account_syncs_and_survives_token_rotation(
     cluster: LocalCluster, kube: KubeClient, tmp_path: Path, repo: WorkTree, git_server: GitServer,
-    agent_processes: StartAgent, deployments: list[Deployed],
+    start_agent: StartAgent, deployments: list[Deployed],
 ) -> None:
     deployed = render(tmp_path, rbac="rbac-cluster")
     destination = f"{deployed.namespace}-apps"  # created by the agent (CreateNamespace=true)
@@ -74,9 +51,10 @@ async def test_agent_as_its_service_account_syncs_and_survives_token_rotation(
     name = f"web-{secrets.token_hex(3)}"
     first = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"LEVEL": "1"}),
                                   "app/deploy.yaml": deployment("web")}, "first")
-    agent = await agent_processes("sa", AGENT_KEYS + app_config(
-        name, git_server.url(repo.name), "app", destination, 'options = ["CreateNamespace=true"]'), env=env)
-    await eventually(synced_at(agent, name, first), within=30, what="the app Synced as the service account")
+    agent = await start_agent(AGENT_KEYS + app_config(
+        name, git_server.url(repo.name), "app", destination, '["CreateNamespace=true"]'),
+        name="sa", in_cluster=True, env=env)
+    await eventually(lambda: agent.synced(name, first), within=30, what="the app Synced as the service account")
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": destination}}
     assert (await kube.get(cm) or {}).get("data") == {"LEVEL": "1"}
 
@@ -93,7 +71,7 @@ async def test_agent_as_its_service_account_syncs_and_survives_token_rotation(
     assert await status_with_token(cluster, token_b, probe_path) == 200
     second = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"LEVEL": "2"})}, "second")
     await agent.refresh(name)
-    await eventually(synced_at(agent, name, second), within=30, what="the app Synced with the rotated token")
+    await eventually(lambda: agent.synced(name, second), within=30, what="the app Synced with the rotated token")
     assert (await kube.get(cm) or {}).get("data") == {"LEVEL": "2"}
     assert "service account token re-read" in agent.logs
     readiness = await agent.readiness()
@@ -106,7 +84,7 @@ async def test_agent_as_its_service_account_syncs_and_survives_token_rotation(
 
 async def test_namespaced_agent_fails_only_the_app_outside_its_namespaces_with_the_403_message(
     cluster: LocalCluster, kube: KubeClient, tmp_path: Path, repo: WorkTree, git_server: GitServer,
-    agent_processes: StartAgent, deployments: list[Deployed],
+    start_agent: StartAgent, deployments: list[Deployed],
 ) -> None:
     tag = secrets.token_hex(3)
     tenant, outside = f"tenant-{tag}", f"outside-{tag}"
@@ -122,15 +100,13 @@ async def test_namespaced_agent_fails_only_the_app_outside_its_namespaces_with_t
     first = repo.commit_and_push({"inside/a.yaml": configmap("a", {"k": "1"}), "inside/b.yaml": configmap("b", {}),
                                   "outside/c.yaml": configmap("c", {"k": "1"})}, "three config maps")
     url = git_server.url(repo.name)
-    agent = await agent_processes("tenant", AGENT_KEYS + app_config(inside_app, url, "inside", tenant)
-                                  + app_config(outside_app, url, "outside", outside), env=env)
-    await eventually(synced_at(agent, inside_app, first), within=30, what="the app inside its namespaces Synced")
+    agent = await start_agent(AGENT_KEYS + app_config(inside_app, url, "inside", tenant)
+                              + app_config(outside_app, url, "outside", outside),
+                              name="tenant", in_cluster=True, env=env)
+    await eventually(lambda: agent.synced(inside_app, first), within=30, what="the app inside its namespaces Synced")
 
-    async def failed() -> dict[str, Any] | None:
-        app = await agent.app(outside_app)
-        return app if app and app["reconciled_at"] else None
-
-    refused = await eventually(failed, within=30, what="the first reconcile of the app outside")
+    refused = await eventually(lambda: agent.reconciled(outside_app), within=30,
+                               what="the first reconcile of the app outside")
     assert refused["sync_status"] == "Unknown"
     assert refused["conditions"][0]["type"] == "ComparisonError"
     assert (f'configmaps is forbidden: User "{deployed.user}" cannot list resource "configmaps" in API group "" '
@@ -141,7 +117,7 @@ async def test_namespaced_agent_fails_only_the_app_outside_its_namespaces_with_t
     # Listing namespace by namespace finds what to prune.
     second = repo.commit_and_push({"inside/b.yaml": None}, "drop b")
     await agent.refresh(inside_app)
-    await eventually(synced_at(agent, inside_app, second), within=30, what="the prune of b")
+    await eventually(lambda: agent.synced(inside_app, second), within=30, what="the prune of b")
     pruned = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": tenant}}
     assert await kube.get(pruned) is None
     assert agent.proc.returncode is None and "Traceback" not in agent.logs

@@ -9,12 +9,10 @@ appears in the logs, the API or the metrics.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import secrets
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import StartAgent
+from tests.support.agent import StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
 
 USERNAME = "deploy-bot"
@@ -50,8 +48,7 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     agent = await start_agent(
         f'[[repositories]]\nurl = "{auth_server.base_url}team/"\nusername = "{USERNAME}"\n'
         f'password_file = "{password_file}"\nwebhook_secret_file = "{tmp_path / "hook-secret"}"\n\n'
-        f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "app"\n'
-        f'namespace = "{namespace}"\n',
+        + application_toml(name, url, namespace=namespace, path="app", revision="main"),
         poll_interval="1h",
     )
 
@@ -67,11 +64,7 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     password_file.write_text(PASSWORD + "\n")  # rotated: read at the next request, no restart
     assert (await agent.request("POST", f"/api/v1/applications/{name}/refresh"))[0] == 202
 
-    async def at(sha: str) -> dict[str, Any] | None:
-        app = await agent.app(name)
-        return app if app and app["revision"] == sha and app["sync_status"] == "Synced" else None
-
-    app = await eventually(lambda: at(first), within=20, what="the app synced after the rotation")
+    app = await eventually(lambda: agent.synced(name, first), within=20, what="the app synced after the rotation")
     assert (app["revision_message"], app["revision_author"]) == ("first", "Dev <dev@example.com>")
     assert app["revision_committed_at"] > 1_600_000_000
     assert app["source"]["repo"] == url
@@ -82,15 +75,14 @@ async def test_credentials_rotation_webhook_and_no_secret_anywhere(
     status, text = await agent.request("POST", "/api/webhook", body=payload, headers={
         "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1", "X-Hub-Signature-256": f"sha256={signature}"})
     assert (status, json.loads(text)) == (202, {"result": "refreshed", "refreshed": [name]})
-    await eventually(lambda: at(second), within=15, what="the app at the pushed commit without a poll")
+    await eventually(lambda: agent.synced(name, second), within=15, what="the app at the pushed commit without a poll")
 
     _, metrics = await agent.request("GET", "/metrics")
     assert f'gitops_agent_git_request_total{{repo="{url}",request="ls-remote",result="auth_failed"}}' in metrics
     assert 'gitops_agent_webhook_requests_total{provider="github",result="refreshed"} 1.0' in metrics
     _, listing = await agent.request("GET", "/api/v1/applications")
     _, detail = await agent.request("GET", f"/api/v1/applications/{name}")
-    agent.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(agent.proc.wait(), timeout=10) == 0
+    assert await agent.stop(grace=10) == 0
     logs = agent.log_path.read_text()
     for where, text in {"logs": logs, "metrics": metrics, "list": listing, "detail": detail}.items():
         assert PASSWORD not in text, f"the password leaked into the {where}"

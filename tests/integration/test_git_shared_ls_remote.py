@@ -8,7 +8,6 @@ its `POST git-upload-pack`: ls-remotes = ls-refs requests - fetch operations.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from dataclasses import replace
@@ -22,14 +21,14 @@ from agent.runtime import build_controller
 from tests.integration.helpers import configmap, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 APPS = 100
 POLL = 2.0
 
 
 def reconciles(metrics: Metrics) -> int:
-    return int(sum(sample.value for family in metrics.registry.collect() if family.name == "gitops_agent_reconcile"
-                   for sample in family.samples if sample.name == "gitops_agent_reconcile_total"))
+    return int(sample_total(metrics.registry, "gitops_agent_reconcile_total"))
 
 
 def at_revision(controller: Controller, sha: str) -> bool:
@@ -55,7 +54,7 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
     started = time.monotonic()
     controller.start()
     try:
-        await eventually(lambda: _true(at_revision(controller, first)), within=60, what="all apps at the commit")
+        await eventually(lambda: at_revision(controller, first), within=60, what="all apps at the commit")
         first_round = time.monotonic() - started
         ls_refs, fetches = git_server.count(repo=repo.name, kind="ls-refs"), git_server.count(repo=repo.name,
                                                                                               kind="fetch")
@@ -63,7 +62,8 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
 
         git_server.reset_counts()
         window_start, before = time.monotonic(), reconciles(metrics)
-        await asyncio.sleep(3 * POLL + 0.5)
+        await eventually(lambda: reconciles(metrics) - before >= 2 * APPS, within=3 * POLL + 0.5,
+                         interval=0.05, what=f"{2 * APPS} polls")
         window = time.monotonic() - window_start
         polls = reconciles(metrics) - before
         ls_remotes = git_server.count(repo=repo.name, kind="ls-refs")
@@ -73,13 +73,9 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
 
         second = repo.commit_and_push({"apps/a000/cm.yaml": configmap("cm-000", {"v": "2"})}, "one app changes")
         git_server.reset_counts()
-        await eventually(lambda: _true(at_revision(controller, second)), within=30, what="all apps at the new commit")
+        await eventually(lambda: at_revision(controller, second), within=30, what="all apps at the new commit")
         assert git_server.count(repo=repo.name, kind="fetch") == 1, "the new commit is fetched once for 100 apps"
     finally:
         await controller.stop()
     print(f"\n{APPS} apps: first round {first_round:.2f}s; {polls} polls in {window:.1f}s "
           f"(poll_interval {POLL}s) made {ls_remotes} ls-remotes and 0 fetches")
-
-
-async def _true(value: bool) -> bool:
-    return value

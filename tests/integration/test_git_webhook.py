@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,14 +29,9 @@ from agent.server.webhook import WebhookReceiver
 from tests.integration.helpers import configmap, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.ports import free_port
 
 SECRET = "webhook-secret-9b2c"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -86,14 +80,10 @@ async def hooked(repo: WorkTree, git_server: GitServer, kube: KubeClient, namesp
         controller.start()
         hooked = Hooked(controller, metrics, f"http://127.0.0.1:{port}", url, name)
         try:
-            await eventually(lambda: _async(hooked.revision() == first), within=20, what="the first sync")
+            await eventually(lambda: hooked.revision() == first, within=20, what="the first sync")
             yield hooked
         finally:
             await controller.stop()
-
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 def github_push(url: str, ref: str = "refs/heads/main", *, secret: str = SECRET,
@@ -111,7 +101,7 @@ async def test_push_and_webhook_bring_the_app_to_the_new_commit_at_once(hooked: 
     status, body = await hooked.post(*github_push(hooked.repo_url))
 
     assert (status, body) == (202, {"result": "refreshed", "refreshed": [hooked.app]})
-    await eventually(lambda: _async(hooked.revision() == second), within=15, what="the app at the pushed commit")
+    await eventually(lambda: hooked.revision() == second, within=15, what="the app at the pushed commit")
     current = hooked.controller.status(hooked.app)
     assert current is not None and current.revision is not None and current.revision.message == "second"
     assert hooked.webhook_count("github", "refreshed") == 1

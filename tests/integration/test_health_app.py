@@ -3,10 +3,7 @@ the API and /metrics report it (with a `[[health_checks]]` override, through the
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +21,7 @@ from agent.model import HealthStatus, SyncPolicy
 from agent.runtime import build_controller
 from tests.integration.health_helpers import CustomKind, custom_kind, ready
 from tests.integration.helpers import configmap, deployment, eventually, settings_for
+from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
@@ -107,55 +105,14 @@ async def test_app_health_is_the_worst_of_its_live_resources(
 # ------------------------------------------------------------------ through the agent process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def widgets(kube: KubeClient) -> AsyncIterator[CustomKind]:
     async with custom_kind(kube) as kind:
         yield kind
 
 
-@pytest.fixture
-async def start_agent(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[Any]:
-    """Run `gitops-agent run` with `[agent]` set up for the test cluster; returns the base URL."""
-    procs: list[asyncio.subprocess.Process] = []
-    log = (tmp_path / "agent.log").open("wb")
-
-    async def start(config_body: str) -> str:
-        port = free_port()
-        config = tmp_path / "agent.toml"
-        config.write_text(
-            f'[agent]\nlisten = "127.0.0.1:{port}"\nstate_dir = "{tmp_path / "state"}"\n'
-            f'kubeconfig = "{cluster.kubeconfig}"\npoll_interval = "1m"\npoll_jitter = "0s"\n\n' + config_body
-        )
-        procs.append(await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format", "json",
-            stdout=asyncio.subprocess.DEVNULL, stderr=log,
-        ))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    log.close()
-
-
-async def get_json(url: str) -> Any:
-    try:
-        async with aiohttp.ClientSession() as session, session.get(url) as resp:
-            return await resp.json() if resp.status == 200 else None
-    except aiohttp.ClientConnectionError:
-        return None
-
-
 async def test_agent_reports_resource_health_with_configured_reasons_in_api_and_metrics(
-    start_agent: Any, kube: KubeClient, git_server: GitServer, repo: WorkTree, namespace: str, widgets: CustomKind,
+    start_agent: StartAgent, git_server: GitServer, repo: WorkTree, namespace: str, widgets: CustomKind,
 ) -> None:
     # Unique: the app's label selects across namespaces, and earlier tests' namespaces linger while terminating.
     name = f"shop-{secrets.token_hex(3)}"
@@ -163,19 +120,17 @@ async def test_agent_reports_resource_health_with_configured_reasons_in_api_and_
     manifest = widgets.widget("orders", "", size=3)
     manifest["metadata"].pop("namespace")
     repo.commit_and_push({"app/web.yaml": deployment("web"), "app/widget.yaml": yaml.safe_dump(manifest)}, "first")
-    base = await start_agent(
+    agent = await start_agent(
         f'[[health_checks]]\ngroup = "{widgets.group}"\nkind = "Widget"\ndegraded_reasons = ["QuotaExceeded"]\n\n'
-        f'[[applications]]\nname = "{name}"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
-        f'path = "app"\nnamespace = "{namespace}"\n'
+        + application_toml(name, git_server.url(repo.name), namespace=namespace, path="app", revision="main")
     )
 
     async def app_health(expected: str) -> Any:
         try:
-            async with aiohttp.ClientSession() as session, session.post(f"{base}/api/v1/applications/{name}/refresh"):
-                pass
+            await agent.post(f"/api/v1/applications/{name}/refresh")
         except aiohttp.ClientConnectionError:
             return None  # not listening yet
-        app = await get_json(f"{base}/api/v1/applications/{name}")
+        app = await agent.app(name)
         return app if app and app["health_status"] == expected else None
 
     app = await eventually(lambda: app_health("Healthy"), within=30, interval=0.3, what="the app to be Healthy")
@@ -190,11 +145,10 @@ async def test_agent_reports_resource_health_with_configured_reasons_in_api_and_
 
     await widgets.set_status(widget, {"conditions": [ready("False", "QuotaExceeded", "no room")]})
     await eventually(lambda: app_health("Degraded"), within=15, interval=0.3, what="Degraded")
-    listed = await get_json(f"{base}/api/v1/applications")
-    assert [a["health_status"] for a in listed] == ["Degraded"]
+    status, listed = await agent.get_json("/api/v1/applications")
+    assert status == 200 and [a["health_status"] for a in listed] == ["Degraded"]
 
-    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as resp:
-        metrics = await resp.text()
+    metrics = await agent.metrics()
     series = {line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
               for line in metrics.splitlines() if line.startswith("gitops_agent_app_health_status{")}
     assert series[f'health_status="Degraded",name="{name}"'] == 1.0

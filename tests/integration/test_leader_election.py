@@ -7,11 +7,10 @@ Timings are shortened (lease 4 s, renew deadline 3 s, retry 0.5 s) so failover f
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,36 +18,30 @@ import yaml
 
 from agent.kube import KubeClient
 from agent.leader import micro_time
-from tests.integration import deploy_support
-from tests.integration.deploy_support import AgentProcess
 from tests.integration.helpers import configmap, eventually
-from tests.support.cluster import LocalCluster
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
-agent_processes = deploy_support.agent_processes
-StartAgent = Callable[..., Awaitable[AgentProcess]]
 LEASE_SECONDS, RETRY_SECONDS = 4.0, 0.5
+POLL = "2s"
 
 
 def config(lease: str, namespace: str, apps: str) -> str:
-    return (f'poll_interval = "2s"\npoll_jitter = "0s"\nleader_election = true\n'
-            f'leader_election_namespace = "{namespace}"\nleader_election_name = "{lease}"\n'
+    return (f'leader_election = true\nleader_election_namespace = "{namespace}"\n'
+            f'leader_election_name = "{lease}"\n'
             f'leader_election_lease_duration = "{LEASE_SECONDS:g}s"\nleader_election_renew_deadline = "3s"\n'
             f'leader_election_retry_period = "{RETRY_SECONDS:g}s"\n\n{apps}')
 
 
 def app(name: str, url: str, namespace: str, *, path: str = "app") -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{url}"\npath = "{path}"\nnamespace = "{namespace}"\n\n'
-            '[applications.sync_policy]\nprune = true\nself_heal = true\n\n')
+    return application_toml(name, url, namespace=namespace, path=path,
+                            sync_policy={"prune": "true", "self_heal": "true"})
 
 
 def writes(metrics: str) -> float:
     """Applies (and dry runs) and deletes this agent sent, from gitops_agent_kube_requests_total."""
-    total = 0.0
-    for line in metrics.splitlines():
-        if line.startswith("gitops_agent_kube_requests_total{") and re.search(r'verb="(patch|delete)"', line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(sample_total(metrics, "gitops_agent_kube_requests_total", verb=verb) for verb in ("patch", "delete"))
 
 
 def applied_seconds(agent: AgentProcess) -> set[tuple[str, str]]:
@@ -70,22 +63,18 @@ async def leader_and_follower(agents: list[AgentProcess]) -> tuple[AgentProcess,
 
 
 async def test_exactly_one_of_two_agents_applies_and_the_other_takes_over_after_kill_9(
-    cluster: LocalCluster, kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str,
-    agent_processes: StartAgent,
+    kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
     lease, name = f"lead-{secrets.token_hex(3)}", f"ha-{secrets.token_hex(3)}"
     repo.commit_and_push({f"app/cm-{i}.yaml": configmap(f"cm-{i}", {"v": "1"}) for i in range(3)}, "three")
     body = config(lease, namespace, app(name, git_server.url(repo.name), namespace))
-    agents = await asyncio.gather(*(agent_processes(f"agent-{i}", body, kubeconfig=cluster.kubeconfig)
-                                    for i in range(2)))
+    agents = await asyncio.gather(*(start_agent(body, name=f"agent-{i}", poll_interval=POLL) for i in range(2)))
     leader, follower = await leader_and_follower(list(agents))
 
-    async def synced_on(agent: AgentProcess) -> dict[str, Any] | None:
-        status = await agent.app(name)
-        return status if status and status["sync_status"] == "Synced" else None
-
-    await eventually(lambda: synced_on(leader), within=30, what="the app Synced by the leader")
-    await asyncio.sleep(2 * 2.0)  # two more polls by the leader
+    await eventually(lambda: leader.synced(name), within=30, what="the app Synced by the leader")
+    reconciles = await leader.metric("gitops_agent_reconcile_total", name=name)
+    await eventually(lambda: _grew(leader.metric("gitops_agent_reconcile_total", name=name), reconciles + 2),
+                     within=10, what="two more polls by the leader")
     leader_metrics, follower_metrics = await leader.metrics(), await follower.metrics()
     assert writes(leader_metrics) > 0 and writes(follower_metrics) == 0
     assert "gitops_agent_leader 1.0" in leader_metrics and "gitops_agent_leader 0.0" in follower_metrics
@@ -128,26 +117,24 @@ async def test_exactly_one_of_two_agents_applies_and_the_other_takes_over_after_
 
 
 async def test_a_leader_that_stops_cleanly_hands_over_within_one_retry(
-    cluster: LocalCluster, repo: WorkTree, git_server: GitServer, namespace: str, agent_processes: StartAgent,
+    repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
     lease, name = f"lead-{secrets.token_hex(3)}", f"calm-{secrets.token_hex(3)}"
     repo.commit_and_push({"app/cm.yaml": configmap("cm", {"v": "1"})}, "one")
     body = config(lease, namespace, app(name, git_server.url(repo.name), namespace))
-    first = await agent_processes("first", body, kubeconfig=cluster.kubeconfig)
+    first = await start_agent(body, name="first", poll_interval=POLL)
     await eventually(first.is_leader, within=15, what="the first agent to lead")
-    second = await agent_processes("second", body, kubeconfig=cluster.kubeconfig)
+    second = await start_agent(body, name="second", poll_interval=POLL)
     await eventually(lambda: _is(second.is_leader(), False), within=15, what="the second agent to follow")
-    first.proc.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
-    assert await asyncio.wait_for(first.proc.wait(), timeout=15) == 0
+    assert await first.stop() == 0
     await eventually(second.is_leader, within=LEASE_SECONDS, interval=0.05, what="the second agent to lead")
     assert time.monotonic() - stopped < LEASE_SECONDS - 1  # released: no waiting out the lease
     assert any("released lease" in e["msg"] for e in first.events)
 
 
 async def test_a_lease_taken_by_another_identity_stops_the_leader_before_its_next_write(
-    cluster: LocalCluster, kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str,
-    agent_processes: StartAgent,
+    kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
     lease, name = f"lead-{secrets.token_hex(3)}", f"waves-{secrets.token_hex(3)}"
     stuck = yaml.safe_dump({  # wave 0 never becomes healthy: no node has this label
@@ -160,8 +147,8 @@ async def test_a_lease_taken_by_another_identity_stops_the_leader_before_its_nex
     later = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
                             "metadata": {"name": "later", "annotations": {"argocd.argoproj.io/sync-wave": "1"}}})
     repo.commit_and_push({"app/stuck.yaml": stuck, "app/later.yaml": later}, "two waves")
-    agent = await agent_processes("leader", config(lease, namespace, app(name, git_server.url(repo.name), namespace)),
-                                  kubeconfig=cluster.kubeconfig)
+    agent = await start_agent(config(lease, namespace, app(name, git_server.url(repo.name), namespace)),
+                              name="leader", poll_interval=POLL)
     await eventually(agent.is_leader, within=15, what="the agent to lead")
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "stuck", "namespace": namespace}}
     await eventually(lambda: kube.get(deployment), within=20, what="wave 0 applied; the sync now waits for health")
@@ -201,13 +188,17 @@ async def _writes_grew(agent: AgentProcess, before: float) -> bool:
     return writes(await agent.metrics()) > before
 
 
+async def _grew(count: Awaitable[float], to: float) -> bool:
+    return await count >= to
+
+
 async def test_a_lease_that_cannot_be_created_is_one_log_line_not_ready_and_no_writes(
-    cluster: LocalCluster, repo: WorkTree, git_server: GitServer, namespace: str, agent_processes: StartAgent,
+    repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
     missing = f"no-such-namespace-{secrets.token_hex(3)}"
     repo.commit_and_push({"app/cm.yaml": configmap("cm", {"v": "1"})}, "one")
     body = config("lead", missing, app("orphan", git_server.url(repo.name), namespace))
-    agent = await agent_processes("orphan", body, kubeconfig=cluster.kubeconfig)
+    agent = await start_agent(body, name="orphan", poll_interval=POLL)
 
     async def refused() -> dict[str, Any] | None:
         body = await agent.readiness()
@@ -216,7 +207,10 @@ async def test_a_lease_that_cannot_be_created_is_one_log_line_not_ready_and_no_w
     ready = await eventually(refused, within=15, what="readiness to report the lease error")
     assert ready["ready"] is False and ready["checks"]["leader"]["ok"] is False
     assert f'namespaces "{missing}" not found' in ready["checks"]["leader"]["error"]
-    await asyncio.sleep(2)  # four more attempts
+    attempts = await agent.metric("gitops_agent_kube_requests_total", verb="post", resource_kind="Lease")
+    await eventually(lambda: _grew(agent.metric("gitops_agent_kube_requests_total", verb="post",
+                                                resource_kind="Lease"), attempts + 4),
+                     within=10, what="four more attempts to create the lease")
     problems = [e for e in agent.events if e["msg"].startswith("leader election: cannot create lease")]
     assert len(problems) == 1 and problems[0]["level"] == "error"
     assert writes(await agent.metrics()) == 0

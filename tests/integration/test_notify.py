@@ -10,20 +10,15 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.integration import deploy_support
-from tests.integration.deploy_support import AgentProcess
 from tests.integration.helpers import configmap, eventually
-from tests.support.cluster import LocalCluster
+from tests.support.agent import StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
-
-agent_processes = deploy_support.agent_processes
-StartAgent = Callable[..., Awaitable[AgentProcess]]
 
 
 @dataclass
@@ -59,21 +54,14 @@ async def notify_socket() -> AsyncIterator[NotifySocket]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def app_config(name: str, url: str, namespace: str) -> str:
-    return (f'poll_interval = "1m"\npoll_jitter = "0s"\n\n[[applications]]\nname = "{name}"\nrepo = "{url}"\n'
-            f'path = "app"\nnamespace = "{namespace}"\n')
-
-
 async def test_ready_after_the_first_reconcile_watchdog_pings_reloading_and_stopping(
-    cluster: LocalCluster, repo: WorkTree, git_server: GitServer, namespace: str, notify_socket: NotifySocket,
-    agent_processes: StartAgent,
+    repo: WorkTree, git_server: GitServer, namespace: str, notify_socket: NotifySocket, start_agent: StartAgent,
 ) -> None:
     name = f"notified-{secrets.token_hex(3)}"
     repo.commit_and_push({"app/cm.yaml": configmap("settings", {"k": "v"})}, "one")
     started = time.monotonic()
-    agent = await agent_processes("notify", app_config(name, git_server.url(repo.name), namespace),
-                                  kubeconfig=cluster.kubeconfig,
-                                  env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"})
+    agent = await start_agent(application_toml(name, git_server.url(repo.name), namespace=namespace, path="app"),
+                              env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"})
 
     async def ready() -> list[tuple[float, list[str]]]:
         return notify_socket.received("READY=1")
@@ -85,9 +73,12 @@ async def test_ready_after_the_first_reconcile_watchdog_pings_reloading_and_stop
     pings_before_ready = [t for t, _ in notify_socket.received("WATCHDOG=1") if t < at]
     assert pings_before_ready and pings_before_ready[0] - started < 5  # the watchdog runs from the start
 
-    await asyncio.sleep(2.2)
-    pings = [t for t, _ in notify_socket.received("WATCHDOG=1") if t > at]
-    assert len(pings) >= 3, pings  # every WATCHDOG_USEC / 2 = 0.5 s
+    async def three_pings() -> list[float]:
+        pings = [t for t, _ in notify_socket.received("WATCHDOG=1") if t > at]
+        return pings if len(pings) >= 3 else []
+
+    # One every WATCHDOG_USEC / 2 = 0.5 s: at least three within 2.2 s.
+    pings = await eventually(three_pings, within=2.2, interval=0.05, what="three watchdog pings after READY=1")
     assert max(b - a for a, b in itertools.pairwise(pings)) < 0.9
 
     agent.proc.send_signal(signal.SIGHUP)
@@ -102,30 +93,21 @@ async def test_ready_after_the_first_reconcile_watchdog_pings_reloading_and_stop
     assert "configuration reloaded from" in agent.logs and "nothing changed" in agent.logs
     assert agent.proc.returncode is None
 
-    agent.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(agent.proc.wait(), timeout=15) == 0
+    assert await agent.stop() == 0
     (_, stopping), = notify_socket.received("STOPPING=1")
     assert stopping[1].startswith("STATUS=stopping")
 
 
 async def test_a_notify_socket_that_does_not_exist_is_one_log_line_and_the_agent_runs_on(
-    cluster: LocalCluster, repo: WorkTree, git_server: GitServer, namespace: str, tmp_path: Path,
-    agent_processes: StartAgent,
+    repo: WorkTree, git_server: GitServer, namespace: str, tmp_path: Path, start_agent: StartAgent,
 ) -> None:
     name = f"unnotified-{secrets.token_hex(3)}"
     repo.commit_and_push({"app/cm.yaml": configmap("settings", {"k": "v"})}, "one")
-    agent = await agent_processes("no-socket", app_config(name, git_server.url(repo.name), namespace),
-                                  kubeconfig=cluster.kubeconfig,
-                                  env={"NOTIFY_SOCKET": str(tmp_path / "missing.sock"), "WATCHDOG_USEC": "400000"})
-
-    async def synced() -> dict[str, object] | None:
-        app = await agent.app(name)
-        return app if app and app["sync_status"] == "Synced" else None
-
-    await eventually(synced, within=30, what="the app Synced")
+    agent = await start_agent(application_toml(name, git_server.url(repo.name), namespace=namespace, path="app"),
+                              env={"NOTIFY_SOCKET": str(tmp_path / "missing.sock"), "WATCHDOG_USEC": "400000"})
+    await eventually(lambda: agent.synced(name), within=30, what="the app Synced")
     await asyncio.sleep(1)  # several watchdog pings fail meanwhile
     lines = [e for e in agent.events if "NOTIFY_SOCKET" in e["msg"]]
     assert len(lines) == 1 and lines[0]["level"] == "warning"
     assert "missing.sock" in lines[0]["msg"] and "No such file or directory" in lines[0]["msg"]
-    agent.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(agent.proc.wait(), timeout=15) == 0
+    assert await agent.stop() == 0

@@ -8,9 +8,7 @@ import contextlib
 import errno
 import json
 import os
-import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -23,28 +21,18 @@ import pytest
 from agent.kube import KubeClient
 from agent.state import SnapshotFile
 from tests.integration.helpers import configmap, eventually
-from tests.support.agent import AgentProcess, StartAgent
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 
 def app_config(name: str, url: str, namespace: str) -> str:
-    return (f'[[applications]]\nname = "{name}"\nrepo = "{url}"\nrevision = "main"\npath = "app"\n'
-            f'namespace = "{namespace}"\n')
-
-
-async def synced_at(agent: AgentProcess, name: str, sha: str) -> dict[str, Any] | None:
-    app = await agent.app(name)
-    return app if app and app["sync_status"] == "Synced" and app["revision"] == sha else None
+    return application_toml(name, url, namespace=namespace, path="app", revision="main")
 
 
 async def reconciled_after(agent: AgentProcess, name: str, moment: float) -> dict[str, Any] | None:
     app = await agent.app(name)
     return app if app and (app["reconciled_at"] or 0) > moment else None
-
-
-async def stop(agent: AgentProcess) -> None:
-    agent.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(agent.proc.wait(), timeout=15) == 0
 
 
 async def cli(*args: str) -> tuple[int, str, str]:
@@ -53,16 +41,6 @@ async def cli(*args: str) -> tuple[int, str, str]:
     out, err = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
-        if match and all(f'{k}="{v}"' in (match[1] or "") for k, v in labels.items()):
-            total += float(match[2])
-    return total
 
 
 async def live_data(kube: KubeClient, namespace: str, name: str = "settings") -> Any:
@@ -78,10 +56,10 @@ async def test_restarted_agent_serves_the_snapshot_and_applies_nothing(
                                 "app/more.yaml": configmap("more", {"v": "1"})}, "one")
     config = app_config(name, git_server.url(repo.name), namespace)
     first = await start_agent(config)
-    await eventually(lambda: synced_at(first, name, sha), within=20, what="Synced")
-    patches_before = metric((await first.get("/metrics"))[1], "gitops_agent_kube_requests_total", verb="patch")
+    await eventually(lambda: first.synced(name, sha), within=20, what="Synced")
+    patches_before = await first.metric("gitops_agent_kube_requests_total", verb="patch")
     assert patches_before >= 2  # the two applies
-    await stop(first)
+    assert await first.stop() == 0
     assert '"msg": "stopped"' in first.logs
 
     restarted_at = time.time()
@@ -90,10 +68,10 @@ async def test_restarted_agent_serves_the_snapshot_and_applies_nothing(
     assert served["sync_status"] == "Synced" and served["revision"] == sha  # from the snapshot, or already compared
     await eventually(lambda: reconciled_after(second, name, restarted_at), within=20, what="a real reconcile")
     assert (await second.get("/readyz"))[0] == 200
-    metrics = (await second.get("/metrics"))[1]
-    assert metric(metrics, "gitops_agent_state_load_total", result="primary") == 1.0
-    assert metric(metrics, "gitops_agent_kube_requests_total", verb="patch") == 0.0, "no apply, no dry-run"
-    assert metric(metrics, "gitops_agent_kube_requests_total", verb="get") > 0
+    metrics = await second.metrics()
+    assert sample_total(metrics, "gitops_agent_state_load_total", result="primary") == 1.0
+    assert sample_total(metrics, "gitops_agent_kube_requests_total", verb="patch") == 0.0, "no apply, no dry-run"
+    assert sample_total(metrics, "gitops_agent_kube_requests_total", verb="get") > 0
 
 
 async def test_rollback_pauses_auto_sync_across_a_restart_until_a_new_commit(
@@ -103,10 +81,10 @@ async def test_rollback_pauses_auto_sync_across_a_restart_until_a_new_commit(
     config = app_config(name, git_server.url(repo.name), namespace)
     v1 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "1"})}, "version one")
     agent = await start_agent(config)
-    await eventually(lambda: synced_at(agent, name, v1), within=20, what="Synced at v1")
+    await eventually(lambda: agent.synced(name, v1), within=20, what="Synced at v1")
     v2 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "2"})}, "version two")
     assert await agent.post(f"/api/v1/applications/{name}/refresh") == 202
-    await eventually(lambda: synced_at(agent, name, v2), within=20, what="Synced at v2")
+    await eventually(lambda: agent.synced(name, v2), within=20, what="Synced at v2")
 
     code, out, err = await cli("history", name, "--server", agent.base_url)
     assert code == 0, err
@@ -128,7 +106,7 @@ async def test_rollback_pauses_auto_sync_across_a_restart_until_a_new_commit(
     assert await agent.post(f"/api/v1/applications/{name}/refresh") == 202
     app = await eventually(lambda: reconciled_after(agent, name, moment), within=20, what="a reconcile")
     assert app["sync_status"] == "OutOfSync" and "auto-sync paused" in app["message"]
-    await stop(agent)
+    assert await agent.stop() == 0
     agent = await start_agent(config)
     moment = time.time()
     app = await eventually(lambda: reconciled_after(agent, name, moment), within=20, what="a reconcile")
@@ -137,7 +115,7 @@ async def test_rollback_pauses_auto_sync_across_a_restart_until_a_new_commit(
 
     v3 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "3"})}, "version three")
     assert await agent.post(f"/api/v1/applications/{name}/refresh") == 202
-    app = await eventually(lambda: synced_at(agent, name, v3), within=20, what="Synced at v3 after the new commit")
+    app = await eventually(lambda: agent.synced(name, v3), within=20, what="Synced at v3 after the new commit")
     assert app["auto_sync_paused"] is None
     assert await live_data(kube, namespace) == {"v": "3"}
     assert [(h["trigger"], h["revision"]) for h in app["history"]] == [
@@ -151,10 +129,10 @@ async def test_resume_over_the_cli_syncs_the_tracked_revision_again(
     name = f"resume-{secrets.token_hex(3)}"
     v1 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "1"})}, "version one")
     agent = await start_agent(app_config(name, git_server.url(repo.name), namespace))
-    await eventually(lambda: synced_at(agent, name, v1), within=20, what="Synced at v1")
+    await eventually(lambda: agent.synced(name, v1), within=20, what="Synced at v1")
     v2 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "2"})}, "version two")
     assert await agent.post(f"/api/v1/applications/{name}/refresh") == 202
-    await eventually(lambda: synced_at(agent, name, v2), within=20, what="Synced at v2")
+    await eventually(lambda: agent.synced(name, v2), within=20, what="Synced at v2")
 
     status, body = await agent.request("POST", f"/api/v1/applications/{name}/rollback",
                                        body=json.dumps({"revision": "ffff0000"}).encode())
@@ -167,7 +145,7 @@ async def test_resume_over_the_cli_syncs_the_tracked_revision_again(
 
     code, out, err = await cli("resume", name, "--server", agent.base_url)
     assert code == 0 and "auto-sync resumed" in out, err
-    app = await eventually(lambda: synced_at(agent, name, v2), within=20, what="Synced at v2 again")
+    app = await eventually(lambda: agent.synced(name, v2), within=20, what="Synced at v2 again")
     assert app["auto_sync_paused"] is None and await live_data(kube, namespace) == {"v": "2"}
     assert [h["trigger"] for h in app["history"]] == ["auto", "rollback", "auto", "auto"]
     code, _, err = await cli("rollback", "no-such-app", "--server", agent.base_url)
@@ -232,7 +210,7 @@ async def test_disk_full_keeps_the_old_snapshot_reports_and_keeps_serving(
     name = f"full-{secrets.token_hex(3)}"
     v1 = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "1"})}, "one")
     agent = await start_agent(app_config(name, git_server.url(repo.name), namespace))
-    await eventually(lambda: synced_at(agent, name, v1), within=20, what="Synced")
+    await eventually(lambda: agent.synced(name, v1), within=20, what="Synced")
     await eventually(lambda: history_written(tiny_state_dir, name, 1), within=5, what="a snapshot")
     filler = fill(tiny_state_dir)
 
@@ -240,7 +218,7 @@ async def test_disk_full_keeps_the_old_snapshot_reports_and_keeps_serving(
     assert status == 200, body  # a manual sync: one more history entry to write
 
     async def failed_writes() -> float:
-        return metric((await agent.get("/metrics"))[1], "gitops_agent_state_write_total", result="failed")
+        return await agent.metric("gitops_agent_state_write_total", result="failed")
 
     await eventually(failed_writes, within=5, what="a failed snapshot write to be counted")
     assert "cannot write the state snapshot; the previous one is kept" in agent.logs
@@ -254,4 +232,4 @@ async def test_disk_full_keeps_the_old_snapshot_reports_and_keeps_serving(
     await eventually(lambda: history_written(tiny_state_dir, name, 2), within=5,
                      what="the snapshot to be written once there is room")
     assert "state snapshot written again after failures" in agent.logs
-    await stop(agent)
+    assert await agent.stop() == 0

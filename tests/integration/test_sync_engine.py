@@ -365,17 +365,13 @@ async def test_retry_stops_after_the_limit_and_resumes_on_a_new_commit(make_harn
             attempts += 1
         elif result.decision and result.decision.retry_at:
             due = result.decision.retry_at
-            await eventually(lambda due=due: _due(due), within=2, interval=0.02, what="retry to be due")
+            await eventually(lambda due=due: time.time() >= due, within=2, interval=0.02, what="retry to be due")
     assert attempts == 3, "one sync and two retries"
     assert result.decision is not None and "failed 3 times; waiting for a new commit" in result.decision.reason
 
     repo.commit_and_push({"app/api.yaml": deployment("api")}, "fixed")
     fixed = await app.reconcile()
     assert fixed.sync is not None and fixed.sync.phase is OperationPhase.SUCCEEDED
-
-
-async def _due(when: float) -> bool:
-    return time.time() >= when
 
 
 async def test_manual_sync_dry_run_changes_nothing_and_shows_the_diff(make_harness: Any, repo: WorkTree) -> None:

@@ -58,14 +58,14 @@ async def test_labelled_objects_appear_and_outside_changes_are_reported(
     outside = labelled("ours", namespace, app, {"k": "changed"})
     await kube.request("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/ours", body={"data": {"k": "changed"}},
                        content_type="application/merge-patch+json")
-    await eventually(lambda: _reported(changes, (app, ours)), within=5, what="the outside change to be reported")
+    await eventually(lambda: (app, ours) in changes, within=5, what="the outside change to be reported")
     assert cache.get("v1", ours)["data"] == outside["data"]  # type: ignore[index]
     assert changes.count((app, ours)) == 1, "our own write must not count as drift"
 
     await kube.delete(labelled("before", namespace, app, {}))
     before = ObjectRef("", "ConfigMap", namespace, "before")
-    await eventually(lambda: _reported(changes, (app, before)), within=10, what="the deletion to be reported")
-    await eventually(lambda: _gone(cache, app, before), within=10, what="the deleted object to leave the cache")
+    await eventually(lambda: (app, before) in changes, within=10, what="the deletion to be reported")
+    await eventually(lambda: not _has(cache, app, before), within=10, what="the deleted object to leave the cache")
 
 
 async def test_unlabelled_objects_are_not_cached(cache_and_changes: Any, kube: KubeClient, namespace: str) -> None:
@@ -94,7 +94,7 @@ async def test_an_expired_watch_lists_again(cache_and_changes: Any, cluster: Loc
     cluster.compact_etcd()
     cache._list = stale_first.__get__(cache)  # type: ignore[method-assign]
     assert await cache.track("v1", "PodTemplate")
-    await eventually(lambda: _relisted(cache), within=5, what="a relist after 410")
+    await eventually(lambda: cache.stats()["relists"] >= 1, within=5, what="a relist after 410")
     await kube.apply(pod_template("after", namespace, app))
     ref = ObjectRef("", "PodTemplate", namespace, "after")
     await eventually(lambda: _has(cache, app, ref), within=5, what="events after the relist")
@@ -106,17 +106,5 @@ def pod_template(name: str, namespace: str, app: str) -> KubeObject:
             "template": {"spec": {"containers": [{"name": "main", "image": "registry.example.com/app:v1"}]}}}
 
 
-async def _has(cache: WatchCache, app: str, ref: ObjectRef) -> bool:
+def _has(cache: WatchCache, app: str, ref: ObjectRef) -> bool:
     return ref in cache.objects(app, [("v1", ref.kind)])
-
-
-async def _gone(cache: WatchCache, app: str, ref: ObjectRef) -> bool:
-    return not await _has(cache, app, ref)
-
-
-async def _reported(changes: list[tuple[str, ObjectRef]], item: tuple[str, ObjectRef]) -> bool:
-    return item in changes
-
-
-async def _relisted(cache: WatchCache) -> bool:
-    return cache.stats()["relists"] >= 1

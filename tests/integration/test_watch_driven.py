@@ -22,6 +22,7 @@ from agent.runtime import build_controller
 from tests.integration.helpers import configmap, deployment, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_total
 
 
 class CountingKube:
@@ -51,8 +52,7 @@ async def agent(tmp_path: Path, cluster: LocalCluster, git_server: GitServer, re
 
 
 def renders(metrics: Metrics) -> float:
-    return sum(sample.value for family in metrics.registry.collect() for sample in family.samples
-               if sample.name == "gitops_agent_render_total")
+    return sample_total(metrics.registry, "gitops_agent_render_total")
 
 
 async def test_an_unchanged_app_is_reconciled_without_api_calls_or_render(agent: Any, repo: WorkTree) -> None:
@@ -123,6 +123,6 @@ async def _data_is(kube: KubeClient, ref: dict[str, Any], value: str) -> bool:
     return live is not None and (live.get("data") or {}).get("mode") == value
 
 
-async def _synced(controller: Controller, name: str) -> bool:
+def _synced(controller: Controller, name: str) -> bool:
     status = controller.status(name)
     return status is not None and status.sync_status is SyncStatus.SYNCED

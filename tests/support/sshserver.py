@@ -21,14 +21,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from tests.support.ports import free_port
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _keygen(path: Path, comment: str) -> str:
@@ -52,7 +48,7 @@ class SSHServer:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.user = getpass.getuser()
-        self.port = _free_port()
+        self.port = free_port()
         self.client_key = self.root / "client_key"
         self.other_key = self.root / "other_key"
         self.host_key = self.root / "host_key"

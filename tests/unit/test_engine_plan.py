@@ -1,10 +1,10 @@
+"""The sync plan: which objects to create, update or prune, in which waves, and what blocks a prune."""
+
 from typing import Any
 
-from agent.engine.autosync import LastSync, decide
-from agent.engine.diff import differs, normalize, redact_secrets, remove_managed_fields, unified_diff
 from agent.engine.options import sync_options, sync_wave
 from agent.engine.plan import Action, make_plan
-from agent.model import IgnoreDifference, ObjectRef, OperationPhase, RetryPolicy, SyncPolicy
+from agent.model import ObjectRef, SyncPolicy
 
 APP = "shop"
 
@@ -120,76 +120,3 @@ def test_annotations_in_both_spellings() -> None:
     assert sync_options(obj) == {"Prune=false", "Replace=true", "PruneLast=true"}
     assert sync_wave(obj) == -2
     assert sync_wave(cm("b")) == 0
-
-
-def test_normalize_drops_server_fields_and_folds_string_data() -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "uid": "x", "resourceVersion": "1",
-                                                                 "generation": 3, "managedFields": []},
-              "stringData": {"password": "hunter2"}, "status": {}}
-    assert normalize(secret) == {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-                                 "data": {"password": "aHVudGVyMg=="}}
-
-
-def test_ignore_differences_by_pointer_and_by_manager() -> None:
-    desired = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"},
-               "spec": {"replicas": 2, "template": {"metadata": {"annotations": {"a": "1"}}}}}
-    live = {**desired, "spec": {"replicas": 5, "template": {"metadata": {"annotations": {"a": "1", "hpa": "x"}}}}}
-    live["metadata"] = {**desired["metadata"], "managedFields": [{"manager": "hpa", "fieldsV1": {
-        "f:spec": {"f:template": {"f:metadata": {"f:annotations": {"f:hpa": {}}}}}}}]}
-    assert differs(desired, live, [])
-    by_pointer = IgnoreDifference(kind="Deployment", group="apps", json_pointers=("/spec/replicas",))
-    assert differs(desired, live, [by_pointer])
-    by_manager = IgnoreDifference(kind="Deployment", group="apps", managed_fields_managers=("hpa",))
-    assert not differs(desired, live, [by_pointer, by_manager])
-    other_kind = IgnoreDifference(kind="StatefulSet", group="apps", json_pointers=("/spec/replicas",))
-    assert differs(desired, live, [other_kind, by_manager])
-
-
-def test_remove_managed_fields_follows_list_keys() -> None:
-    obj = {"spec": {"containers": [{"name": "a", "image": "x", "env": []}, {"name": "b", "image": "y"}]}}
-    remove_managed_fields(obj, {"f:spec": {"f:containers": {'k:{"name":"a"}': {"f:image": {}}}}})
-    assert obj == {"spec": {"containers": [{"name": "a", "env": []}, {"name": "b", "image": "y"}]}}
-
-
-def test_secret_values_never_appear_in_diffs() -> None:
-    live = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"},
-            "data": {"user": "YWRtaW4=", "password": "b2xk"}}
-    desired = {**live, "data": {"user": "YWRtaW4=", "password": "bmV3"}}
-    diff = unified_diff(ObjectRef("", "Secret", "ns", "s"), live, desired)
-    assert "b2xk" not in diff and "bmV3" not in diff and "YWRtaW4=" not in diff
-    assert "-  password: <redacted value 2>" in diff and "+  password: <redacted value 3>" in diff
-    assert "user: <redacted value 1>" in diff and "-  user" not in diff
-    (plain,) = redact_secrets(cm("c", data={"k": "visible"}))
-    assert plain is not None and plain["data"] == {"k": "visible"}
-
-
-def test_new_revision_syncs_and_drift_needs_self_heal() -> None:
-    synced = LastSync("aaa", OperationPhase.SUCCEEDED, 1, 100.0)
-    assert decide(SyncPolicy(), out_of_sync=True, revision="bbb", last=synced, now=200).sync
-    assert decide(SyncPolicy(), out_of_sync=True, revision="bbb", last=None, now=200).sync
-    drift = decide(SyncPolicy(), out_of_sync=True, revision="aaa", last=synced, now=200)
-    assert not drift.sync and "self-heal is off" in drift.reason
-    assert decide(SyncPolicy(self_heal=True), out_of_sync=True, revision="aaa", last=synced, now=200).sync
-    assert not decide(SyncPolicy(self_heal=True), out_of_sync=False, revision="aaa", last=synced, now=200).sync
-    assert not decide(SyncPolicy(automated=False), out_of_sync=True, revision="bbb", last=synced, now=200).sync
-
-
-def test_failed_revision_is_retried_with_backoff_up_to_the_limit() -> None:
-    policy = SyncPolicy(retry=RetryPolicy(limit=2, backoff_duration=5, backoff_factor=2, backoff_max_duration=60))
-    first = LastSync("aaa", OperationPhase.FAILED, 1, 100.0)
-    waiting = decide(policy, out_of_sync=True, revision="aaa", last=first, now=102)
-    assert not waiting.sync and waiting.retry_at == 105.0
-    assert decide(policy, out_of_sync=True, revision="aaa", last=first, now=105).sync
-    second = LastSync("aaa", OperationPhase.FAILED, 2, 200.0)
-    assert decide(policy, out_of_sync=True, revision="aaa", last=second, now=209).retry_at == 210.0
-    exhausted = decide(policy, out_of_sync=True, revision="aaa", last=LastSync("aaa", OperationPhase.FAILED, 3, 300),
-                       now=10_000)
-    assert not exhausted.sync and "failed 3 times" in exhausted.reason
-    assert decide(SyncPolicy(), out_of_sync=True, revision="aaa", last=first, now=10_000).sync is False
-    assert decide(policy, out_of_sync=True, revision="new", last=exhausted and LastSync(
-        "aaa", OperationPhase.FAILED, 3, 300), now=301).sync
-
-
-def test_retry_delay_grows_and_is_capped() -> None:
-    retry = RetryPolicy(limit=5, backoff_duration=5, backoff_factor=2, backoff_max_duration=30)
-    assert [retry.delay(n) for n in range(1, 6)] == [5, 10, 20, 30, 30]
