@@ -17,7 +17,7 @@ from pathlib import Path
 from agent.config import load_settings
 from agent.config.diff import SettingsChange
 from agent.controller import Controller
-from agent.controller.reload import ReloadSummary
+from agent.controller.reload import ReloadSummary, apply_settings
 from agent.errors import ConfigError
 from agent.metrics import Metrics
 from agent.notify import Notifier
@@ -81,7 +81,7 @@ class Reloader:
             log.error("configuration reload failed; running on with the previous configuration",
                       extra={"error": str(exc)})
             return None
-        summary = await self._controller.apply_settings(settings)
+        summary = await apply_settings(self._controller, settings)
         if self._webhook is not None:
             self._webhook.reconfigure(settings)
         self._metrics.config_reloads.labels("success").inc()

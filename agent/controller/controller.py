@@ -24,7 +24,6 @@ from dataclasses import replace
 from agent.config import AppSpec, Settings
 from agent.controller.apps import AppTable
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
-from agent.controller.reload import ReloadSummary, apply_settings
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
 from agent.engine.history import rollback_target
 from agent.errors import AgentError, KubeError, KubeUnreachable, NotLeader
@@ -251,10 +250,6 @@ class Controller:
         await self.reconciler.close()
         for worker in self.apps.workers.values():
             worker.abandon(self._not_running(worker.spec.name, "the agent is stopping"))
-
-    async def apply_settings(self, settings: Settings) -> ReloadSummary:
-        """Run with reloaded settings (SIGHUP); see agent.controller.reload."""
-        return await apply_settings(self, settings)
 
     # ------------------------------------------------------------- the loop
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from agent.config import AgentSettings, AppSpec, Settings
 from agent.config.diff import SettingsChange, desired_state_changed, diff_settings, effective_settings
+from agent.controller.controller import Controller
 from agent.controller.teardown import Teardown
 from agent.engine.health import HealthAssessor
 from agent.errors import KubeError, KubeUnreachable
 from agent.source import ExportLimits, SourceOptions
-
-if TYPE_CHECKING:
-    from agent.controller.controller import Controller
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 

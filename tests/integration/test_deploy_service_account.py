@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from agent.kube import KubeClient
 from tests.integration.deploy_support import (
@@ -119,7 +120,12 @@ async def test_namespaced_agent_fails_only_the_app_outside_its_namespaces_with_t
     await agent.refresh(inside_app)
     await eventually(lambda: agent.synced(inside_app, second), within=30, what="the prune of b")
     pruned = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": tenant}}
-    assert await kube.get(pruned) is None
+    # Deleted in the foreground: the garbage collector removes it a moment after the sync.
+    await eventually(lambda: _absent(kube, pruned), within=10, what="b gone")
     assert agent.proc.returncode is None and "Traceback" not in agent.logs
     metrics = await agent.metrics()
     assert 'gitops_agent_kube_requests_total{code="403",resource_kind="ConfigMap",verb="get"}' in metrics
+
+
+async def _absent(kube: KubeClient, obj: dict[str, Any]) -> bool:
+    return await kube.get(obj) is None
