@@ -5,6 +5,7 @@
             directory and kustomize options, render settings
     plan    what a sync must do to each object (made by agent.engine.plan)
     state   AppState: everything learned about one app, and the sync operation in progress
+    projects  ProjectSpec (Argo CD's AppProject): destinations, kinds, roles, sync windows
 """
 
 from agent.model.core import (
@@ -26,6 +27,14 @@ from agent.model.core import (
     SyncTrigger,
 )
 from agent.model.plan import KIND_ORDER, PRE_SYNC_KINDS, Action, Plan, PlannedObject, PruneCandidate
+from agent.model.projects import (
+    DEFAULT_PROJECT,
+    Destination,
+    ProjectRole,
+    ProjectSpec,
+    ResourceKind,
+    SyncWindow,
+)
 from agent.model.specs import (
     APP_SYNC_OPTIONS,
     DirectorySpec,
@@ -54,6 +63,7 @@ from agent.model.state import (
 
 __all__ = [
     "APP_SYNC_OPTIONS",
+    "DEFAULT_PROJECT",
     "KIND_ORDER",
     "PRE_SYNC_KINDS",
     "Action",
@@ -67,6 +77,7 @@ __all__ = [
     "ChangeSet",
     "Condition",
     "ConditionType",
+    "Destination",
     "DirectorySpec",
     "HealthStatus",
     "HistoryEntry",
@@ -83,9 +94,12 @@ __all__ = [
     "OperationRequest",
     "Plan",
     "PlannedObject",
+    "ProjectRole",
+    "ProjectSpec",
     "PruneCandidate",
     "RenderSettings",
     "RepoSpec",
+    "ResourceKind",
     "ResourceState",
     "RetryPolicy",
     "Revision",
@@ -93,6 +107,7 @@ __all__ = [
     "SyncPolicy",
     "SyncStatus",
     "SyncTrigger",
+    "SyncWindow",
     "UnchangedSince",
     "parse_image",
     "split_image",
