@@ -5,7 +5,7 @@ quiet. Then one cycle is triggered and the benchmark waits until every app's
 `reconciled_at` is past the trigger time:
 
   --trigger refresh  POST /api/v1/applications/{name}/refresh for every app (the default;
-                     each refresh also drops the shared ls-remote answer, see README)
+                     each refresh also drops the shared ls-remote answer, see docs/git.md)
   --trigger poll     the agent runs with --poll-interval and the next poll of every app is
                      the cycle (no HTTP trigger; idle time until the polls is included)
 

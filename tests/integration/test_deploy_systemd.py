@@ -12,7 +12,7 @@ from pathlib import Path
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "gitops-agent.service"
 EXEC = "/usr/local/bin/gitops-agent"
-MAX_EXPOSURE = 2.0  # "OK"; README records the exact score
+MAX_EXPOSURE = 2.0  # "OK"; docs/operations.md records the exact score
 
 
 def installed_copy(tmp_path: Path) -> Path:

@@ -1,6 +1,6 @@
 """Image overrides parse as `kustomize edit set image` parses them (the expected values were
 produced by kustomize v5.7.1; tests/integration/test_render_kustomize.py checks against the binary),
-and overrides become the overlay kustomization documented in the README."""
+and overrides become the overlay kustomization documented in docs/rendering.md."""
 
 import pytest
 

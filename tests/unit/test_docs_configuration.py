@@ -1,0 +1,258 @@
+"""docs/configuration.md is the configuration reference: its key tables must say what the parser does.
+
+Each TOML table is documented under a heading that is its header (``## `[agent]` ``) followed by
+a markdown table with the columns `key | type | default | meaning` (`[agent]` also has `reload`).
+The checks run both ways, against the parser itself rather than a copy of its knowledge:
+
+- every key the parser reads (`Table.used`, recorded for every table it opens) is documented,
+  and every documented key and table is read;
+- a key documented as *required* is required, and every other key may be left out;
+- writing the documented default explicitly gives the same settings as leaving the key out;
+- the documented type is the one the parser enforces (a value of another kind is refused);
+- `[agent]`'s reload column matches what a reload takes over (`RELOADABLE_AGENT_KEYS`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import Settings, parse_duration, parse_settings, parse_size
+from agent.config.diff import AGENT_KEYS, RELOADABLE_AGENT_KEYS
+from agent.config.reader import Table
+from agent.errors import ConfigError
+
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+_HEADING = re.compile(r"^#{2,4} `(\[\[?)([a-z_.]+)(\]\]?)`$")
+_COLUMNS = ("key", "type", "default", "meaning")
+
+# Values for required keys, so that a configuration built from the reference parses.
+REQUIRED_SAMPLES: dict[str, Any] = {
+    "name": "demo",
+    "repo": "https://git.example.com/payments/gitops.git",
+    "url": "https://git.example.com/payments/",
+    "kind": "Deployment",
+}
+# Tables that need one of several keys to be valid; a check of one key uses an alternative without it.
+ONE_OF: dict[str, tuple[dict[str, Any], ...]] = {
+    "applications.ignore_differences": ({"json_pointers": ["/spec/replicas"]},
+                                        {"managed_fields_managers": ["kube-controller-manager"]}),
+}
+# Keys that are only valid together with another (a password needs a user name).
+COMPANIONS: dict[tuple[str, str], dict[tuple[str, str], Any]] = {
+    ("repositories", "password_file"): {("repositories", "username"): "deploy-bot"},
+    ("repositories", "password_env"): {("repositories", "username"): "deploy-bot"},
+}
+# A value of the wrong kind for each documented type; the parser must refuse it.
+WRONG_KIND: dict[str, Any] = {
+    "string": 1, "path": 1, "duration": "soon", "size": "lots", "integer": "1", "boolean": "yes",
+    "array of strings": "x", "table of strings": "x", "string or array of strings": 1,
+}
+
+
+@dataclass(frozen=True)
+class DocumentedKey:
+    name: str
+    type: str
+    default: str  # a TOML literal, or "required"
+    reload: str  # "live" / "restart" in [agent]; "" elsewhere
+
+    @property
+    def required(self) -> bool:
+        return self.default == "required"
+
+    def default_value(self) -> Any:
+        return tomllib.loads(f"value = {self.default}")["value"]
+
+
+@dataclass(frozen=True)
+class DocumentedTable:
+    path: str  # "applications.sync_policy"
+    array: bool  # [[...]]
+    keys: dict[str, DocumentedKey]
+
+
+def documented_tables(text: str) -> dict[str, DocumentedTable]:
+    tables: dict[str, DocumentedTable] = {}
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = _HEADING.match(line)
+        if not match:
+            continue
+        opening, path, closing = match.groups()
+        assert len(opening) == len(closing), f"malformed table heading {line!r}"
+        assert path not in tables, f"{path} is documented twice"
+        tables[path] = DocumentedTable(path, opening == "[[", dict(_key_rows(lines, index + 1, path)))
+    return tables
+
+
+def _key_rows(lines: list[str], start: int, table: str) -> Iterator[tuple[str, DocumentedKey]]:
+    """The rows of the first markdown table after a heading."""
+    index = start
+    while index < len(lines) and not lines[index].startswith("|"):
+        assert not lines[index].startswith("#"), f"[{table}] has no key table"
+        index += 1
+    header = [cell.strip() for cell in lines[index].strip().strip("|").split("|")]
+    assert header[:3] == list(_COLUMNS[:3]) and header[-1] == "meaning", f"[{table}]: columns are {header}"
+    assert set(header) <= {*_COLUMNS, "reload"}, f"[{table}]: unexpected columns {header}"
+    seen: set[str] = set()
+    for line in lines[index + 2:]:
+        if not line.startswith("|"):
+            break
+        # Split off as many cells as there are columns: the meaning (last) may hold a `|`.
+        cells = dict(zip(header, (cell.strip() for cell in line.split("|", len(header))[1:]), strict=True))
+        key = re.fullmatch(r"`([a-z_]+)`", cells["key"])
+        assert key, f"[{table}]: a key cell must be one `key`, not {cells['key']!r}"
+        name = key.group(1)
+        assert name not in seen, f"[{table}] {name} is documented twice"
+        seen.add(name)
+        default = cells["default"]
+        if default != "required":
+            literal = re.fullmatch(r"`(.+)`", default)
+            assert literal, f"[{table}] {name}: the default must be `a TOML value` or required, not {default!r}"
+            default = literal.group(1)
+        assert cells["type"] in WRONG_KIND, f"[{table}] {name}: unknown type {cells['type']!r}"
+        yield name, DocumentedKey(name, cells["type"], default, cells.get("reload", ""))
+
+
+REFERENCE_TABLES = documented_tables(REFERENCE.read_text(encoding="utf-8"))
+ALL_KEYS = [(table.path, key) for table in REFERENCE_TABLES.values() for key in table.keys]
+
+
+def build_config(*, set_keys: Mapping[tuple[str, str], Any] | None = None,
+                 drop: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A configuration holding every documented table once, with only what it requires."""
+    set_keys = set_keys or {}
+    avoid = {table for table, _ in set_keys} | ({drop[0]} if drop else set())
+    root: dict[str, Any] = {}
+    for table in sorted(REFERENCE_TABLES.values(), key=lambda t: t.path.count(".")):
+        body = {name: REQUIRED_SAMPLES.get(name, "sample") for name, key in table.keys.items() if key.required}
+        for choice in ONE_OF.get(table.path, ()):
+            if table.path not in avoid or not any((table.path, name) in set_keys or (table.path, name) == drop
+                                                  for name in choice):
+                body.update(choice)
+                break
+        body.update({name: value for (path, name), value in set_keys.items() if path == table.path})
+        if drop and drop[0] == table.path:
+            body.pop(drop[1], None)
+        *parents, last = table.path.split(".")
+        node = root
+        for part in parents:
+            node = node[part][0] if isinstance(node[part], list) else node[part]
+        node[last] = [body] if table.array else body
+    return root
+
+
+def parse(config: Mapping[str, Any]) -> Settings:
+    return parse_settings(config, file="reference.toml")
+
+
+def test_every_required_key_has_a_sample() -> None:
+    missing = [f"[{path}] {key}" for path, key in ALL_KEYS
+               if REFERENCE_TABLES[path].keys[key].required and key not in REQUIRED_SAMPLES]
+    assert not missing, f"add sample values for {missing} to REQUIRED_SAMPLES"
+
+
+def test_keys_read_by_the_parser_are_the_documented_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[Table] = []
+    original_init = Table.__init__
+
+    def recording_init(self: Table, file: str, where: str, data: Mapping[str, Any]) -> None:
+        original_init(self, file, where, data)
+        opened.append(self)
+
+    monkeypatch.setattr(Table, "__init__", recording_init)
+    parse(build_config())
+    read: dict[str, set[str]] = {}
+    for table in opened:
+        read.setdefault(re.sub(r"\[\d+\]", "", table.where), set()).update(table.used)
+    top_level = read.pop("")
+    assert top_level == {path for path in REFERENCE_TABLES if "." not in path}, "top-level tables"
+    assert set(read) == set(REFERENCE_TABLES), "tables documented vs. tables the parser reads"
+    for path, used in read.items():
+        keys = {key for key in used if f"{path}.{key}" not in REFERENCE_TABLES}  # sub-tables are documented apart
+        documented = set(REFERENCE_TABLES[path].keys)
+        assert keys - documented == set(), f"[{path}]: read by the parser but not documented"
+        assert documented - keys == set(), f"[{path}]: documented but not read by the parser"
+
+
+@pytest.mark.parametrize(("table", "key"), ALL_KEYS, ids=[f"{t}.{k}" for t, k in ALL_KEYS])
+def test_documented_default_is_the_default(table: str, key: str) -> None:
+    documented = REFERENCE_TABLES[table].keys[key]
+    if documented.required:
+        with pytest.raises(ConfigError, match=rf"\b{key}: is required"):
+            parse(build_config(drop=(table, key)))
+        return
+    omitted = parse(build_config(drop=(table, key)))
+    explicit = parse(build_config(set_keys={(table, key): documented.default_value()}))
+    assert explicit == omitted, f"[{table}] {key}: the documented default {documented.default} is not the default"
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind in ("string", "path"):
+        return isinstance(value, str)
+    if kind == "duration":
+        return isinstance(value, str) and parse_duration(value) >= 0
+    if kind == "size":
+        return isinstance(value, int | str) and not isinstance(value, bool) and parse_size(str(value)) > 0
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "array of strings":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "table of strings":
+        return isinstance(value, dict) and all(isinstance(item, str) for item in value.values())
+    return isinstance(value, str | list)  # string or array of strings
+
+
+@pytest.mark.parametrize(("table", "key"), ALL_KEYS, ids=[f"{t}.{k}" for t, k in ALL_KEYS])
+def test_documented_type_is_enforced(table: str, key: str) -> None:
+    documented = REFERENCE_TABLES[table].keys[key]
+    if not documented.required:
+        value = documented.default_value()
+        assert _fits(value, documented.type), \
+            f"[{table}] {key}: the default {documented.default} is not a {documented.type}"
+    with pytest.raises(ConfigError, match=rf"\b{key}\b"):
+        parse(build_config(set_keys={(table, key): WRONG_KIND[documented.type]}))
+
+
+@pytest.mark.parametrize(("table", "key"), ALL_KEYS, ids=[f"{t}.{k}" for t, k in ALL_KEYS])
+def test_credentials_directory_is_expanded_in_paths_only(table: str, key: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    documented = REFERENCE_TABLES[table].keys[key]
+    if documented.type not in ("string", "path"):
+        return
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/gitops-agent")
+    named = _parse_or_none({(table, key): "${CREDENTIALS_DIRECTORY}/file", **COMPANIONS.get((table, key), {})})
+    expanded = _parse_or_none({(table, key): "/run/credentials/gitops-agent/file", **COMPANIONS.get((table, key), {})})
+    if documented.type == "path":
+        assert named is not None and named == expanded, \
+            f"[{table}] {key}: documented as a path, but ${{CREDENTIALS_DIRECTORY}} is not expanded in it"
+    else:
+        assert named is None or named != expanded, \
+            f"[{table}] {key}: ${{CREDENTIALS_DIRECTORY}} is expanded: document it as a path"
+
+
+def _parse_or_none(set_keys: Mapping[tuple[str, str], Any]) -> Settings | None:
+    """The settings, or None when the value is refused (a string with its own syntax: a name, HOST:PORT)."""
+    try:
+        return parse(build_config(set_keys=set_keys))
+    except ConfigError:
+        return None
+
+
+def test_agent_reload_column_matches_what_a_reload_takes_over() -> None:
+    agent = REFERENCE_TABLES["agent"].keys
+    assert set(agent) == set(AGENT_KEYS), "[agent] keys vs. config.diff.AGENT_KEYS"
+    live = {name for name, key in agent.items() if key.reload == "live"}
+    restart = {name for name, key in agent.items() if key.reload == "restart"}
+    assert live | restart == set(agent), "every [agent] key says live or restart"
+    assert live == set(RELOADABLE_AGENT_KEYS)
