@@ -7,9 +7,12 @@ Tokens are in kube's static token file format; roles come from `[auth] policy_cs
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +154,20 @@ async def test_tokens_and_roles_decide_who_may_do_what(
     denied = [e for e in agent.events if e.get("msg") == "api request denied"]
     assert {e["subject"] for e in denied} >= {"vera", "dan", "ci-bot"}
     assert not any(token in agent.logs for token in tokens.values()), "tokens never reach the log"
+
+    # The CLI sends the token from the environment.
+    code, out, err = await cli("history", app, "--server", agent.base_url, env={"GITOPS_AGENT_TOKEN": tokens["viewer"]})
+    assert code == 0 and "rollback" in out, err
+    code, _, err = await cli("history", app, "--server", agent.base_url, env={})
+    assert code == 1 and "HTTP 401" in err
+
+
+async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("GITOPS_AGENT_TOKEN")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agent", *args, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE, env={**environ, **env})
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def test_an_open_api_refuses_to_listen_beyond_loopback_unless_told(start_agent: StartAgent) -> None:
