@@ -36,6 +36,7 @@ from agent.model import (
     RetryPolicy,
     SyncPolicy,
 )
+from agent.policy import find_project
 
 __all__ = [
     "AgentSettings",
@@ -70,6 +71,10 @@ class Settings:
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
+
+    def project(self, name: str) -> ProjectSpec | None:
+        """The project called `name` (`default` is built in unless declared); None when there is none."""
+        return find_project(name, {project.name: project for project in self.projects})
 
 
 def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settings:

@@ -5,11 +5,13 @@
               or pruned); `object_violation` checks one object (a prune candidate)
     windows   may the app sync now (Argo CD's sync windows), and when may it if not
     rbac      may this subject get, sync, roll back or override this app (casbin, Argo CD's model)
+    gate      all of a project's rules for one sync in one answer (`check_sync`): the reconcile's call
     globs     the glob dialects Argo CD matches with
 
 Nothing here does I/O; the clock is passed in. Imports only agent.model.
 """
 
+from agent.policy.gate import SyncVerdict, check_sync
 from agent.policy.projects import (
     IN_CLUSTER_NAME,
     IN_CLUSTER_SERVER,
@@ -35,9 +37,11 @@ __all__ = [
     "PolicyError",
     "Rbac",
     "Subject",
+    "SyncVerdict",
     "Target",
     "Violation",
     "WindowDecision",
+    "check_sync",
     "check_window",
     "decide",
     "destination_permitted",

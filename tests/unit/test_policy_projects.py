@@ -215,3 +215,32 @@ def test_default_project_permits_everything_and_unknown_projects_are_reported() 
         "application api belongs to project payments-team, which does not exist")
     declared = ProjectSpec(name="default", source_repos=("https://only.example.com/*",))
     assert find_project("default", {"default": declared}) is declared
+
+
+def test_one_verdict_for_a_sync_violations_windows_and_protected_prune_candidates() -> None:
+    from dataclasses import replace
+
+    from agent.model import SyncWindow
+    from agent.policy import check_sync
+
+    night = SyncWindow(kind="deny", schedule="0 22 * * *", duration="8h", applications=("*",))
+    project = replace(PAYMENTS, sync_windows=(night,))
+    target = Target(repo=REPO, namespace="payments")
+    keep = ObjectRef("", "ConfigMap", "default", "outside")
+    fine = ObjectRef("", "ConfigMap", "payments", "old")
+    day = 1_772_445_600.0  # 2026-03-02T10:00Z
+    verdict = check_sync(project, app="api", project_name="payments-team", target=target,
+                         objects=[_obj("apps/v1", "Deployment", "api", "payments")], prune=[keep, fine],
+                         is_namespaced=SCOPES.get, now=day, manual=False)
+    assert verdict.allowed and verdict.message == "" and verdict.protected == {keep}
+    night_verdict = check_sync(project, app="api", project_name="payments-team", target=target, objects=[],
+                               now=day + 13 * 3600, manual=False)
+    assert not night_verdict.allowed and night_verdict.message.startswith("sync blocked by deny window")
+    bad = check_sync(project, app="api", project_name="payments-team", target=target,
+                     objects=[_obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "evil")],
+                     is_namespaced=SCOPES.get, now=day, manual=False)
+    assert not bad.allowed and bad.message == (
+        "ClusterRoleBinding/evil is not permitted in project payments-team (clusterResourceWhitelist)")
+    missing = check_sync(None, app="api", project_name="payments-team", target=target, objects=[], now=day,
+                         manual=False)
+    assert not missing.allowed and "which does not exist" in missing.message
