@@ -219,3 +219,41 @@ async def test_tls_and_metrics_behind_tokens(start_agent: StartAgent, tmp_path: 
     except aiohttp.ClientError:
         plain = (0, "")
     assert plain[0] != 200, "no plain HTTP next to HTTPS"
+
+
+async def test_new_tokens_and_policies_take_effect_without_a_restart(
+    start_agent: StartAgent, repo: WorkTree, git_server: GitServer, namespace: str, tmp_path: Path
+) -> None:
+    import signal
+
+    name = f"api-{secrets.token_hex(3)}"
+    token_path = tmp_path / "tokens.csv"
+    tokens = tokens_file(token_path, "p")
+    url = git_server.url(repo.name)
+    repo.commit_and_push({"app/cm.yaml": configmap("settings", {})}, "first")
+    agent = await start_agent(auth_toml(token_path) + application_toml(name, url, namespace=namespace, path="app",
+                                                                      revision="main"))
+    await agent.wait_up()
+    viewer = Caller(agent, tokens["viewer"])
+    assert await viewer.status("POST", f"/api/v1/applications/{name}/resume") == 403
+
+    # A token added to the file works within a second or two; no signal needed.
+    newcomer = f"newcomer-{secrets.token_hex(16)}"
+    with token_path.open("a") as file:
+        file.write(f"{newcomer},nora,2001,\"platform\"\n")
+
+    async def admitted() -> bool:
+        return await Caller(agent, newcomer).status("GET", f"/api/v1/applications/{name}") == 200
+
+    await eventually(admitted, within=10, interval=0.2, what="the new token accepted")
+
+    # A policy changed in the file takes effect on SIGHUP.
+    agent.config_path.write_text(agent.config_path.read_text().replace("g, vera, role:readonly", "g, vera, role:admin"))
+    agent.proc.send_signal(signal.SIGHUP)
+
+    async def promoted() -> bool:
+        return await viewer.status("POST", f"/api/v1/applications/{name}/resume") == 200
+
+    await eventually(promoted, within=10, interval=0.2, what="vera promoted by the reloaded policy")
+    reloads = [e["msg"] for e in agent.events if e.get("msg", "").startswith("configuration reloaded")]
+    assert reloads and reloads[-1].endswith("[auth]"), reloads
