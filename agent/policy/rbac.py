@@ -161,7 +161,8 @@ class Rbac:
         denies = [line if line[0] == "g" else (*line[:5], "allow") for line in everything
                   if line[0] == "g" or line[5] == "deny"]
         self._allow = _enforcer(_MODEL, everything)
-        self._deny = _enforcer(_DENY_MODEL, denies)
+        # Without a deny line nothing can be denied: no second evaluation per request.
+        self._deny = _enforcer(_DENY_MODEL, denies) if any(line[0] == "p" for line in denies) else None
 
     @classmethod
     def build(cls, *, policy_csv: str = "", policy_default: str = "",
@@ -186,7 +187,7 @@ class Rbac:
         if self.default_role:
             identities.append(self.default_role)
         request = (APPLICATIONS, action, obj)
-        if any(self._deny.enforce(name, *request) for name in identities):
+        if self._deny is not None and any(self._deny.enforce(name, *request) for name in identities):
             return False
         return any(self._allow.enforce(name, *request) for name in identities)
 

@@ -19,6 +19,7 @@ the same request would be allowed.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from agent.model import SyncWindow
 from agent.policy.globs import glob_match
 from agent.policy.projects import IN_CLUSTER_NAME, IN_CLUSTER_SERVER
 
-HORIZON = timedelta(days=366)  # how far ahead `opens_at` is looked for
+HORIZONS = (timedelta(days=8), timedelta(days=366))  # how far ahead `opens_at` is looked for: a week, then a year
+HORIZON = HORIZONS[-1]
 MAX_OCCURRENCES = 2000  # per window and decision: a `* * * * *` window is cut off after about a day and a half
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -100,13 +102,19 @@ def decide(windows: Sequence[SyncWindow], *, app: str, namespace: str, now: floa
         return WindowDecision(True)
     at = datetime.fromtimestamp(now, UTC)
     try:
-        spans = {window: _spans(window, at - _duration(window), at + HORIZON) for window in relevant}
+        # Only what is open now decides; how long a block lasts is looked up when there is one.
+        spans = {window: _spans(window, at - _duration(window), at + timedelta(seconds=1)) for window in relevant}
+        allowed, reason, active = _verdict(relevant, spans, at, manual=manual)
+        if allowed:
+            return WindowDecision(True, reason, windows=active)
+        opens = None
+        for horizon in HORIZONS:
+            spans = {window: _spans(window, at - _duration(window), at + horizon) for window in relevant}
+            opens = _opening(relevant, spans, at, manual=manual)
+            if opens is not None:
+                break
     except InvalidWindow as exc:
         return WindowDecision(False, f"sync windows of project {project or '?'} cannot be read: {exc}")
-    allowed, reason, active = _verdict(relevant, spans, at, manual=manual)
-    if allowed:
-        return WindowDecision(True, reason, windows=active)
-    opens = _opening(relevant, spans, at, manual=manual)
     when = f"; syncs are allowed again at {opens.isoformat()}" if opens else \
         f"; no opening within {HORIZON.days} days"
     owner = f" of project {project}" if project else ""
@@ -148,12 +156,14 @@ def _opening(windows: Sequence[SyncWindow], spans: dict[SyncWindow, list[Span]],
 
 
 def _active(spans: list[Span], at: datetime) -> bool:
-    return any(start <= at < end for start, end in spans)
+    """Whether `at` lies in one of the (sorted, disjoint) spans."""
+    index = bisect.bisect_right(spans, at, key=lambda span: span[0]) - 1
+    return index >= 0 and at < spans[index][1]
 
 
 def _spans(window: SyncWindow, since: datetime, until: datetime) -> list[Span]:
     """The window's active periods starting after `since` (so one still running at `now` is included)
-    and before `until`, in UTC."""
+    and before `until`, in UTC, sorted; overlapping ones (a duration longer than the period) merged."""
     check_window(window)
     zone, length = _zone(window), _duration(window)
     spans: list[Span] = []
@@ -161,7 +171,10 @@ def _spans(window: SyncWindow, since: datetime, until: datetime) -> list[Span]:
         start = fired.astimezone(UTC)
         if start >= until or len(spans) >= MAX_OCCURRENCES:
             break
-        spans.append((start, start + length))
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], start + length))
+        else:
+            spans.append((start, start + length))
     return spans
 
 
