@@ -67,20 +67,27 @@ def api_access(settings: Settings) -> tuple[ApiAuth | None, ssl.SSLContext | Non
     return auth, context
 
 
+def _api_access_logged(settings: Settings) -> tuple[ApiAuth | None, ssl.SSLContext | None] | None:
+    """`api_access`, or None after logging why the API cannot be served as configured."""
+    try:
+        return api_access(settings)
+    except AgentError as exc:
+        log.error("%s", exc)
+    except (OSError, ssl.SSLError) as exc:
+        auth = settings.auth
+        log.error("[auth] tls_cert_file %s / tls_key_file %s: cannot be used: %s", auth and auth.tls_cert_file,
+                  auth and auth.tls_key_file, getattr(exc, "strerror", None) or exc)
+    return None
+
+
 async def run_agent(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; returns the process exit code."""
     agent = settings.agent
     notifier = Notifier.from_environment()  # before any subprocess could inherit NOTIFY_SOCKET
-    try:
-        auth, tls = api_access(settings)
-    except AgentError as exc:
-        log.error("%s", exc)
+    access = _api_access_logged(settings)
+    if access is None:
         return 1
-    except (OSError, ssl.SSLError) as exc:
-        assert settings.auth is not None
-        log.error("[auth] tls_cert_file %s / tls_key_file %s: cannot be used: %s", settings.auth.tls_cert_file,
-                  settings.auth.tls_key_file, getattr(exc, "strerror", None) or exc)
-        return 1
+    auth, tls = access
     try:
         agent.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
