@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 CONTEXT_KEYS = ("app", "revision", "object", "action", "repo", "error", "duration", "sync_status",
-                "health_status", "author", "changes", "trigger")
+                "health_status", "author", "changes", "trigger", "subject", "method", "path", "initiated_by",
+                "token_file")
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,6 +51,7 @@ def setup_logging(*, level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # These libraries log request details at INFO/DEBUG that could carry credentials.
-    for noisy in ("kubernetes_asyncio", "dulwich", "aiohttp.access", "urllib3"):
+    # These libraries log request details at INFO/DEBUG that could carry credentials; casbin logs its
+    # model and every policy line it loads at INFO.
+    for noisy in ("kubernetes_asyncio", "dulwich", "aiohttp.access", "urllib3", "casbin"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,7 +1,8 @@
 """SIGHUP: read the configuration file again and run with it; keep the running one when it is invalid.
 
     RELOADING=1 to systemd → read and validate the file → controller (apps, [agent],
-    [[repositories]], [[health_checks]]) and webhook receiver → READY=1 again
+    [[repositories]], [[health_checks]], [[projects]]), webhook receiver and API access ([auth]
+    and project roles) → READY=1 again
 
 An invalid file changes nothing: the error (naming file, table and key) is logged, counted
 in `gitops_agent_config_reload_total{result="error"}`, and the agent runs on with what it
@@ -21,6 +22,7 @@ from agent.controller.reload import ReloadSummary, apply_settings
 from agent.errors import ConfigError
 from agent.metrics import Metrics
 from agent.notify import Notifier
+from agent.server.auth import ApiAuth
 from agent.server.webhook import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -28,12 +30,13 @@ log = logging.getLogger(__name__)
 
 class Reloader:
     def __init__(self, path: Path | None, *, controller: Controller, metrics: Metrics, notifier: Notifier,
-                 webhook: WebhookReceiver | None = None) -> None:
+                 webhook: WebhookReceiver | None = None, auth: ApiAuth | None = None) -> None:
         self.path = path
         self._controller = controller
         self._metrics = metrics
         self._notifier = notifier
         self._webhook = webhook
+        self._auth = auth
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -84,9 +87,21 @@ class Reloader:
         summary = await apply_settings(self._controller, settings)
         if self._webhook is not None:
             self._webhook.reconfigure(settings)
+        self._reconfigure_auth()
         self._metrics.config_reloads.labels("success").inc()
         log_change(self.path, summary)
         return summary
+
+
+    def _reconfigure_auth(self) -> None:
+        """New policies, roles or token file for the API; the running ones stay when they cannot be used."""
+        running = self._controller.settings  # the effective settings: [auth] kept when it needs a restart
+        if self._auth is None or running.auth is None:
+            return
+        try:
+            self._auth.reconfigure(running.auth, projects=running.projects)
+        except ConfigError as exc:
+            log.error("API access not reconfigured; the previous tokens and policies stay", extra={"error": str(exc)})
 
 
 def describe(change: SettingsChange) -> str:
@@ -97,13 +112,19 @@ def describe(change: SettingsChange) -> str:
     if change.applied_keys:
         parts.append(f"[agent] {', '.join(change.applied_keys)}")
     parts += [f"[[{table}]]" for table, changed in (("repositories", change.repositories),
-                                                     ("health_checks", change.health_checks)) if changed]
+                                                     ("health_checks", change.health_checks),
+                                                     ("projects", change.projects)) if changed]
+    if change.auth:
+        parts.append("[auth]")
     return "; ".join(parts) or "nothing changed"
 
 
 def log_change(path: Path, summary: ReloadSummary) -> None:
     change = summary.change
     log.info("configuration reloaded from %s: %s", path, describe(change))
+    if change.auth_restart:
+        log.warning("configuration reload: [auth] was added or removed, or its TLS files changed; that takes "
+                    "effect only when the agent restarts, and the running API access is kept until then")
     if change.restart_keys:
         log.warning("configuration reload: [agent] %s change only when the agent restarts; "
                     "the running values are kept until then", ", ".join(change.restart_keys))

@@ -1,13 +1,16 @@
 """CLI verbs that talk to a running agent over its HTTP API: history, rollback, resume.
 
 The server is `--server URL`, else `$GITOPS_AGENT_SERVER`, else `http://127.0.0.1:8080`.
-Plain blocking urllib: one request per command, no event loop needed.
+With `[auth]` on the agent, the token is read from the file `$GITOPS_AGENT_TOKEN_FILE` or
+taken from `$GITOPS_AGENT_TOKEN`; an HTTPS agent with a private CA is verified with
+`$GITOPS_AGENT_CA_FILE`. Plain blocking urllib: one request per command, no event loop needed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -18,6 +21,7 @@ from urllib.parse import quote
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = "GITOPS_AGENT_SERVER"
+TOKEN_ENV, TOKEN_FILE_ENV, CA_FILE_ENV = "GITOPS_AGENT_TOKEN", "GITOPS_AGENT_TOKEN_FILE", "GITOPS_AGENT_CA_FILE"
 TIMEOUT = 600.0  # a rollback waits for the sync, health waits included
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3
@@ -33,13 +37,30 @@ def server_url(option: str | None) -> str:
     return (option or os.environ.get(SERVER_ENV) or DEFAULT_SERVER).rstrip("/")
 
 
+def bearer_token() -> str:
+    """The API token from `$GITOPS_AGENT_TOKEN_FILE` (read now) or `$GITOPS_AGENT_TOKEN`; "" for none."""
+    path = os.environ.get(TOKEN_FILE_ENV, "")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read().strip()
+        except OSError as exc:
+            raise RemoteError(f"${TOKEN_FILE_ENV} {path}: cannot read: {exc.strerror}") from exc
+    return os.environ.get(TOKEN_ENV, "").strip()
+
+
 def call(server: str, method: str, path: str, body: Any = None, *, timeout: float = TIMEOUT) -> tuple[int, Any]:
     """One request; returns (HTTP status, decoded JSON). Non-2xx answers are returned, not raised."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    token = bearer_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(server + path, data=data, method=method, headers=headers)
+    ca_file = os.environ.get(CA_FILE_ENV) or None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        context = ssl.create_default_context(cafile=ca_file) if server.startswith("https://") else None
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         payload = exc.read()

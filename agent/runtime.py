@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 from agent import __version__
 from agent.config import Settings
+from agent.config.auth import is_loopback
 from agent.controller import Controller, Reconciler
 from agent.controller.reload import source_options
 from agent.engine.fingerprint import live_digest
@@ -22,6 +24,7 @@ from agent.notify import Notifier
 from agent.reloader import Reloader
 from agent.render import Renderer
 from agent.server import build_app, serve
+from agent.server.auth import ApiAuth, server_tls
 from agent.server.webhook import WebhookReceiver
 from agent.source import GitSource
 from agent.state import StateStore
@@ -49,10 +52,42 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
     return controller
 
 
+def api_access(settings: Settings) -> tuple[ApiAuth | None, ssl.SSLContext | None]:
+    """Tokens, RBAC and TLS of the API, read now; AgentError (or OSError, ssl.SSLError for TLS) when unusable."""
+    if settings.auth is None:
+        if settings.agent.insecure_no_auth and not is_loopback(settings.agent.listen_host):
+            log.warning("the API has no [auth] and listens on %s: anyone who can reach it may sync and roll back "
+                        "every application (insecure_no_auth = true)", settings.agent.listen)
+        return None, None
+    auth = ApiAuth(settings.auth, projects=settings.projects)
+    count = auth.start()
+    context = server_tls(settings.auth)
+    log.info("API access: %d tokens, %s", count, "HTTPS" if context else "HTTP",
+             extra={"token_file": settings.auth.token_file})
+    return auth, context
+
+
+def _api_access_logged(settings: Settings) -> tuple[ApiAuth | None, ssl.SSLContext | None] | None:
+    """`api_access`, or None after logging why the API cannot be served as configured."""
+    try:
+        return api_access(settings)
+    except AgentError as exc:
+        log.error("%s", exc)
+    except (OSError, ssl.SSLError) as exc:
+        auth = settings.auth
+        log.error("[auth] tls_cert_file %s / tls_key_file %s: cannot be used: %s", auth and auth.tls_cert_file,
+                  auth and auth.tls_key_file, getattr(exc, "strerror", None) or exc)
+    return None
+
+
 async def run_agent(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; returns the process exit code."""
     agent = settings.agent
     notifier = Notifier.from_environment()  # before any subprocess could inherit NOTIFY_SOCKET
+    access = _api_access_logged(settings)
+    if access is None:
+        return 1
+    auth, tls = access
     try:
         agent.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -78,12 +113,13 @@ async def run_agent(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     webhook = WebhookReceiver(settings, controller, metrics)
-    reloader = Reloader(settings.source, controller=controller, metrics=metrics, notifier=notifier, webhook=webhook)
+    reloader = Reloader(settings.source, controller=controller, metrics=metrics, notifier=notifier, webhook=webhook,
+                        auth=auth)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
         app = build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook,
-                        leadership=leadership)
-        async with serve(app, agent.listen_host, agent.listen_port):
+                        leadership=leadership, auth=auth)
+        async with serve(app, agent.listen_host, agent.listen_port, ssl_context=tls):
             log.info("gitops-agent %s started: %d applications, API server %s, listening on %s",
                      __version__, len(settings.applications), kube.host, agent.listen)
             # Leads (controller running) or follows; on stop: STOPPING=1, drain, release the lease.

@@ -7,6 +7,8 @@ error rather than silently ignored: a typo in `prune` must not leave pruning off
     agent        [agent]
     apps         [[applications]] with sync policy, directory and kustomize options
     lists        [[repositories]] and [[health_checks]]
+    projects     [[projects]]: Argo CD AppProjects (repositories, destinations, kinds, roles, windows)
+    auth         [auth]: API tokens and RBAC; which listen addresses may go without
 """
 
 from __future__ import annotations
@@ -19,22 +21,27 @@ from typing import Any
 
 from agent.config.agent import AgentSettings, LeaderElectionSettings, parse_agent
 from agent.config.apps import AppSpec, parse_app
+from agent.config.auth import AuthSettings, check_listen, parse_auth
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
+from agent.config.projects import parse_projects
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
 from agent.model import (
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
+    ProjectSpec,
     RenderSettings,
     RepoSpec,
     RetryPolicy,
     SyncPolicy,
 )
+from agent.policy import find_project
 
 __all__ = [
     "AgentSettings",
     "AppSpec",
+    "AuthSettings",
     "DirectorySpec",
     "HealthCheckSpec",
     "IgnoreDifference",
@@ -59,9 +66,15 @@ class Settings:
     source: Path | None = None
     repositories: tuple[RepoSpec, ...] = ()
     health_checks: tuple[HealthCheckSpec, ...] = ()
+    projects: tuple[ProjectSpec, ...] = ()  # declared in TOML; `default` is built in unless declared
+    auth: AuthSettings | None = None  # None: the API is open (loopback only, or insecure_no_auth)
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
+
+    def project(self, name: str) -> ProjectSpec | None:
+        """The project called `name` (`default` is built in unless declared); None when there is none."""
+        return find_project(name, {project.name: project for project in self.projects})
 
 
 def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settings:
@@ -70,6 +83,8 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     agent = parse_agent(Table(file, "agent", agent_data))
     repositories = parse_repositories(top.sub_array("repositories"))
     health_checks = parse_health_checks(top.sub_array("health_checks"))
+    projects = parse_projects(top.sub_array("projects"))
+    auth = parse_auth(Table(file, "auth", top.get("auth", dict)) if "auth" in data else None)
     apps: list[AppSpec] = []
     for table in top.sub_array("applications"):
         app = parse_app(table)
@@ -79,8 +94,9 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     unknown = sorted(set(data) - top.used)
     if unknown:
         raise ConfigError(f"{file}: {unknown[0]}: unknown table or key")
+    check_listen(agent, auth, file=file)
     return Settings(agent=agent, applications=tuple(apps), source=Path(file) if file != "<config>" else None,
-                    repositories=repositories, health_checks=health_checks)
+                    repositories=repositories, health_checks=health_checks, projects=projects, auth=auth)
 
 
 def load_settings(path: Path) -> Settings:

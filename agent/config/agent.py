@@ -42,6 +42,7 @@ class AgentSettings:
     webhook_secret_file: str = ""
     webhook_max_body: int = 1024 * 1024
     history_limit: int = 50  # sync history entries kept per app
+    insecure_no_auth: bool = False  # serve an open API (no [auth]) on a non-loopback address
     render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
@@ -78,6 +79,7 @@ def parse_agent(table: Table) -> AgentSettings:
         webhook_secret_file=table.path("webhook_secret_file", defaults.webhook_secret_file),
         webhook_max_body=table.size("webhook_max_body", defaults.webhook_max_body),
         history_limit=table.positive("history_limit", defaults.history_limit),
+        insecure_no_auth=table.get("insecure_no_auth", bool, defaults.insecure_no_auth),
         render=_render_settings(table),
         leader_election=_leader_election_settings(table),
     )

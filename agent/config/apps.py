@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.config.reader import Table, parse_duration
 from agent.model import (
     APP_SYNC_OPTIONS,
+    DEFAULT_PROJECT,
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
@@ -33,6 +34,7 @@ class AppSpec:
     kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
     # When the app is removed from the configuration (SIGHUP), delete what it owns; else leave it.
     prune_on_delete: bool = False
+    project: str = DEFAULT_PROJECT  # the project whose rules apply; one that does not exist is a runtime condition
 
 
 def parse_app(table: Table) -> AppSpec:
@@ -53,7 +55,10 @@ def parse_app(table: Table) -> AppSpec:
         directory=_directory_spec(table.sub("directory")),
         kustomize=_kustomize_spec(table.sub("kustomize")),
         prune_on_delete=table.get("prune_on_delete", bool, False),
+        project=table.get("project", str, DEFAULT_PROJECT),
     )
+    if not spec.project:
+        raise table.error("project", "must not be empty (leave it out for the project \"default\")")
     table.finish()
     return spec
 

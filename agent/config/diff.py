@@ -37,6 +37,7 @@ AGENT_KEYS: dict[str, str] = {
     "webhook_secret_file": "webhook_secret_file",
     "webhook_max_body": "webhook_max_body",
     "history_limit": "history_limit",
+    "insecure_no_auth": "insecure_no_auth",
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",
@@ -57,6 +58,10 @@ RELOADABLE_AGENT_KEYS = frozenset({
     "max_repo_size", "webhook_secret_env", "webhook_secret_file", "webhook_max_body",
 })
 
+# [auth] keys a running agent takes over on reload. Adding or removing [auth] and its TLS files
+# need a restart: the listening socket was checked and opened with them.
+RELOADABLE_AUTH_KEYS = frozenset({"token_file", "policy_csv", "policy_default", "metrics_auth"})
+
 # AppSpec fields that decide the desired objects: a change is a new desired state, synced as
 # a new revision would be (Argo CD compares the source along with the revision the same way).
 _DESIRED_STATE_FIELDS = ("repo", "revision", "path", "namespace", "directory", "kustomize")
@@ -71,6 +76,9 @@ class SettingsChange:
     restart_keys: tuple[str, ...] = ()  # the part of `agent_keys` that needs a restart
     repositories: bool = False  # [[repositories]] differ
     health_checks: bool = False  # [[health_checks]] differ
+    projects: bool = False  # [[projects]] differ
+    auth: bool = False  # [auth] differs in keys that take effect on reload
+    auth_restart: bool = False  # [auth] was added or removed, or its TLS files changed: kept until a restart
 
     @property
     def applied_keys(self) -> tuple[str, ...]:
@@ -96,7 +104,17 @@ def diff_settings(running: Settings, loaded: Settings) -> SettingsChange:
         restart_keys=tuple(key for key in agent_keys if key not in RELOADABLE_AGENT_KEYS),
         repositories=running.repositories != loaded.repositories,
         health_checks=running.health_checks != loaded.health_checks,
+        projects=running.projects != loaded.projects,
+        auth=not _auth_needs_restart(running, loaded) and running.auth != loaded.auth,
+        auth_restart=_auth_needs_restart(running, loaded),
     )
+
+
+def _auth_needs_restart(running: Settings, loaded: Settings) -> bool:
+    old, new = running.auth, loaded.auth
+    if old is None or new is None:
+        return old is not new
+    return (old.tls_cert_file, old.tls_key_file) != (new.tls_cert_file, new.tls_key_file)
 
 
 def changed_agent_keys(running: AgentSettings, loaded: AgentSettings) -> tuple[str, ...]:
@@ -106,10 +124,12 @@ def changed_agent_keys(running: AgentSettings, loaded: AgentSettings) -> tuple[s
 
 
 def effective_settings(running: Settings, loaded: Settings) -> Settings:
-    """The loaded settings, with every [agent] key that needs a restart kept at its running value."""
+    """The loaded settings, with every [agent] key that needs a restart kept at its running value, and
+    [auth] kept whole when it was added, removed or its TLS files changed (an API never opens up on reload)."""
     fixed = {where.split(".")[0] for key, where in AGENT_KEYS.items() if key not in RELOADABLE_AGENT_KEYS}
     agent = replace(loaded.agent, **{name: getattr(running.agent, name) for name in fixed})
-    return replace(loaded, agent=agent)
+    auth = running.auth if _auth_needs_restart(running, loaded) else loaded.auth
+    return replace(loaded, agent=agent, auth=auth)
 
 
 def desired_state_changed(old: AppSpec, new: AppSpec) -> bool:

@@ -145,7 +145,8 @@ class Controller:
             raise QueueFull(f"application {name}: too many requests are waiting; try again when they are done")
         return await answer
 
-    async def rollback(self, name: str, revision: str | None = None) -> ReconcileResult | None:
+    async def rollback(self, name: str, revision: str | None = None, *,
+                       initiated_by: str = "") -> ReconcileResult | None:
         """Sync the app to a revision from its history (default: the previous successful one) and pause
         its automated sync until `resume` or a new commit on the tracked revision. Raises
         RollbackRefused when there is nothing to go back to; a rollback that could not sync at all
@@ -162,8 +163,9 @@ class Controller:
             tracked = state.tracked_sha  # a later commit than this still resumes
         self.apps.set_pause(name, AutoSyncPause(f"rolled back to {target.revision[:7]}", tracked, time.time()))
         log.warning("rollback: auto-sync paused", extra={"app": name, "revision": target.revision,
-                                                          "author": target.author})
-        result = await self.sync_now(name, OperationRequest(revision=target.revision, trigger=SyncTrigger.ROLLBACK))
+                                                          "author": target.author, "initiated_by": initiated_by})
+        result = await self.sync_now(name, OperationRequest(revision=target.revision, trigger=SyncTrigger.ROLLBACK,
+                                                            initiated_by=initiated_by))
         if result is not None and result.sync is None:
             self.apps.set_pause(name, previous)
         return result

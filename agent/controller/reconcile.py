@@ -186,7 +186,7 @@ class Reconciler:
             prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
             operation = SyncOperation(revision, request.trigger if request else trigger, prune,
                                       manual=request is not None, started=clock.started, plan=seen.plan,
-                                      prints=seen.prints)
+                                      prints=seen.prints, initiated_by=request.initiated_by if request else "")
             return await self._advance(app, state, operation, clock, decision=decision)
         return self._compared(app, state, seen, decision, clock, mark=(epoch, touches))
 
@@ -269,7 +269,8 @@ class Reconciler:
                                  changes=sync.changes, resources=resources,
                                  conditions=statuses.conditions(app.name, plan, sync_failed=failed), at=clock.started)
         entry = history_entry(state.history, revision=revision, trigger=operation.trigger, phase=sync.phase,
-                              started=sync.started, finished=sync.finished, changes=sync.changes)
+                              started=sync.started, finished=sync.finished, changes=sync.changes,
+                              initiated_by=operation.initiated_by)
         next_state = replace(
             state, status=status, operation=None, diffs={}, unchanged=None,
             last_sync=statuses.next_last_sync(state.last_sync, revision=revision.sha, phase=sync.phase,

@@ -15,13 +15,14 @@ class RollbackRefused(Exception):
 
 
 def history_entry(previous: Sequence[HistoryEntry], *, revision: Revision, trigger: SyncTrigger,
-                  phase: OperationPhase, started: float, finished: float, changes: ChangeSet) -> HistoryEntry:
+                  phase: OperationPhase, started: float, finished: float, changes: ChangeSet,
+                  initiated_by: str = "") -> HistoryEntry:
     counts = changes.counts()
     return HistoryEntry(
         id=(previous[0].id + 1) if previous else 1, revision=revision.sha, author=revision.author,
         message=revision.message, trigger=trigger, started=started, finished=finished, phase=phase,
         created=counts["created"], configured=counts["configured"], pruned=counts["pruned"],
-        failed=counts["failed"],
+        failed=counts["failed"], initiated_by=initiated_by,
     )
 
 

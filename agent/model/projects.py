@@ -46,7 +46,7 @@ class SyncWindow:
     kind: str  # allow | deny
     schedule: str  # cron, five fields
     duration: str  # e.g. "1h", "30m"
-    applications: tuple[str, ...] = ()  # globs; empty with the others empty: every app
+    applications: tuple[str, ...] = ()  # globs on app names; a window needs one of these three lists
     namespaces: tuple[str, ...] = ()
     clusters: tuple[str, ...] = ()
     manual_sync: bool = False  # manual syncs go through even while the window blocks

@@ -79,6 +79,7 @@ class HistoryEntry:
     configured: int = 0
     pruned: int = 0
     failed: int = 0
+    initiated_by: str = ""  # who asked for it through the API (the token's user); "" for automated syncs
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class OperationRequest:
     prune: bool | None = None  # override the policy's prune for this sync
     dry_run: bool = False  # plan and diff only
     trigger: SyncTrigger = SyncTrigger.MANUAL  # recorded in the sync history
+    initiated_by: str = ""  # the API caller (token's user), recorded in the sync history
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class SyncOperation:
     waiting_since: float | None = None
     changes: tuple[Change, ...] = ()
     message: str = ""  # what it waits for, for the status
+    initiated_by: str = ""  # the person who asked for it (OperationRequest.initiated_by)
     # Transient: the plan being carried out, the fingerprints of its desired objects, and what
     # the server answered to each apply so far (proofs of sync are made from them at the end).
     # After a restart the operation plans afresh at its revision and starts again from the

@@ -1,9 +1,10 @@
-"""aiohttp application: /healthz, /readyz, /metrics and /api/v1/applications."""
+"""aiohttp application: /healthz, /readyz, /metrics and /api/v1/applications, behind agent.server.auth."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import Any
@@ -14,7 +15,10 @@ from agent.controller import Controller
 from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
 from agent.model import AppState, AppStatus, AutoSyncPause
+from agent.server import auth as access
 from agent.server import operations
+from agent.server.auth import AUTH, AUTHENTICATED, PROJECT_OF, PUBLIC, ROUTES, ApiAuth, declare, may
+from agent.server.auth import middleware as auth_middleware
 from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
@@ -130,7 +134,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def list_applications(request: web.Request) -> web.Response:
     controller = request.app[CONTROLLER]
     apps = ((state, spec.namespace if (spec := controller.spec(state.name)) else "")
-            for state in controller.apps.states())
+            for state in controller.apps.states() if may(request, "get", state.name))
     return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
 
 
@@ -155,32 +159,45 @@ async def refresh_application(request: web.Request) -> web.Response:
 
 
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
-              webhook: WebhookReceiver | None = None, leadership: Leadership | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+              webhook: WebhookReceiver | None = None, leadership: Leadership | None = None,
+              auth: ApiAuth | None = None) -> web.Application:
+    """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token."""
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth_middleware])
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     app[KUBE_CHECK] = kube_check
     app[LEADERSHIP] = leadership or SingleInstance()
     app[SUMMARIES] = SummaryCache()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/applications", list_applications)
-    app.router.add_get("/api/v1/applications/{name}", get_application)
-    app.router.add_post("/api/v1/applications/{name}/refresh", refresh_application)
+    app[ROUTES] = {}
+    app[PROJECT_OF] = lambda name: spec.project if (spec := controller.spec(name)) else None
+    if auth is not None:
+        app[AUTH] = auth
+    routes = [("GET", "/healthz", healthz, PUBLIC), ("GET", "/readyz", readyz, PUBLIC),
+              ("GET", "/metrics", metrics, access.METRICS),
+              ("GET", "/api/v1/applications", list_applications, AUTHENTICATED),
+              ("GET", "/api/v1/applications/{name}", get_application, "get"),
+              ("POST", "/api/v1/applications/{name}/refresh", refresh_application, "refresh")]
+    for method, path, handler, action in routes:
+        if method == "GET":
+            app.router.add_get(path, handler)  # HEAD too, under the same declaration
+        else:
+            app.router.add_route(method, path, handler)
+        declare(app, method, path, action)
     operations.add_routes(app, controller)
     if webhook is not None:
         add_webhook_routes(app, webhook)
+        declare(app, "POST", "/api/webhook", PUBLIC)  # its own HMAC scheme, per repository
     return app
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
-    """Run the app inside our own loop; signals stay ours (handle_signals=False)."""
+async def serve(app: web.Application, host: str, port: int,
+                ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[web.AppRunner]:
+    """Run the app inside our own loop; signals stay ours (handle_signals=False). HTTPS with `ssl_context`."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         yield runner
     finally:

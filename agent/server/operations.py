@@ -10,7 +10,14 @@ from aiohttp import web
 from agent.controller import Controller, QueueFull, RollbackRefused
 from agent.controller.reconcile import ReconcileResult
 from agent.model import OperationRequest
+from agent.server.auth import declare, require, subject_of
 from agent.server.views import bad_request, json_fields, not_found, ref_view
+
+
+def initiator(request: web.Request) -> str:
+    """Who asked, for the sync history: the token's user ("" without [auth])."""
+    subject = subject_of(request)
+    return subject.name if subject else ""
 
 
 async def _operation_request(request: web.Request) -> OperationRequest:
@@ -22,7 +29,8 @@ async def _operation_request(request: web.Request) -> OperationRequest:
         raise bad_request("prune must be true or false")
     if not isinstance(dry_run, bool):
         raise bad_request("dry_run must be true or false")
-    return OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run)
+    return OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run,
+                            initiated_by=initiator(request))
 
 
 async def _rollback_revision(request: web.Request) -> str | None:
@@ -61,6 +69,9 @@ class Operations:
     async def sync(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         operation = await _operation_request(request)
+        spec = self.controller.spec(name)
+        if spec is not None and operation.revision is not None and operation.revision != spec.revision:
+            require(request, "override", name)  # Argo CD: syncing another revision than the tracked one
         try:
             result = await self.controller.sync_now(name, operation)
         except QueueFull as exc:
@@ -76,7 +87,7 @@ class Operations:
         name = request.match_info["name"]
         revision = await _rollback_revision(request)
         try:
-            result = await self.controller.rollback(name, revision)
+            result = await self.controller.rollback(name, revision, initiated_by=initiator(request))
         except RollbackRefused as exc:
             raise web.HTTPConflict(text=json.dumps({"error": str(exc)}), content_type="application/json") from exc
         if result is None:
@@ -109,3 +120,6 @@ def add_routes(app: web.Application, controller: Controller) -> None:
     app.router.add_get("/api/v1/applications/{name}/diff", operations.diff)
     app.router.add_post("/api/v1/applications/{name}/rollback", operations.rollback)
     app.router.add_post("/api/v1/applications/{name}/resume", operations.resume)
+    for method, verb, action in (("POST", "sync", "sync"), ("GET", "diff", "get"), ("POST", "rollback", "rollback"),
+                                 ("POST", "resume", "resume")):
+        declare(app, method, f"/api/v1/applications/{{name}}/{verb}", action)

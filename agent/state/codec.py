@@ -126,7 +126,7 @@ def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
         "id": entry.id, "revision": entry.revision, "author": entry.author, "message": entry.message,
         "trigger": entry.trigger.value, "started": entry.started, "finished": entry.finished,
         "phase": entry.phase.value, "created": entry.created, "configured": entry.configured,
-        "pruned": entry.pruned, "failed": entry.failed,
+        "pruned": entry.pruned, "failed": entry.failed, "initiated_by": entry.initiated_by,
     }
 
 
@@ -137,6 +137,7 @@ def history_from_dict(data: Mapping[str, Any]) -> HistoryEntry:
             message=str(data["message"]), trigger=SyncTrigger(data["trigger"]), started=float(data["started"]),
             finished=float(data["finished"]), phase=OperationPhase(data["phase"]), created=int(data["created"]),
             configured=int(data["configured"]), pruned=int(data["pruned"]), failed=int(data["failed"]),
+            initiated_by=str(data.get("initiated_by", "")),  # absent in snapshots written before it existed
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"history: {type(exc).__name__}: {exc}") from exc
@@ -150,7 +151,8 @@ def _operation(operation: SyncOperation | None) -> dict[str, Any] | None:
     if operation is None:
         return None
     return {"revision": _revision(operation.revision), "trigger": operation.trigger.value,
-            "prune": operation.prune, "manual": operation.manual, "started": operation.started}
+            "prune": operation.prune, "manual": operation.manual, "started": operation.started,
+            "initiated_by": operation.initiated_by}
 
 
 def _operation_from(data: Any) -> SyncOperation | None:
@@ -160,7 +162,7 @@ def _operation_from(data: Any) -> SyncOperation | None:
     if revision is None:
         raise RecordError("operation: no revision")
     return SyncOperation(revision, SyncTrigger(data["trigger"]), bool(data["prune"]), bool(data["manual"]),
-                         float(data["started"]))
+                         float(data["started"]), initiated_by=str(data.get("initiated_by", "")))
 
 
 # ------------------------------------------------------------------ the whole state

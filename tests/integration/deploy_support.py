@@ -25,6 +25,7 @@ from agent.kube import KubeClient
 from tests.support.cluster import LocalCluster
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "helm-free-manifests"
+API_TOKENS_SECRET = "gitops-agent-api-tokens"  # what the manifests mount as [auth] token_file; operators create it
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Deployed:
     prefix: str
     objects: list[dict[str, Any]]
     extra_namespaces: list[str] = field(default_factory=list)
+    api_token: str = ""  # the admin token in the API tokens Secret created with the manifests
 
     @property
     def service_account(self) -> str:
@@ -76,7 +78,14 @@ def render(tmp_path: Path, *, rbac: str, state: str = "state-emptydir", extra: S
         (root / "tenants.yaml").write_text(yaml.safe_dump_all(bindings))
         resources.append("tenants.yaml")
     (root / "kustomization.yaml").write_text(yaml.safe_dump({"resources": resources}))
-    return Deployed(namespace, prefix, kustomize(root))
+    token = secrets.token_hex(24)
+    return Deployed(namespace, prefix, [*kustomize(root), api_tokens_secret(namespace, token)], api_token=token)
+
+
+def api_tokens_secret(namespace: str, token: str) -> dict[str, Any]:
+    """The Secret an operator creates next to the manifests: one token of a platform admin."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": API_TOKENS_SECRET, "namespace": namespace},
+            "stringData": {"tokens.csv": f'{token},ops-admin,1000,"platform-admins"\n'}}
 
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent.kube import KubeClient
 from tests.integration.deploy_support import (
+    API_TOKENS_SECRET,
     MANIFESTS,
     Deployed,
     apply,
@@ -96,6 +97,28 @@ def test_cluster_wide_variant_is_accepted_and_grants_exactly_the_agents_verbs(
     pvc = cluster.kubectl("get", "pvc", "-n", deployed.namespace, f"{deployed.prefix}gitops-agent-state",
                           "-o", "jsonpath={.status.phase}").stdout
     assert pvc == "Pending"  # no provisioner on this cluster; a real one binds it
+
+
+def test_the_api_is_behind_tokens_from_a_secret_and_open_only_to_namespaces_that_need_it(
+    cluster: LocalCluster,
+) -> None:
+    objects = kustomize(MANIFESTS)
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["api-tokens"]["secret"]["secretName"] == API_TOKENS_SECRET
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["api-tokens"]["mountPath"] == "/etc/gitops-agent-tokens" and mounts["api-tokens"]["readOnly"]
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]["config.toml"]
+    assert 'token_file = "/etc/gitops-agent-tokens/tokens.csv"' in config
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert "httpHeaders" not in container[probe]["httpGet"], "probes need no token"
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy")["spec"]
+    (ingress,) = policy["ingress"]
+    assert ingress["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        {"namespaceSelector": {"matchLabels": {"gitops-agent.io/api-access": "true"}}},
+    ]
 
 
 async def test_ha_variant_rolls_out_two_ready_replicas(

@@ -7,12 +7,16 @@ Namespaced variant: an app outside its namespaces fails with the API's 403 messa
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from agent.kube import KubeClient
 from tests.integration.deploy_support import (
+    API_TOKENS_SECRET,
     Deployed,
     apply,
     create_namespace,
@@ -23,9 +27,10 @@ from tests.integration.deploy_support import (
     write_token,
 )
 from tests.integration.helpers import configmap, deployment, eventually
-from tests.support.agent import StartAgent, application_toml
+from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.ports import free_port
 
 
 def app_config(name: str, repo_url: str, path: str, namespace: str, options: str = "") -> str:
@@ -129,3 +134,41 @@ async def test_namespaced_agent_fails_only_the_app_outside_its_namespaces_with_t
 
 async def _absent(kube: KubeClient, obj: dict[str, Any]) -> bool:
     return await kube.get(obj) is None
+
+
+async def test_the_shipped_config_runs_with_the_api_behind_tokens(
+    cluster: LocalCluster, kube: KubeClient, tmp_path: Path, deployments: list[Deployed],
+) -> None:
+    """The manifests' own config.toml, as the pod would run it: its service account, its token Secret."""
+    deployed = render(tmp_path, rbac="rbac-cluster")
+    deployments.append(deployed)
+    apply(cluster, deployed, tmp_path)
+    env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
+    env.update(in_cluster_files(cluster, tmp_path / "serviceaccount", await request_token(kube, deployed)))
+    env["POD_NAMESPACE"] = deployed.namespace
+    secret = await kube.request("GET", f"/api/v1/namespaces/{deployed.namespace}/secrets/{API_TOKENS_SECRET}")
+    tokens = tmp_path / "tokens" / "tokens.csv"
+    tokens.parent.mkdir()
+    tokens.write_bytes(base64.b64decode(secret["data"]["tokens.csv"]))
+    port = free_port()
+    shipped = next(o for o in deployed.objects if o["kind"] == "ConfigMap")["data"]["config.toml"]
+    config = tmp_path / "config.toml"
+    config.write_text(shipped.replace('"0.0.0.0:8080"', f'"0.0.0.0:{port}"')
+                      .replace('"/var/lib/gitops-agent"', json.dumps(str(tmp_path / "state")))
+                      .replace('"/etc/gitops-agent-tokens/tokens.csv"', json.dumps(str(tokens))))
+    agent = await AgentProcess.spawn(config, port=port, log_path=tmp_path / "agent.log", env=env)
+    try:
+        await agent.wait_up()
+        assert (await agent.get("/healthz"))[0] == 200, "the liveness probe needs no token"
+        await eventually(lambda: _ready(agent), within=30, what="/readyz without a token")
+        assert (await agent.get("/api/v1/applications"))[0] == 401
+        bearer = {"Authorization": f"Bearer {deployed.api_token}"}
+        status, body = await agent.request("GET", "/api/v1/applications", headers=bearer)
+        assert status == 200 and json.loads(body) == [], "the Secret's token is the operators' way in"
+        assert deployed.api_token not in agent.logs
+    finally:
+        await agent.kill()
+
+
+async def _ready(agent: AgentProcess) -> bool:
+    return (await agent.get("/readyz"))[0] == 200

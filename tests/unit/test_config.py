@@ -32,6 +32,7 @@ def test_full_config_is_read_into_settings(tmp_path: Path) -> None:
         """
 [agent]
 listen = "0.0.0.0:9090"
+insecure_no_auth = true
 state_dir = "/tmp/state"
 poll_interval = "30s"
 poll_jitter = "500ms"

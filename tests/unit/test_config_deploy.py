@@ -84,3 +84,6 @@ def test_the_shipped_in_cluster_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     settings = load_settings(root / "helm-free-manifests" / "base" / "config.toml")
     assert settings.agent.leader_election.enabled and settings.agent.listen == "0.0.0.0:8080"
+    assert settings.auth is not None and settings.auth.token_file == "/etc/gitops-agent-tokens/tokens.csv", \
+        "listening beyond loopback, the API is behind tokens"
+    assert not settings.agent.insecure_no_auth

@@ -39,16 +39,25 @@ REQUIRED_SAMPLES: dict[str, Any] = {
     "repo": "https://git.example.com/payments/gitops.git",
     "url": "https://git.example.com/payments/",
     "kind": "Deployment",
+    "group": "apps",
+    "token_file": "/etc/gitops-agent/tokens.csv",
+    "schedule": "0 22 * * *",
+    "duration": "1h",
+    "projects.sync_windows.kind": "deny",  # a table's own sample wins over the key's
 }
 # Tables that need one of several keys to be valid; a check of one key uses an alternative without it.
 ONE_OF: dict[str, tuple[dict[str, Any], ...]] = {
     "applications.ignore_differences": ({"json_pointers": ["/spec/replicas"]},
                                         {"managed_fields_managers": ["kube-controller-manager"]}),
+    "projects.destinations": ({"server": "https://kubernetes.default.svc"}, {"name": "in-cluster"}),
+    "projects.sync_windows": ({"applications": ["*"]}, {"namespaces": ["*"]}),
 }
 # Keys that are only valid together with another (a password needs a user name).
 COMPANIONS: dict[tuple[str, str], dict[tuple[str, str], Any]] = {
     ("repositories", "password_file"): {("repositories", "username"): "deploy-bot"},
     ("repositories", "password_env"): {("repositories", "username"): "deploy-bot"},
+    ("auth", "tls_cert_file"): {("auth", "tls_key_file"): "/etc/gitops-agent/tls.key"},
+    ("auth", "tls_key_file"): {("auth", "tls_cert_file"): "/etc/gitops-agent/tls.crt"},
 }
 # A value of the wrong kind for each documented type; the parser must refuse it.
 WRONG_KIND: dict[str, Any] = {
@@ -133,7 +142,8 @@ def build_config(*, set_keys: Mapping[tuple[str, str], Any] | None = None,
     avoid = {table for table, _ in set_keys} | ({drop[0]} if drop else set())
     root: dict[str, Any] = {}
     for table in sorted(REFERENCE_TABLES.values(), key=lambda t: t.path.count(".")):
-        body = {name: REQUIRED_SAMPLES.get(name, "sample") for name, key in table.keys.items() if key.required}
+        body = {name: REQUIRED_SAMPLES.get(f"{table.path}.{name}", REQUIRED_SAMPLES.get(name, "sample"))
+                for name, key in table.keys.items() if key.required}
         for choice in ONE_OF.get(table.path, ()):
             if table.path not in avoid or not any((table.path, name) in set_keys or (table.path, name) == drop
                                                   for name in choice):
