@@ -142,9 +142,25 @@ class SyncRunner:
                                  f"{wave.describe()}")
             progress.op = replace(progress.op, message=_waiting_message([ref for ref, _ in wave.unhealthy]))
             return False
-        if any(obj.ref.kind == "CustomResourceDefinition" for obj in objects):
+        crds = [obj for obj in objects if obj.ref.kind == "CustomResourceDefinition"]
+        if crds:
             self.kube.forget_discovery()
+            # Established comes a moment before discovery serves the new kind; custom resources
+            # of the next wave could not be applied until it does.
+            unserved = [obj.ref for obj in crds if not await self._served(obj.desired)]
+            if unserved:
+                progress.op = replace(progress.op, message=f"waiting for the API server to serve {unserved[0]}")
+                return False
         progress.op = replace(progress.op, waiting_since=None, message="")
+        return True
+
+    async def _served(self, crd: KubeObject) -> bool:
+        spec = crd.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind", "")
+        versions = [v.get("name", "") for v in spec.get("versions") or [] if v.get("served", True)]
+        for version in versions:
+            if await self.kube.resource(f"{spec.get('group', '')}/{version}", kind) is None:
+                return False
         return True
 
     # ------------------------------------------------------------------ apply
