@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -242,7 +243,8 @@ class GitSource:
 
     async def symlink_targets(self, url: str, revision: Revision, paths: Sequence[str]) -> tuple[str, ...]:
         """Repository paths that symbolic links below `paths` point to (their content is not in the tree SHA)."""
-        return await self._read_tree(url, revision, trees.symlink_targets, list(paths))
+        walk = functools.partial(trees.symlink_targets, url=url, limits=self._options.limits)
+        return await self._read_tree(url, revision, walk, list(paths))
 
     async def _read_tree(self, url: str, revision: Revision, read: Callable[[cache.RepoHandles, str, list[str]], T],
                          paths: list[str]) -> T:
