@@ -40,6 +40,7 @@ AGENT_KEYS: dict[str, str] = {
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",
+    "allowed_remote_bases": "render.allowed_remote_bases",
     "leader_election": "leader_election.enabled",
     "leader_election_namespace": "leader_election.namespace",
     "leader_election_name": "leader_election.name",

@@ -39,6 +39,7 @@ from agent.render.inputs import KustomizeInputs, TreeSource, collect_inputs, res
 from agent.render.kustomize import KustomizeRunner, kustomization_file
 from agent.render.overrides import overlay_kustomization
 from agent.render.plain import MANIFEST_SUFFIXES, load_manifests
+from agent.render.remote import parse_allowed
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class Renderer:
         self._observer = observer
         self._slots = asyncio.Semaphore(settings.max_concurrent_renders)
         self._cache = RenderCache()
+        self._allowed_remote = parse_allowed(settings.allowed_remote_bases)
         self._kustomize = KustomizeRunner(binary=settings.kustomize_path, timeout=settings.render_timeout,
-                                          max_output_bytes=self._limits.max_output_bytes)
+                                          max_output_bytes=self._limits.max_output_bytes,
+                                          remote=bool(self._allowed_remote))
         self.stats = RenderStats()
 
     @property
@@ -125,7 +128,8 @@ class Renderer:
         exported = await self._source.export(app.repo, revision, app_dir)
         name = kustomization_file(exported.files)
         if name is not None:
-            inputs = await collect_inputs(self._source, app.repo, revision, app_dir, exported.files, self._limits)
+            inputs = await collect_inputs(self._source, app.repo, revision, app_dir, exported.files, self._limits,
+                                          allowed_remote=self._allowed_remote)
             manifests = await self._build(app, app_dir, name, inputs)
             return self._counted(manifests, app_dir), sorted(inputs.roots)
         manifests = await asyncio.to_thread(load_manifests, exported.files, directory=app.directory, base=app_dir,
@@ -153,7 +157,7 @@ class Renderer:
                 await asyncio.to_thread(_write_files, root / "overrides", {"kustomization.yaml": _dump([overlay])})
                 target = root / "overrides"
             output, warnings = await self._kustomize.build(target, where=posixpath.join(app_dir, name),
-                                                           scrub=_scrubber(root, app_dir))
+                                                           scrub=_scrubber(root, app_dir), home=root / "home")
         if warnings:
             log.warning("kustomize: %s", warnings[-1000:], extra={"app": app.name})
         return await asyncio.to_thread(parse_stream, f"kustomize build {app_dir or '.'}", output, self._limits)
@@ -165,7 +169,7 @@ class Renderer:
         async with _workspace() as root:
             await asyncio.to_thread(_write_files, root / "plain", files)
             output, warnings = await self._kustomize.build(root / "plain", where=f"{app_dir or '.'} (overrides)",
-                                                           scrub=_scrubber(root, app_dir))
+                                                           scrub=_scrubber(root, app_dir), home=root / "home")
         if warnings:
             log.warning("kustomize: %s", warnings[-1000:], extra={"app": app.name})
         built = await asyncio.to_thread(parse_stream, f"kustomize build {app_dir or '.'}", output, self._limits)
@@ -183,7 +187,9 @@ async def _workspace() -> AsyncIterator[Path]:
 
 
 def _make_temporary_directory() -> Path:
-    return Path(tempfile.mkdtemp(prefix="gitops-agent-render-")).resolve()
+    path = Path(tempfile.mkdtemp(prefix="gitops-agent-render-")).resolve()
+    (path / "home").mkdir(mode=0o700)  # kustomize's HOME: empty, and gone with the workspace
+    return path
 
 
 def _scrubber(root: Path, app_dir: str) -> Callable[[str], str]:
