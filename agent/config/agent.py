@@ -22,6 +22,10 @@ class RenderSettings:
     render_timeout: float = 60.0
     max_concurrent_renders: int = 4
     allowed_remote_bases: tuple[str, ...] = ()  # hosts or https/ssh URL prefixes kustomize may fetch from
+    # One render's budget: measured so that max_concurrent_renders (4) renders, their kustomize
+    # processes included, fit a 512 MiB pod beside the agent (docs/security.md has the numbers).
+    max_render_bytes: int = 8 * 1024 * 1024  # files one render holds: exported, and what kustomize printed
+    max_render_nodes: int = 30_000  # YAML nodes the agent parses in one render; what it hands kustomize, again
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ def _render_settings(table: Table) -> RenderSettings:
         render_timeout=table.convert("render_timeout", defaults.render_timeout, parse_duration),
         max_concurrent_renders=table.positive("max_concurrent_renders", defaults.max_concurrent_renders),
         allowed_remote_bases=tuple(table.strings("allowed_remote_bases")),
+        max_render_bytes=table.size("max_render_bytes", defaults.max_render_bytes),
+        max_render_nodes=table.positive("max_render_nodes", defaults.max_render_nodes),
     )
     if settings.render_timeout <= 0:
         raise table.error("render_timeout", "must be greater than zero")

@@ -41,6 +41,8 @@ AGENT_KEYS: dict[str, str] = {
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",
     "allowed_remote_bases": "render.allowed_remote_bases",
+    "max_render_bytes": "render.max_render_bytes",
+    "max_render_nodes": "render.max_render_nodes",
     "leader_election": "leader_election.enabled",
     "leader_election_namespace": "leader_election.namespace",
     "leader_election_name": "leader_election.name",

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from agent.errors import RenderError
 from agent.model import Revision
-from agent.render.documents import RenderLimits, parse_documents
+from agent.render.documents import RenderBudget, RenderLimits, parse_documents
 from agent.render.kustomize import kustomization_file
 from agent.render.remote import RemoteBase, loader_strings, refusal, remote_target, shown
 from agent.source.export import normalize_path
@@ -51,7 +51,8 @@ class ExportedFiles(Protocol):
 class TreeSource(Protocol):
     """What rendering needs from git (GitSource provides it)."""
 
-    async def export(self, url: str, revision: Revision, path: str) -> ExportedFiles: ...
+    async def export(self, url: str, revision: Revision, path: str, *,
+                     max_bytes: int | None = None) -> ExportedFiles: ...
 
     async def tree_ids(self, url: str, revision: Revision, paths: Sequence[str]) -> Mapping[str, PathId | None]: ...
 
@@ -134,11 +135,15 @@ class KustomizeInputs:
 
 async def collect_inputs(source: TreeSource, url: str, revision: Revision, app_dir: str,
                          app_files: Mapping[str, bytes], limits: RenderLimits, *,
-                         allowed_remote: Sequence[RemoteBase] = ()) -> KustomizeInputs:
+                         allowed_remote: Sequence[RemoteBase] = (),
+                         budget: RenderBudget | None = None) -> KustomizeInputs:
     """Follow the app's kustomization and everything it references, exporting each directory once.
 
-    A remote reference that `allowed_remote` does not admit is a RenderError naming it.
+    A remote reference that `allowed_remote` does not admit is a RenderError naming it. What
+    each further directory holds is spent from `budget` (the render's; the app's own directory
+    is the caller's to count), as are the nodes of the kustomizations read.
     """
+    budget = budget or RenderBudget(limits)
     inputs = KustomizeInputs(roots={app_dir: app_files})
     queue, seen = [app_dir], {app_dir}
     while queue:
@@ -148,17 +153,21 @@ async def collect_inputs(source: TreeSource, url: str, revision: Revision, app_d
         if name is None:
             continue  # kustomize says what is wrong with a directory that is not a kustomization
         where = posixpath.join(directory, name)
-        documents = parse_documents(where, files[name], limits)
+        documents = parse_documents(where, files[name], limits, budget)
         kustomization = documents[0] if documents else None
         check_remote(where, kustomization, allowed_remote)
         for field_name, reference in kustomization_references(kustomization):
-            target = await _follow(source, url, revision, inputs, where, field_name, reference, allowed_remote)
+            exported = len(inputs.roots)
+            target = await _follow(source, url, revision, inputs, where, field_name, reference, allowed_remote,
+                                   budget.bytes_left)
+            if target is not None and len(inputs.roots) > exported:
+                budget.spend_bytes(target, sum(len(data) for data in inputs.roots[target].values()))
             if target is not None and target not in seen:
                 seen.add(target)
                 queue.append(target)
             elif field_name in CONFIGURATION_FIELDS and inputs.kind(resolve(directory, reference) or "") == "file":
                 configuration = resolve(directory, reference) or ""
-                for document in parse_documents(configuration, _content(inputs, configuration), limits):
+                for document in parse_documents(configuration, _content(inputs, configuration), limits, budget):
                     check_remote(configuration, document, allowed_remote)
     return inputs
 
@@ -183,7 +192,7 @@ def _content(inputs: KustomizeInputs, path: str) -> bytes:
 
 
 async def _follow(source: TreeSource, url: str, revision: Revision, inputs: KustomizeInputs, where: str,
-                  field_name: str, reference: str, allowed: Sequence[RemoteBase]) -> str | None:
+                  field_name: str, reference: str, allowed: Sequence[RemoteBase], max_bytes: int) -> str | None:
     """The directory a reference names (exported on the way), or None for a file or a remote base."""
     if is_remote(reference):
         _refuse_unless_allowed(where, field_name, reference, allowed)
@@ -196,7 +205,7 @@ async def _follow(source: TreeSource, url: str, revision: Revision, inputs: Kust
     if kind is None:
         entry = (await source.tree_ids(url, revision, [target])).get(target)
         if entry is not None and entry.is_dir:
-            inputs.roots[target] = (await source.export(url, revision, target)).files
+            inputs.roots[target] = (await source.export(url, revision, target, max_bytes=max_bytes)).files
             return target
         kind = "missing" if entry is None else "file"
     if kind == "missing":

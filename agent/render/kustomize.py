@@ -75,21 +75,20 @@ class _TooMuchOutput(Exception):
 class KustomizeRunner:
     """Runs builds with a timeout and an output cap; counts them (tests and metrics read `builds`)."""
 
-    def __init__(self, *, binary: str = "", timeout: float = 60.0, max_output_bytes: int = 256 * 1024 * 1024,
-                 remote: bool = False) -> None:
+    def __init__(self, *, binary: str = "", timeout: float = 60.0, remote: bool = False) -> None:
         self._binary = binary
         self._timeout = timeout
-        self._max_output = max_output_bytes
         self._remote = remote  # remote bases are allowed at all
         self.builds = 0
 
-    async def build(self, directory: Path, *, where: str, scrub: Callable[[str], str],
-                    home: Path) -> tuple[bytes, str]:
+    async def build(self, directory: Path, *, where: str, scrub: Callable[[str], str], home: Path,
+                    max_output: int) -> tuple[bytes, str]:
         """kustomize's output for `directory` and its warnings (stderr).
 
         `where` names the app's kustomization in messages; `scrub` rewrites temporary
         paths in kustomize's messages into repository paths; `home` is an empty private
-        directory that kustomize gets as HOME.
+        directory that kustomize gets as HOME; past `max_output` bytes of output (what is
+        left of the render's budget) kustomize is stopped.
         """
         command = [*kustomize_command(self._binary), str(directory)]
         self.builds += 1
@@ -103,28 +102,48 @@ class KustomizeRunner:
             raise RenderError(f"{where}: cannot run {command[0]}: {exc.strerror or exc} "
                               "(install kustomize or set [agent] kustomize_path)") from exc
         try:
-            stdout, stderr = await asyncio.wait_for(self._collect(proc), timeout=self._timeout)
+            stdout, stderr = await asyncio.wait_for(self._collect(proc, max_output), timeout=self._timeout)
         except TimeoutError:
             raise RenderError(f"{where}: kustomize build timed out after {self._timeout:g}s") from None
         except _TooMuchOutput:
-            raise RenderError(f"{where}: kustomize build printed more than {self._max_output} bytes") from None
+            raise RenderError(f"{where}: kustomize build printed more than the {max_output} bytes left of the "
+                              "render's budget (max_render_bytes)") from None
         finally:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
+                # Bounded: a grandchild that left the process group could hold a pipe open for ever.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10):
+                        await _drain(proc)
+                        await proc.wait()
         messages = scrub(stderr.decode("utf-8", "replace")).strip()
         if proc.returncode != 0:
             raise RenderError(f"{where}: kustomize build failed: {_last_lines(messages)}")
         return stdout, messages
 
-    async def _collect(self, proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+    async def _collect(self, proc: asyncio.subprocess.Process, max_output: int) -> tuple[bytes, bytes]:
         assert proc.stdout is not None and proc.stderr is not None
-        stdout, stderr, _ = await asyncio.gather(
-            _read(proc.stdout, self._max_output, keep_tail=False), _read(proc.stderr, STDERR_KEEP, keep_tail=True),
-            proc.wait(),
-        )
+        reads = [asyncio.ensure_future(_read(proc.stdout, max_output, keep_tail=False)),
+                 asyncio.ensure_future(_read(proc.stderr, STDERR_KEEP, keep_tail=True))]
+        try:
+            stdout, stderr = await asyncio.gather(*reads)
+        finally:
+            for read in reads:  # one failed (too much output) or all were cancelled (timeout)
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
+        await proc.wait()
         return stdout, stderr
+
+
+async def _drain(proc: asyncio.subprocess.Process) -> None:
+    """Read what is left in the pipes of a killed kustomize (a pipe buffer's worth at most): asyncio
+    reports the process gone only once its pipes reached end of file, and a reader that stopped
+    at the output cap left them full."""
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            while await stream.read(64 * 1024):
+                pass
 
 
 async def _read(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool) -> bytes:

@@ -37,6 +37,7 @@ class ExportLimits:
     max_file_bytes: int = 4 * 1024 * 1024
     max_total_bytes: int = 64 * 1024 * 1024
     max_seconds: float = 60.0
+    total_key: str = "max_repo_size"  # the setting `max_total_bytes` comes from, for messages
 
 
 class WalkBudget:
@@ -171,5 +172,5 @@ class TreeExporter:
         self.total += size
         if self.total > self.limits.max_total_bytes:
             raise self.fail(repo_path, f"files exceed the total limit of {self.limits.max_total_bytes} bytes "
-                                       "(max_repo_size)")
+                                       f"({self.limits.total_key})")
         self.files[rel] = blob.data

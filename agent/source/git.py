@@ -224,13 +224,19 @@ class GitSource:
 
         return await self._recovering(repo, present)
 
-    async def export(self, url: str, revision: Revision, path: str) -> SourceFiles:
-        """The files under `path` at `revision`, refusing anything that leaves the repository."""
+    async def export(self, url: str, revision: Revision, path: str, *, max_bytes: int | None = None) -> SourceFiles:
+        """The files under `path` at `revision`, refusing anything that leaves the repository.
+
+        `max_bytes`: what is left of the render's budget, when that is less than `max_repo_size`.
+        """
         repo = self._repo(url)
+        limits = self._options.limits
+        if max_bytes is not None and max_bytes < limits.max_total_bytes:
+            limits = replace(limits, max_total_bytes=max_bytes, total_key="what is left of max_render_bytes")
 
         async def read() -> dict[str, bytes]:
             await self._ensure(repo, revision.sha)
-            return await repo.disk.read(cache.export, url, revision.sha, path, self._options.limits)
+            return await repo.disk.read(cache.export, url, revision.sha, path, limits)
 
         return SourceFiles(revision=revision, files=await self._recovering(repo, read))
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from agent.config import AppSpec, RenderSettings
-from agent.errors import RenderError
+from agent.errors import RenderError, SourceError
 from agent.render import Renderer
 from agent.source import GitSource
 from tests.integration.helpers import configmap
@@ -94,4 +94,46 @@ async def test_kustomize_runs_without_the_agents_environment(
     assert Path(data["HOME"]).name == "home" and data["HOME"] != str(Path.home())
     assert data["home_files"] == ""
     assert not await asyncio.to_thread(Path(data["HOME"]).exists)  # removed with the render's workspace
+    source.close()
+
+
+async def test_a_render_holds_no_more_than_its_byte_budget(
+    repo: WorkTree, git_server: GitServer, tmp_path: Path
+) -> None:
+    blob = "x" * 600_000
+    sha = repo.commit_and_push({"plain/a.yaml": configmap("a", {"blob": blob}),
+                                "plain/b.yaml": configmap("b", {"blob": blob}),
+                                "base/kustomization.yaml": "resources: [a.yaml, b.yaml]\n",
+                                "base/a.yaml": configmap("a", {"blob": blob}),
+                                "base/b.yaml": configmap("b", {"blob": blob}),
+                                "overlay/kustomization.yaml": "resources: [../base]\n"}, "big files")
+    source = GitSource(tmp_path / "repos")
+    url = git_server.url(repo.name)
+    revision = await source.fetch(url, sha, ref="main")
+    small = Renderer(RenderSettings(kustomize_path=str(kustomize_binary()), max_render_bytes=1024 * 1024), source)
+    with pytest.raises(SourceError, match=r": plain/b\.yaml: files exceed the total limit of \d+ bytes "
+                                          r"\(what is left of max_render_bytes\)$"):
+        await small.render(AppSpec(name="plain", repo=url, revision="main", path="plain"), revision)
+    # A base's export counts against the same budget as the app's own directory.
+    with pytest.raises(SourceError, match=r": base/b\.yaml: .*\(what is left of max_render_bytes\)$"):
+        await small.render(AppSpec(name="overlay", repo=url, revision="main", path="overlay"), revision)
+    roomy = Renderer(RenderSettings(kustomize_path=str(kustomize_binary())), source)
+    assert len(await roomy.render(AppSpec(name="overlay", repo=url, revision="main", path="overlay"), revision)) == 2
+    source.close()
+
+
+async def test_kustomize_may_print_only_what_is_left_of_the_budget(
+    repo: WorkTree, git_server: GitServer, tmp_path: Path
+) -> None:
+    fake = tmp_path / "kustomize"
+    fake.write_text("#!/bin/sh\nhead -c 3000000 /dev/zero | tr '\\0' 'x'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    sha = repo.commit_and_push({"app/kustomization.yaml": "resources: []\n"}, "a kustomization")
+    source = GitSource(tmp_path / "repos")
+    url = git_server.url(repo.name)
+    limited = Renderer(RenderSettings(kustomize_path=str(fake), max_render_bytes=2 * 1024 * 1024), source)
+    with pytest.raises(RenderError, match=r"^app loud: app/kustomization\.yaml: kustomize build printed more than "
+                                          r"the \d+ bytes left of the render's budget \(max_render_bytes\)$"):
+        await limited.render(AppSpec(name="loud", repo=url, revision="main", path="app"),
+                             await source.fetch(url, sha, ref="main"))
     source.close()

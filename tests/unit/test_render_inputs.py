@@ -90,7 +90,7 @@ class MemorySource:
         self.repo = files
         self.exported: list[str] = []
 
-    async def export(self, url: str, revision: Revision, path: str) -> Files:
+    async def export(self, url: str, revision: Revision, path: str, *, max_bytes: int | None = None) -> Files:
         self.exported.append(path)
         prefix = f"{path}/" if path else ""
         return Files({k[len(prefix):]: v for k, v in self.repo.items() if k.startswith(prefix)})
