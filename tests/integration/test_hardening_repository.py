@@ -47,9 +47,9 @@ def directory_with(repo: WorkTree, files: dict[str, str]) -> str:
 
 async def status_of(agent: AgentProcess, name: str, *, sync_status: str, revision: str = "") -> dict[str, Any] | None:
     app = await agent.app(name)
-    if app is None or app["sync_status"] != sync_status or (revision and app["revision"] != revision):
+    if app is None or not app["reconciled_at"] or app["sync_status"] != sync_status:
         return None
-    return app
+    return app if not revision or app["revision"] == revision else None
 
 
 async def test_a_shared_subtree_bomb_fails_its_app_and_spares_the_others(
