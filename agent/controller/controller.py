@@ -25,7 +25,14 @@ from agent.config.diff import desired_state_changed, diff_settings, effective_se
 from agent.controller.reconcile import OperationRequest, Reconciler, ReconcileResult
 from agent.controller.reload import ReloadSummary, source_options
 from agent.controller.teardown import Teardown
-from agent.controller.worker import AppWorker, error_status, log_result, next_last_sync, result_status
+from agent.controller.worker import (
+    AppWorker,
+    crashed_result,
+    error_status,
+    log_result,
+    next_last_sync,
+    result_status,
+)
 from agent.engine.health import HealthAssessor
 from agent.engine.history import append_history, history_entry, rollback_target
 from agent.errors import AgentError, KubeError, NotLeader
@@ -346,16 +353,39 @@ class Controller:
 
     async def _serve(self, worker: AppWorker) -> None:
         """One reconcile, for the oldest request if one waits. Its own frame: the result (live
-        objects, apply responses) is not kept alive while the loop waits for the next wake-up."""
+        objects, apply responses) is not kept alive while the loop waits for the next wake-up.
+
+        Whatever a reconcile raises besides cancellation (a bug, a malformed object no check
+        caught) becomes the app's error status and the waiting request's answer; the loop goes
+        on with backoff. Without this, one bad manifest ended the app's loop for good.
+        """
         request, future = worker.requests.pop(0) if worker.requests else (None, None)
+        started = time.time()
         try:
             result = await self._run_once(worker, request)
+            worker.crash = ""
         except asyncio.CancelledError:
             if future is not None and not future.done():
                 future.set_result(_not_running(worker.spec.name, "interrupted: lease lost or stopping"))
             raise
+        except Exception as exc:  # the supervisor of one app's loop: nothing may end it
+            result = self._crashed(worker, request, exc, started=started)
         if future is not None and not future.done():
             future.set_result(result)
+
+    def _crashed(self, worker: AppWorker, request: OperationRequest | None, exc: Exception, *,
+                 started: float) -> ReconcileResult:
+        """Record an unexpected failure as the app's status; its traceback is logged once per kind of failure."""
+        result = crashed_result(worker.spec.name, exc, started=started)
+        signature = f"{type(exc).__name__}: {exc}"
+        if signature != worker.crash:  # repeats are logged by _record, without the traceback again
+            log.error("reconcile raised %s", type(exc).__name__, exc_info=exc,
+                      extra={"app": worker.spec.name, "error": str(result.error)})
+        worker.crash = signature
+        if self._workers.get(worker.spec.name) is worker:  # not removed from the configuration meanwhile
+            trigger = request.trigger if request is not None else SyncTrigger.AUTO
+            self._record(worker, result, request, trigger)
+        return result
 
     def _next_delay(self, worker: AppWorker) -> float:
         agent = self._settings.agent

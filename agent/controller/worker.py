@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 
 from agent.config import AppSpec
 from agent.controller.reconcile import Kind, OperationRequest, ReconcileResult
+from agent.errors import UnexpectedError
 from agent.model import (
     AppliedVersion,
     AppStatus,
@@ -49,6 +51,7 @@ class AppWorker:
         self.tracked_sha = ""  # the commit the tracked revision resolved to at the last automatic reconcile
         self.needs_inventory = True  # until restored from a snapshot or rebuilt from the cluster
         self.webhook_pending = False  # a push webhook woke it: the next automatic sync is `webhook`
+        self.crash = ""  # the last unexpected failure, so its traceback is logged once, not on every retry
 
     def restore(self, record: AppRecord) -> AppStatus:
         """Take over a record from the snapshot; returns the status to serve until the first reconcile."""
@@ -76,11 +79,19 @@ def next_last_sync(last: LastSync | None, result: ReconcileResult, *, manual: bo
 
 
 def error_status(previous: AppStatus, result: ReconcileResult) -> AppStatus:
+    kind = ConditionType.UNKNOWN_ERROR if isinstance(result.error, UnexpectedError) else ConditionType.COMPARISON_ERROR
     return replace(
         previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or result.revision,
-        message=str(result.error), conditions=(Condition(ConditionType.COMPARISON_ERROR, str(result.error)),),
-        reconciled_at=result.started,
+        message=str(result.error), conditions=(Condition(kind, str(result.error)),), reconciled_at=result.started,
     )
+
+
+def crashed_result(app: str, exc: Exception, *, started: float) -> ReconcileResult:
+    """The result of a reconcile that raised what nothing expected: an error, like a git or render one."""
+    text = " ".join(str(exc).split())[:500]
+    error = UnexpectedError(f"unexpected {type(exc).__name__} while reconciling"
+                            + (f": {text}" if text else "") + " (the agent's log has the traceback)")
+    return ReconcileResult(app, started, time.time() - started, error=error)
 
 
 def result_status(previous: AppStatus, result: ReconcileResult) -> AppStatus:

@@ -275,5 +275,40 @@ def _check_object(source: str, index: int, obj: KubeObject) -> None:
         if not isinstance(obj.get(key), str) or not obj[key]:
             raise RenderError(f"{where}: missing {key}")
     meta = obj.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+    if not isinstance(meta, dict) or meta.get("name") in (None, ""):
         raise RenderError(f"{where}: {obj['kind']} has no metadata.name")
+    problem = metadata_problem(meta)
+    if problem:
+        named = f" {meta['name']!r}" if isinstance(meta["name"], str) else ""
+        raise RenderError(f"{where}: {obj['kind']}{named}: {problem}")
+
+
+def metadata_problem(meta: dict[str, Any]) -> str:
+    """What is wrong with the types in an object's metadata ("" when nothing is).
+
+    Everything downstream (placement, ownership marks, the plan, the API server) takes
+    name and namespace for strings and labels and annotations for maps of strings; a
+    careless `labels: [x]` or `version: 1` must be a render error naming the field, not a
+    TypeError deep in a reconcile.
+    """
+    for key in ("name", "namespace", "generateName"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], str):
+            return f"metadata.{key} must be a string, not {_kind_of(meta[key])}"
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return f"metadata.{key} must be a map of strings, not {_kind_of(value)}"
+        for name, text in value.items():
+            if not isinstance(name, str):
+                return f"metadata.{key}: the key {name!r} must be a string, not {_kind_of(name)}"
+            if not isinstance(text, str):
+                return f"metadata.{key}.{name} must be a string, not {_kind_of(text)}"
+    return ""
+
+
+def _kind_of(value: Any) -> str:
+    """A YAML reader's name for a value's type."""
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "a map", str: "a string"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
