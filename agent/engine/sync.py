@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from agent.engine.health import Health, wave_status
 from agent.engine.plan import Action, Plan, PlannedObject, PruneCandidate
-from agent.errors import KubeError, KubeInvalid, KubeUnreachable
-from agent.kube import KubeClient
+from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeUnreachable
+from agent.kube import Deleted, KubeClient, preconditions
 from agent.model import (
     Change,
     ChangeAction,
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 HealthCheck = Callable[[KubeObject | None], Health]
 Reader = Callable[[PlannedObject, KubeObject | None], Awaitable[KubeObject | None]]
 RECREATE_OPTIONS = frozenset({"Replace=true", "Force=true"})
+CHANGED_SINCE_READ = ("not pruned: the object changed, or was created again, since it was read (precondition "
+                      "failed); left alone, looked at again by the next reconcile")
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,13 @@ class SyncRunner:
             if not recreate or obj.live is None or "immutable" not in exc.message:
                 raise
         # An immutable field changed and the object allows it: delete, wait until gone, create.
+        # Only the object that was read (its uid; its content is being replaced anyway).
         self._audit("replacing", obj.ref, "replaced")
-        await self.kube.delete(obj.desired, propagation="Background")
+        deleted = await self.kube.delete(obj.desired, propagation="Background",
+                                         only_if=preconditions(obj.live, version=False))
+        if deleted is Deleted.CHANGED:
+            raise KubeConflict("not replaced: the object was deleted and created again since it was read "
+                               "(uid precondition failed)", ref=obj.ref)
         await self._wait_gone(obj)
         return await self.kube.apply(obj.desired)
 
@@ -188,16 +195,23 @@ class SyncRunner:
     # ------------------------------------------------------------------ prune
 
     async def _prune(self, candidates: Sequence[PruneCandidate]) -> None:
+        """Delete each candidate only as it was read (uid and resourceVersion): waves before it, or a
+        stale cache, may have let someone delete and re-create it, or change it, meanwhile."""
         for candidate in candidates:
             try:
-                deleted = await self.kube.delete(candidate.live)
+                deleted = await self.kube.delete(candidate.live, only_if=preconditions(candidate.live))
             except KubeUnreachable:
                 raise
             except KubeError as exc:
                 self.changes.append(Change(candidate.ref, ChangeAction.FAILED, f"prune failed: {exc.message}"))
                 self._audit("prune failed", candidate.ref, "failed", level=logging.WARNING, error=exc.message)
                 raise SyncFailed(f"{candidate.ref}: prune failed: {exc.message}") from exc
-            self.changes.append(Change(candidate.ref, ChangeAction.PRUNED, "" if deleted else "already gone"))
+            if deleted is Deleted.CHANGED:
+                self.changes.append(Change(candidate.ref, ChangeAction.SKIPPED, CHANGED_SINCE_READ))
+                self._audit("not pruned", candidate.ref, "skipped", level=logging.WARNING, error=CHANGED_SINCE_READ)
+                continue
+            self.changes.append(Change(candidate.ref, ChangeAction.PRUNED,
+                                       "already gone" if deleted is Deleted.GONE else ""))
             self._audit("pruned", candidate.ref, "pruned")
 
     def _record_blocked(self, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:

@@ -9,6 +9,7 @@ mapped to one error tree and easy to reason about.
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import math
 import os
@@ -36,6 +37,23 @@ MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (clien
 MAX_RETRY_AFTER = 30.0
 READ_BUFFER_BYTES = 2**21  # watch events carry whole objects (etcd allows 1.5 MiB), as kubernetes-asyncio sets
 RequestObserver = Callable[[str, str, int], None]
+
+
+class Deleted(enum.StrEnum):
+    """What a delete did."""
+
+    DELETED = "deleted"
+    GONE = "gone"  # it was not there (any more)
+    CHANGED = "changed"  # its uid or resourceVersion is no longer the one read: someone else's object now
+
+
+def preconditions(live: KubeObject, *, version: bool = True) -> dict[str, str]:
+    """The uid (and, with `version`, the resourceVersion) a delete of `live` must still find."""
+    meta = live.get("metadata") or {}
+    found = {"uid": str(meta.get("uid") or "")}
+    if version:
+        found["resourceVersion"] = str(meta.get("resourceVersion") or "")
+    return {key: value for key, value in found.items() if value}
 
 
 @dataclass(frozen=True)
@@ -324,17 +342,28 @@ class KubeClient:
             item["apiVersion"], item["kind"] = api_version, kind
         return items
 
-    async def delete(self, obj: KubeObject, *, propagation: str = "Foreground") -> bool:
-        """Delete the object; False when it was already gone."""
+    async def delete(self, obj: KubeObject, *, propagation: str = "Foreground",
+                     only_if: dict[str, str] | None = None) -> Deleted:
+        """Delete the object, only while it still has the uid and resourceVersion in `only_if`
+        (see `preconditions`): a stale read must never delete an object re-created meanwhile.
+
+        CHANGED (the API server's 409) when the object no longer matches; GONE when it was not there.
+        """
         resource = await self._resource_for(obj)
         meta = obj["metadata"]
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if only_if:
+            body["preconditions"] = dict(only_if)
         try:
             await self.request("DELETE", resource.path(meta.get("namespace", ""), meta["name"]), body=body,
                                kind=resource.kind, ref=ObjectRef.of(obj), gated=True)
         except KubeNotFound:
-            return False
-        return True
+            return Deleted.GONE
+        except KubeConflict:
+            if only_if:
+                return Deleted.CHANGED
+            raise
+        return Deleted.DELETED
 
     async def get(self, obj: KubeObject) -> KubeObject | None:
         """The live object with the identity of `obj`, or None."""

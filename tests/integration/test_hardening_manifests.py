@@ -6,6 +6,12 @@ import json
 import secrets
 from typing import Any
 
+from agent import APP_LABEL, TRACKING_ANNOTATION
+from agent.engine.health import HealthAssessor
+from agent.engine.plan import Plan, PruneCandidate
+from agent.engine.sync import SyncRunner
+from agent.kube import Deleted, KubeClient, preconditions
+from agent.model import ChangeAction, ObjectRef, OperationPhase, SyncPolicy
 from tests.integration.helpers import configmap, eventually
 from tests.support.agent import AgentProcess, StartAgent
 from tests.support.gitserver import GitServer, WorkTree
@@ -49,3 +55,55 @@ async def test_malformed_labels_are_a_render_error_and_the_next_good_commit_sync
     app = await eventually(lambda: status_of(agent, name, sync_status="Synced", revision=fixed), within=20,
                            what="the good commit after the bad one synced")
     assert app["conditions"] == []
+
+
+def marked(name: str, namespace: str, app: str, data: dict[str, str]) -> dict[str, Any]:
+    """A ConfigMap that carries an app's label and tracking id, as the agent marks what it applies."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+            "metadata": {"name": name, "namespace": namespace, "labels": {APP_LABEL: app},
+                         "annotations": {TRACKING_ANNOTATION: f"{app}:/ConfigMap:{namespace}/{name}"}}}
+
+
+async def delete_now(kube: KubeClient, obj: dict[str, Any]) -> None:
+    await kube.delete(obj, propagation="Background")
+    await eventually(lambda: absent(kube, obj), within=10, what="the object gone")
+
+
+async def absent(kube: KubeClient, obj: dict[str, Any]) -> bool:
+    return await kube.get(obj) is None
+
+
+async def test_a_delete_goes_only_to_the_object_that_was_read(kube: KubeClient, namespace: str) -> None:
+    read = await kube.apply(marked("stale", namespace, "someone", {"v": "1"}))
+    await delete_now(kube, read)
+    recreated = await kube.apply(marked("stale", namespace, "someone", {"v": "1"}))
+    assert recreated["metadata"]["uid"] != read["metadata"]["uid"]
+    assert await kube.delete(read, only_if=preconditions(read)) is Deleted.CHANGED  # a new object, same name
+    changed = await kube.apply(marked("stale", namespace, "someone", {"v": "2"}))
+    assert await kube.delete(recreated, only_if=preconditions(recreated)) is Deleted.CHANGED  # edited since read
+    assert await kube.get(changed) is not None
+    assert await kube.delete(changed, only_if=preconditions(changed)) is Deleted.DELETED
+    assert await kube.delete(changed, only_if=preconditions(changed)) is Deleted.GONE
+
+
+async def test_prune_skips_an_object_recreated_since_it_was_read_and_reports_it(
+    kube: KubeClient, namespace: str
+) -> None:
+    app = f"pruner-{secrets.token_hex(3)}"
+    stale = await kube.apply(marked("recreated", namespace, app, {"v": "1"}))
+    gone = await kube.apply(marked("plain-stale", namespace, app, {"v": "1"}))
+    await delete_now(kube, stale)
+    fresh = await kube.apply(marked("recreated", namespace, app, {"v": "someone else's"}))
+    plan = Plan(objects=(), prune=tuple(PruneCandidate(ObjectRef.of(obj), obj, 0, False) for obj in (stale, gone)))
+    runner = SyncRunner(kube, app, namespace, "0" * 40, SyncPolicy(prune=True), HealthAssessor().assess)
+
+    result = await runner.run(plan, prune=True)
+
+    assert result.phase is OperationPhase.SUCCEEDED
+    changes = {change.ref.name: change for change in result.changes.entries}
+    assert changes["plain-stale"].action is ChangeAction.PRUNED
+    assert changes["recreated"].action is ChangeAction.SKIPPED
+    assert changes["recreated"].message.startswith("not pruned: the object changed, or was created again")
+    survivor = await kube.get(fresh)
+    assert survivor is not None and survivor["metadata"]["uid"] == fresh["metadata"]["uid"]
+    assert survivor["data"] == {"v": "someone else's"}
