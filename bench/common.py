@@ -356,6 +356,8 @@ class BenchAgent(AgentProcess):
 
     async def _send(self, method: str, path: str, body: bytes | None = None,
                     headers: Mapping[str, str] | None = None) -> tuple[int, str]:
+        if method == "POST":  # the API refuses a POST that does not say it is JSON
+            headers = {"Content-Type": "application/json", **(headers or {})}
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         async with self._session.request(method, self.base_url + path, data=body, headers=headers) as resp:

@@ -27,6 +27,7 @@ from agent.controller.reload import ReloadSummary, source_options
 from agent.controller.teardown import Teardown
 from agent.controller.worker import (
     AppWorker,
+    QueueFull,
     crashed_result,
     error_status,
     log_result,
@@ -144,16 +145,17 @@ class Controller:
         return names
 
     async def sync_now(self, name: str, request: OperationRequest) -> ReconcileResult | None:
-        """Run a manual sync (or dry run) through the app's own loop and wait for its result."""
+        """Run a manual sync (or dry run) through the app's own loop and wait for its result.
+
+        Raises QueueFull when the app has too many distinct operations waiting already.
+        """
         worker = self._workers.get(name)
         if worker is None:
             return None
         if not self._running:
             return _not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
-        future: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
-        worker.requests.append((request, future))
-        worker.wake.set()
-        return await future
+        # Shielded: callers may share the future, and one that goes away must not cancel it for the others.
+        return await asyncio.shield(worker.enqueue(request))
 
     async def rollback(self, name: str, revision: str | None = None) -> ReconcileResult | None:
         """Sync the app to a revision from its history and pause its automated sync.
@@ -175,7 +177,12 @@ class Controller:
         self._set_pause(worker, AutoSyncPause(f"rolled back to {target.revision[:7]}", tracked, time.time()))
         log.warning("rollback: auto-sync paused", extra={"app": name, "revision": target.revision,
                                                           "author": target.author})
-        result = await self.sync_now(name, OperationRequest(revision=target.revision, trigger=SyncTrigger.ROLLBACK))
+        try:
+            result = await self.sync_now(name, OperationRequest(revision=target.revision,
+                                                                trigger=SyncTrigger.ROLLBACK))
+        except QueueFull:
+            self._set_pause(worker, previous)
+            raise
         if result is not None and result.sync is None:
             self._set_pause(worker, previous)
         return result

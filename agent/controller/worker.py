@@ -28,6 +28,12 @@ from agent.state import AppRecord
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
+MAX_WAITING_REQUESTS = 4  # distinct manual operations queued per app; identical ones share one
+
+
+class QueueFull(Exception):
+    """An app has as many distinct manual operations waiting as it may; the caller should retry later."""
+
 
 class AppWorker:
     """One app's memory between reconciles; the controller is its only writer."""
@@ -52,6 +58,21 @@ class AppWorker:
         self.needs_inventory = True  # until restored from a snapshot or rebuilt from the cluster
         self.webhook_pending = False  # a push webhook woke it: the next automatic sync is `webhook`
         self.crash = ""  # the last unexpected failure, so its traceback is logged once, not on every retry
+
+    def enqueue(self, request: OperationRequest) -> asyncio.Future[ReconcileResult]:
+        """The future of `request`'s result: that of an identical request still waiting (as refreshes
+        coalesce), else of a newly queued one. QueueFull past MAX_WAITING_REQUESTS: a caller must not
+        be able to queue work, and memory, without end."""
+        for queued, waiting in self.requests:
+            if queued == request and not waiting.done():
+                return waiting
+        if len(self.requests) >= MAX_WAITING_REQUESTS:
+            raise QueueFull(f"application {self.spec.name} already has {len(self.requests)} operations waiting; "
+                            "try again once they are done")
+        future: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
+        self.requests.append((request, future))
+        self.wake.set()
+        return future
 
     def restore(self, record: AppRecord) -> AppStatus:
         """Take over a record from the snapshot; returns the status to serve until the first reconcile."""

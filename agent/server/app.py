@@ -15,6 +15,7 @@ from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
 from agent.model import AppStatus, AutoSyncPause
 from agent.server import operations
+from agent.server.guard import guard
 from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
@@ -155,7 +156,7 @@ async def refresh_application(request: web.Request) -> web.Response:
 
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
               webhook: WebhookReceiver | None = None, leadership: Leadership | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[guard])
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     app[KUBE_CHECK] = kube_check

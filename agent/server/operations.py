@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.controller import Controller, RollbackRefused
+from agent.controller import Controller, QueueFull, RollbackRefused
 from agent.controller.reconcile import OperationRequest, ReconcileResult
-from agent.server.views import bad_request, json_fields, not_found, ref_view
+from agent.server.views import bad_request, error_response, json_fields, not_found, ref_view
 
 
 async def _operation_request(request: web.Request) -> OperationRequest:
@@ -60,7 +60,10 @@ class Operations:
     async def sync(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         operation = await _operation_request(request)
-        result = await self.controller.sync_now(name, operation)
+        try:
+            result = await self.controller.sync_now(name, operation)
+        except QueueFull as exc:
+            return _busy(exc)
         if result is None:
             raise not_found(name)
         failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
@@ -72,6 +75,8 @@ class Operations:
         revision = await _rollback_revision(request)
         try:
             result = await self.controller.rollback(name, revision)
+        except QueueFull as exc:
+            return _busy(exc)
         except RollbackRefused as exc:
             raise web.HTTPConflict(text=json.dumps({"error": str(exc)}), content_type="application/json") from exc
         if result is None:
@@ -96,6 +101,12 @@ class Operations:
         if diffs is None:
             raise not_found(name)
         return web.json_response({"name": name, "diffs": {str(ref): diff for ref, diff in sorted(diffs.items())}})
+
+
+def _busy(exc: QueueFull) -> web.Response:
+    response = error_response(429, str(exc))
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def add_routes(app: web.Application, controller: Controller) -> None:

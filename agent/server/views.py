@@ -19,6 +19,10 @@ def not_found(name: str) -> web.HTTPNotFound:
                             content_type="application/json")
 
 
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
 def bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 

@@ -182,7 +182,8 @@ class AgentProcess:
             return resp.status, json.loads(await resp.text()) if resp.content_type == "application/json" else None
 
     async def post_json(self, path: str, body: Any = None) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.post(self.base_url + path, json=body) as resp:
+        async with aiohttp.ClientSession() as session, session.post(self.base_url + path,
+                                                                    json={} if body is None else body) as resp:
             return resp.status, await resp.json(content_type=None)
 
     async def metrics(self) -> str:
@@ -198,7 +199,7 @@ class AgentProcess:
 
     async def refresh(self, name: str) -> None:
         async with aiohttp.ClientSession() as session, session.post(
-                self.base_url + f"/api/v1/applications/{name}/refresh") as resp:
+                self.base_url + f"/api/v1/applications/{name}/refresh", json={}) as resp:
             assert resp.status == 202
 
     async def readiness(self) -> dict[str, Any] | None:

@@ -171,7 +171,8 @@ async def test_agent_reports_resource_health_with_configured_reasons_in_api_and_
 
     async def app_health(expected: str) -> Any:
         try:
-            async with aiohttp.ClientSession() as session, session.post(f"{base}/api/v1/applications/{name}/refresh"):
+            async with aiohttp.ClientSession() as session, session.post(f"{base}/api/v1/applications/{name}/refresh",
+                                                                        json={}):
                 pass
         except aiohttp.ClientConnectionError:
             return None  # not listening yet

@@ -27,6 +27,9 @@ class AgentProcess:
 
     async def request(self, method: str, path: str, *, body: bytes | None = None,
                       headers: Mapping[str, str] | None = None) -> tuple[int, str]:
+        """One request; a POST says it is JSON unless `headers` say otherwise (the API refuses it else)."""
+        if method == "POST":
+            headers = {"Content-Type": "application/json", **(headers or {})}
         async with aiohttp.ClientSession() as session, session.request(
             method, self.base_url + path, data=body, headers=headers
         ) as resp:
