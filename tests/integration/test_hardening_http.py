@@ -46,3 +46,16 @@ async def test_a_forged_cross_origin_post_syncs_nothing(
     status, body = await agent.request("POST", sync, body=b"{}", headers={"Content-Type": "application/json"})
     assert status == 200, body
     assert await kube.get({**SETTINGS, "metadata": {**SETTINGS["metadata"], "namespace": namespace}}) is not None
+
+
+async def test_deeply_nested_json_is_a_400_and_the_agent_stays_up(
+    start_agent: StartAgent, git_server: GitServer, repo: WorkTree, namespace: str
+) -> None:
+    agent, name = await manual_app(start_agent, git_server, repo, namespace)
+    deep = b"[" * 200_000 + b"]" * 200_000
+    status, body = await agent.request("POST", f"/api/v1/applications/{name}/sync", body=deep)
+    assert status == 400 and "nested deeper than 64 levels" in json.loads(body)["error"]
+    status, body = await agent.request("POST", "/api/webhook", body=deep, headers={"X-GitHub-Event": "push"})
+    assert status == 400 and "nested deeper than 64 levels" in json.loads(body)["error"]
+    assert "Traceback" not in agent.logs and "RecursionError" not in agent.logs
+    assert (await agent.get("/healthz"))[0] == 200
