@@ -150,17 +150,17 @@ class KubeClient:
     async def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
         content_type: str = "application/json", kind: str = "", ref: ObjectRef | None = None,
-        gated: bool = False,
+        gated: bool = False, paced: bool = True,
     ) -> Any:
         """One API call; returns the decoded JSON body, raises a KubeError on failure.
 
-        Paced by the token bucket; a 429 is retried after the server's Retry-After. A `gated`
-        request (a write to a managed object) is refused with NotLeader, right before it would
-        be sent, while the write gate is closed.
+        Paced by the token bucket unless `paced` is false; a 429 is retried after the server's
+        Retry-After. A `gated` request (a write to a managed object) is refused with NotLeader,
+        right before it would be sent, while the write gate is closed.
         """
         for attempt in range(1, MAX_THROTTLED + 1):
             status, payload, retry_after = await self._send(method, path, query, body, content_type, kind, ref,
-                                                            gated)
+                                                            gated, paced)
             if status != 429 or attempt == MAX_THROTTLED:
                 break
             # Up to 10% later than asked, so requests refused together do not all return together.
@@ -170,8 +170,9 @@ class KubeClient:
         raise _api_error(status, payload, ref)
 
     async def _send(self, method: str, path: str, query: dict[str, str] | None, body: Any, content_type: str,
-                    kind: str, ref: ObjectRef | None, gated: bool = False) -> tuple[int, bytes, float]:
-        if self._limiter is not None:
+                    kind: str, ref: ObjectRef | None, gated: bool = False,
+                    paced: bool = True) -> tuple[int, bytes, float]:
+        if self._limiter is not None and paced:
             await self._limiter.acquire()
         if gated and not self._may_write():
             raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
@@ -227,6 +228,12 @@ class KubeClient:
             body=body, _preload_content=False, _request_timeout=deadline,
         )
         return response
+
+    def unpaced(self) -> UnpacedRequests:
+        """Requests that do not wait for the token bucket: leader election's. Its renewals must not
+        queue behind a burst of reconciles (or of anything else that spends tokens): a late
+        renewal costs the Lease."""
+        return UnpacedRequests(self)
 
     def gate_writes(self, may_write: Callable[[], bool]) -> None:
         """Refuse applies (not dry runs) and deletes whenever `may_write()` is false (leader election)."""
@@ -377,6 +384,18 @@ class KubeClient:
         except KubeNotFound:
             return None
         return live
+
+
+class UnpacedRequests:
+    """`KubeClient.request` without the token bucket (see `KubeClient.unpaced`)."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def request(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
+                      content_type: str = "application/json", kind: str = "") -> Any:
+        return await self._client.request(method, path, query=query, body=body, content_type=content_type,
+                                          kind=kind, paced=False)
 
 
 def _always() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -16,6 +16,7 @@ from agent.metrics import CONTENT_TYPE_LATEST, Metrics
 from agent.model import AppStatus, AutoSyncPause
 from agent.server import operations
 from agent.server.guard import guard
+from agent.server.probe import KubeCheck, SharedProbe
 from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
@@ -23,7 +24,6 @@ from agent.source import redact_url
 
 CONTROLLER = web.AppKey("controller", Controller)
 METRICS = web.AppKey("metrics", Metrics)
-KubeCheck = Callable[[], Awaitable[str]]
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
@@ -159,7 +159,8 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     app = web.Application(client_max_size=1024 * 1024, middlewares=[guard])
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
-    app[KUBE_CHECK] = kube_check
+    probe: KubeCheck = SharedProbe(kube_check)
+    app[KUBE_CHECK] = probe
     app[LEADERSHIP] = leadership or SingleInstance()
     app[SUMMARIES] = SummaryCache()
     app.router.add_get("/healthz", healthz)

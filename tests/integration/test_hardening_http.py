@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 
+import aiohttp
+import pytest
+
 from agent.kube import KubeClient
+from agent.kube.ratelimit import TokenBucket
 from tests.integration.helpers import configmap, eventually
 from tests.support.agent import AgentProcess, StartAgent
+from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
 SETTINGS = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}
@@ -59,3 +65,39 @@ async def test_deeply_nested_json_is_a_400_and_the_agent_stays_up(
     assert status == 400 and "nested deeper than 64 levels" in json.loads(body)["error"]
     assert "Traceback" not in agent.logs and "RecursionError" not in agent.logs
     assert (await agent.get("/healthz"))[0] == 200
+
+
+async def test_a_readyz_flood_costs_about_one_api_request_a_second(
+    start_agent: StartAgent, git_server: GitServer, repo: WorkTree, namespace: str
+) -> None:
+    agent, _ = await manual_app(start_agent, git_server, repo, namespace)
+    before = version_requests((await agent.get("/metrics"))[1])
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=500)) as session:
+
+        async def ready() -> int:
+            async with session.get(agent.base_url + "/readyz") as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(ready() for _ in range(1500)))
+    assert set(statuses) == {200}
+    spent = version_requests((await agent.get("/metrics"))[1]) - before
+    assert spent < 30, f"{spent} API requests for 1500 probes"  # one per second of the flood; 1500 before
+
+
+def version_requests(metrics: str) -> float:
+    """GETs without a kind: /version (the readiness check) and discovery."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("gitops_agent_kube_requests_total{") and 'verb="get"' in line and 'kind=""' in line)
+
+
+async def test_lease_requests_do_not_wait_for_the_token_bucket(cluster: LocalCluster) -> None:
+    bucket = TokenBucket(0.01, 1)  # one request, then one every 100 s
+    client = await KubeClient.connect(str(cluster.kubeconfig), limiter=bucket)
+    try:
+        await client.request("GET", "/version")  # the only token
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.request("GET", "/version"), timeout=0.5)
+        version = await asyncio.wait_for(client.unpaced().request("GET", "/version"), timeout=10)
+        assert version["gitVersion"].startswith("v1.")
+    finally:
+        await client.close()
