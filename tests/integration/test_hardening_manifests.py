@@ -82,7 +82,8 @@ async def test_a_delete_goes_only_to_the_object_that_was_read(kube: KubeClient, 
     changed = await kube.apply(marked("stale", namespace, "someone", {"v": "2"}))
     assert await kube.delete(recreated, only_if=preconditions(recreated)) is Deleted.CHANGED  # edited since read
     assert await kube.get(changed) is not None
-    assert await kube.delete(changed, only_if=preconditions(changed)) is Deleted.DELETED
+    assert await kube.delete(changed, propagation="Background", only_if=preconditions(changed)) is Deleted.DELETED
+    await eventually(lambda: absent(kube, changed), within=10, what="the object gone")
     assert await kube.delete(changed, only_if=preconditions(changed)) is Deleted.GONE
 
 
