@@ -147,13 +147,17 @@ class Controller:
     async def sync_now(self, name: str, request: OperationRequest) -> ReconcileResult | None:
         """Run a manual sync (or dry run) through the app's own loop and wait for its result.
 
-        Raises QueueFull when the app has too many distinct operations waiting already.
+        Raises QueueFull when the app has too many distinct operations waiting already, and
+        RevisionRefused for a revision the app may not be synced to (agent.controller.revisions).
         """
         worker = self._workers.get(name)
         if worker is None:
             return None
         if not self._running:
             return _not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
+        if request.revision is not None:
+            await self._reconciler.check_manual_revision(worker.spec, request.revision,
+                                                         {entry.revision for entry in worker.history})
         # Shielded: callers may share the future, and one that goes away must not cancel it for the others.
         return await asyncio.shield(worker.enqueue(request))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from agent import APP_LABEL, TRACKING_ANNOTATION
 from agent.config import AppSpec
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
+from agent.controller.revisions import check_manual_revision
 from agent.controller.teardown import Teardown, delete_owned
 from agent.engine.autosync import LastSync, SyncDecision, decide, still_paused
 from agent.engine.desired import desired_objects, tracking_id
@@ -215,6 +216,10 @@ class Reconciler:
                 return cached
             return written
         return await self._kube.get(obj.desired)
+
+    async def check_manual_revision(self, app: AppSpec, requested: str, history: Collection[str]) -> None:
+        """RevisionRefused unless a manual sync may name `requested` (see agent.controller.revisions)."""
+        await check_manual_revision(self._source, app, requested, history)
 
     async def resolve_tracked(self, app: AppSpec) -> str:
         """The commit the app's tracked revision points to now (asking the server again)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.controller import Controller, QueueFull, RollbackRefused
+from agent.controller import Controller, QueueFull, RevisionRefused, RollbackRefused
 from agent.controller.reconcile import OperationRequest, ReconcileResult
 from agent.server.views import bad_request, error_response, json_fields, not_found, ref_view
 
@@ -64,6 +64,8 @@ class Operations:
             result = await self.controller.sync_now(name, operation)
         except QueueFull as exc:
             return _busy(exc)
+        except RevisionRefused as exc:
+            raise bad_request(str(exc)) from exc
         if result is None:
             raise not_found(name)
         failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")

@@ -305,6 +305,33 @@ def export(handles: RepoHandles, url: str, sha: str, path: str, limits: ExportLi
         return TreeExporter(read, url, limits).export(commit.tree, path)
 
 
+def reaches(handles: RepoHandles, tip: str, target: str, *, limit: int = 100_000) -> bool | None:
+    """Whether commit `target` is `tip` or one of its ancestors in the cache: True or False, or None
+    when the walk met the edge of a shallow history (or `limit` commits) without finding it."""
+    with handles.borrow() as read:
+        try:
+            shallow = read.repo.get_shallow()
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+        wanted, pending, seen = target.encode(), [tip.encode()], set()
+        complete = True
+        while pending:
+            sha = pending.pop()
+            if sha == wanted:
+                return True
+            if sha in seen:
+                continue
+            seen.add(sha)
+            commit = peel(read, sha)
+            if len(seen) > limit or not isinstance(commit, Commit):
+                return None
+            if sha in shallow:  # its parents were never fetched
+                complete = False
+                continue
+            pending.extend(commit.parents)
+        return False if complete else None
+
+
 def peel(read: ReadObject, oid: bytes) -> ShaFile:
     """The object `oid` names, through up to ten annotated tags."""
     obj = read(oid)

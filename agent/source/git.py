@@ -240,6 +240,22 @@ class GitSource:
 
         return SourceFiles(revision=revision, files=await self._recovering(repo, read))
 
+    async def reachable(self, url: str, target: str, tip: str) -> bool:
+        """Whether commit `target` is `tip` or one of its ancestors. The cache holds shallow
+        history; when the walk meets its edge, every branch and tag is fetched in full once."""
+        repo = self._repo(url)
+
+        async def walk() -> bool:
+            await self._ensure(repo, tip)
+            found = await repo.disk.read(cache.reaches, tip, target)
+            if found is None:
+                async with repo.disk.writing():
+                    await self._fetch(repo, [], depth=cache.UNSHALLOW_DEPTH)
+                found = await repo.disk.read(cache.reaches, tip, target)
+            return bool(found)
+
+        return await self._recovering(repo, walk)
+
     # ------------------------------------------------------------- for the render cache (issue 5)
 
     async def tree_ids(self, url: str, revision: Revision, paths: Sequence[str]) -> dict[str, TreeEntry | None]:

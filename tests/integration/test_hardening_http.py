@@ -101,3 +101,30 @@ async def test_lease_requests_do_not_wait_for_the_token_bucket(cluster: LocalClu
         assert version["gitVersion"].startswith("v1.")
     finally:
         await client.close()
+
+
+async def test_a_manual_sync_may_not_name_a_pull_request_but_may_name_the_branchs_past(
+    start_agent: StartAgent, git_server: GitServer, repo: WorkTree, namespace: str, kube: KubeClient
+) -> None:
+    first = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "0"})}, "zero")
+    agent, name = await manual_app(start_agent, git_server, repo, namespace)  # main moves on: "one"
+    repo.checkout_new_branch("fork")
+    fork = repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "pwned"})}, "a fork's change")
+    repo.git("push", "--quiet", "origin", "HEAD:refs/pull/7/head")
+    repo.git("push", "--quiet", "origin", ":fork")  # only the pull request's ref is left on the server
+    sync = f"/api/v1/applications/{name}/sync"
+    assert (await agent.request("POST", f"/api/v1/applications/{name}/refresh", body=b"{}"))[0] == 202
+
+    for revision in ("refs/pull/7/head", fork):
+        status, body = await agent.request("POST", sync, body=json.dumps({"revision": revision}).encode())
+        assert status == 400, body
+        assert "is neither the app's revision 'HEAD', nor in its sync history, nor reachable from 'HEAD'" in \
+            json.loads(body)["error"]
+    settings = {**SETTINGS, "metadata": {**SETTINGS["metadata"], "namespace": namespace}}
+    assert await kube.get(settings) is None
+
+    # An older commit of the tracked branch is fine (the cache holds one commit: it fetches the history).
+    status, body = await agent.request("POST", sync, body=json.dumps({"revision": first}).encode())
+    assert status == 200, body
+    live = await kube.get(settings)
+    assert live is not None and live["data"] == {"v": "0"}

@@ -73,6 +73,9 @@ class BlockingReconciler:
     def forget_revisions(self, repo: str) -> None:
         return None
 
+    async def check_manual_revision(self, app: AppSpec, requested: str, history: Any) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
