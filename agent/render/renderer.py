@@ -40,6 +40,7 @@ from agent.render.kustomize import KustomizeRunner, kustomization_file
 from agent.render.overrides import overlay_kustomization
 from agent.render.plain import MANIFEST_SUFFIXES, load_manifests
 from agent.render.remote import parse_allowed
+from agent.source.urls import redact_urls_in
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def _make_temporary_directory() -> Path:
 
 
 def _scrubber(root: Path, app_dir: str) -> Callable[[str], str]:
-    """Rewrite workspace paths in kustomize's messages as repository paths."""
+    """Rewrite workspace paths in kustomize's messages as repository paths, and drop credentials from URLs."""
     replacements = [
         (f"{root}/repo/", ""), (f"{root}/repo", "."), (f"{root}/overrides", "<overrides>"),
         (f"{root}/plain/", ""), (f"{root}/plain", app_dir or "."), (str(root), "<workspace>"),
@@ -218,7 +219,7 @@ def _scrubber(root: Path, app_dir: str) -> Callable[[str], str]:
     def scrub(text: str) -> str:
         for old, new in replacements:
             text = text.replace(old, new)
-        return text
+        return redact_urls_in(text)  # a remote base's URL may carry a token
 
     return scrub
 

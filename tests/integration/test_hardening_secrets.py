@@ -1,0 +1,72 @@
+"""Secrets against the agent process: a token as a URL's user name."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.helpers import configmap, eventually
+from tests.support.agent import AgentProcess, StartAgent
+from tests.support.gitserver import GitServer, WorkTree
+
+TOKEN = "ghp_" + "7e57" * 9  # the shape of a GitHub token, used as the user name
+WRONG = "ghp_" + "bad0" * 9
+
+
+@pytest.fixture
+def token_server(tmp_path: Path) -> Iterator[GitServer]:
+    with GitServer(tmp_path / "token-srv", username=TOKEN, password="") as server:
+        yield server
+
+
+async def reconciled(agent: AgentProcess, name: str, *, conditions: bool) -> dict[str, Any] | None:
+    app = await agent.app(name)
+    return app if app and app["reconciled_at"] and bool(app["conditions"]) is conditions else None
+
+
+async def test_a_token_as_the_user_name_never_shows(
+    start_agent: StartAgent, token_server: GitServer, tmp_path: Path, namespace: str
+) -> None:
+    token_server.create_repo("team/config")
+    work = WorkTree(token_server, "team/config", tmp_path / "work")
+    work.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "1"})}, "one")
+    at = f"127.0.0.1:{token_server.port}/team/config.git"
+    suffix = secrets.token_hex(3)
+    apps = {f"good-{suffix}": (TOKEN, "HEAD"), f"refused-{suffix}": (WRONG, "HEAD"),
+            f"missing-{suffix}": (TOKEN, "no-such-branch")}
+    agent = await start_agent("".join(
+        f'[[applications]]\nname = "{name}"\nrepo = "http://{user}@{at}"\nrevision = "{revision}"\n'
+        f'path = "app"\nnamespace = "{namespace}"\n\n' for name, (user, revision) in apps.items()))
+
+    good = await eventually(lambda: reconciled(agent, f"good-{suffix}", conditions=False), within=20,
+                            what="the app synced")
+    assert good["sync_status"] == "Synced" and good["source"]["repo"] == f"http://{at}"
+    refused = await eventually(lambda: reconciled(agent, f"refused-{suffix}", conditions=True), within=20,
+                               what="the refused app")
+    assert refused["message"].startswith(f"http://{at}: authentication refused")
+    missing = await eventually(lambda: reconciled(agent, f"missing-{suffix}", conditions=True), within=20,
+                               what="the app with an unknown branch")
+    assert missing["message"] == f"http://{at}: revision 'no-such-branch' not found (no such branch or tag)"
+
+    state = tmp_path / "state" / "state.json"
+    await eventually(lambda: _contains(state, f"missing-{suffix}"), within=10, what="the state snapshot")
+    shown = {
+        "API list": (await agent.get("/api/v1/applications"))[1],
+        "API apps": "".join([(await agent.get(f"/api/v1/applications/{name}"))[1] for name in apps]),
+        "metrics": (await agent.get("/metrics"))[1],
+        "logs": agent.logs,
+        "state.json": state.read_text(),
+    }
+    assert f"http://{at}" in shown["metrics"]  # the git request series are there, by the redacted URL
+    for where, text in shown.items():
+        for token in (TOKEN, WRONG, TOKEN[4:], WRONG[4:]):
+            assert token not in text, f"a token shows in the {where}"
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return await asyncio.to_thread(lambda: path.exists() and text in path.read_text())
