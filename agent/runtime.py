@@ -53,7 +53,7 @@ async def run_agent(settings: Settings) -> int:
     agent = settings.agent
     notifier = Notifier.from_environment()  # before any subprocess could inherit NOTIFY_SOCKET
     try:
-        agent.state_dir.mkdir(parents=True, exist_ok=True)
+        agent.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
         return 1

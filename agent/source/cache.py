@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import shutil
+import stat
 import struct
 import threading
 import weakref
@@ -79,7 +80,8 @@ def open_repo(repo_dir: Path) -> Iterator[Repo]:
 
 def _open(repo_dir: Path) -> Repo:
     if not repo_dir.exists():
-        repo_dir.mkdir(parents=True)
+        repo_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # `repos/`: every tenant's cache
+        repo_dir.mkdir(mode=0o700)
         Repo.init_bare(str(repo_dir)).close()
     try:
         return Repo(str(repo_dir))
@@ -243,6 +245,16 @@ def fetch(client: GitClient, path: str, repo_dir: Path, wants: list[str], *, dep
             raise
         except CORRUPTION_ERRORS as exc:
             raise CacheCorrupt(f"while fetching: {_reason(exc)}") from exc
+    _private_packs(repo_dir)
+
+
+def _private_packs(repo_dir: Path) -> None:
+    """dulwich makes pack files 0444 whatever the umask; the cache holds other tenants' files: 0400."""
+    pack_dir = repo_dir / "objects" / "pack"
+    for path in pack_dir.iterdir() if pack_dir.is_dir() else ():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
 
 
 def keep(repo_dir: Path, sha: str) -> bool:

@@ -1,9 +1,11 @@
-"""Secrets against the agent process: a token as a URL's user name."""
+"""Secrets against the agent process: a token as a URL's user name, and files only the agent may read."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,31 @@ async def test_a_token_as_the_user_name_never_shows(
 
 async def _contains(path: Path, text: str) -> bool:
     return await asyncio.to_thread(lambda: path.exists() and text in path.read_text())
+
+
+async def test_the_state_directory_and_cache_are_private_whatever_the_umask(
+    start_agent: StartAgent, git_server: GitServer, repo: WorkTree, tmp_path: Path, namespace: str
+) -> None:
+    repo.commit_and_push({"app/cm.yaml": configmap("settings", {"v": "1"})}, "one")
+    name = f"private-{secrets.token_hex(3)}"
+    previous = os.umask(0)  # the agent inherits it
+    try:
+        agent = await start_agent(f'[[applications]]\nname = "{name}"\nrepo = "{git_server.url(repo.name)}"\n'
+                                  f'path = "app"\nnamespace = "{namespace}"\n')
+    finally:
+        os.umask(previous)
+    await eventually(lambda: reconciled(agent, name, conditions=False), within=20, what="the app synced")
+    state = tmp_path / "state"
+    await eventually(lambda: _contains(state / "state.json", name), within=10, what="the state snapshot")
+    exposed = await asyncio.to_thread(_open_to_others, state)
+    assert not exposed, f"readable by others: {exposed[:10]}"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state / "repos").stat().st_mode) == 0o700
+
+
+def _open_to_others(root: Path) -> list[str]:
+    found = []
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            found.append(f"{path.relative_to(root)} {stat.S_IMODE(path.stat().st_mode):o}")
+    return found
