@@ -9,7 +9,6 @@ mapped to one error tree and easy to reason about.
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from yarl import URL
 from agent import FIELD_MANAGER
 from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeNotFound, KubeUnreachable, NotLeader
 from agent.kube._library import ConfigException, Configuration, RESTClientObject, load_kube_config
+from agent.kube.deletion import Deleted
 from agent.kube.incluster import configure_in_cluster, in_cluster
 from agent.kube.ratelimit import TokenBucket
 from agent.model import KubeObject, ObjectRef
@@ -37,23 +37,6 @@ MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (clien
 MAX_RETRY_AFTER = 30.0
 READ_BUFFER_BYTES = 2**21  # watch events carry whole objects (etcd allows 1.5 MiB), as kubernetes-asyncio sets
 RequestObserver = Callable[[str, str, int], None]
-
-
-class Deleted(enum.StrEnum):
-    """What a delete did."""
-
-    DELETED = "deleted"
-    GONE = "gone"  # it was not there (any more)
-    CHANGED = "changed"  # its uid or resourceVersion is no longer the one read: someone else's object now
-
-
-def preconditions(live: KubeObject, *, version: bool = True) -> dict[str, str]:
-    """The uid (and, with `version`, the resourceVersion) a delete of `live` must still find."""
-    meta = live.get("metadata") or {}
-    found = {"uid": str(meta.get("uid") or "")}
-    if version:
-        found["resourceVersion"] = str(meta.get("resourceVersion") or "")
-    return {key: value for key, value in found.items() if value}
 
 
 @dataclass(frozen=True)
