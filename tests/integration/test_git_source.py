@@ -225,7 +225,8 @@ async def test_basic_auth_is_accepted_and_refused_without_showing_the_password(
 
     exposition = metrics.exposition().decode()
     assert f'gitops_agent_git_request_total{{repo="{url}",request="ls-remote",result="succeeded"}} 1.0' in exposition
-    assert f'gitops_agent_git_request_total{{repo="{url}",request="ls-remote",result="auth_failed"}} 2.0' in exposition
+    # The inline URL's credentials do not take part in the label: the same repository, one series.
+    assert f'gitops_agent_git_request_total{{repo="{url}",request="ls-remote",result="auth_failed"}} 3.0' in exposition
     assert f'gitops_agent_git_request_total{{repo="{url}",request="fetch",result="succeeded"}} 1.0' in exposition
     assert f'gitops_agent_git_fetch_duration_seconds_count{{repo="{url}"}} 1.0' in exposition
     assert PASSWORD not in exposition
