@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from agent.errors import ConfigError
 from agent.logs import setup_logging
 
 EXIT_CONFIG = 2
+PRIVATE_UMASK = 0o077  # directories 0700, files 0600
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: ok, {len(settings.applications)} applications")
         return 0
     setup_logging(level=args.log_level, fmt=args.log_format)
+    # Everything the agent writes (the repository cache of every tenant, the state snapshot, keys,
+    # render workspaces) is its own: private whatever umask it was started with.
+    os.umask(PRIVATE_UMASK)
     from agent.runtime import run_agent  # imports the Kubernetes client only when running
 
     return asyncio.run(run_agent(settings))

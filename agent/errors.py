@@ -4,6 +4,7 @@
     ├── ConfigError             configuration file is invalid (file, table, key)
     ├── SourceError             git: unreachable, refused, unknown revision, unsafe path
     ├── RenderError             YAML or kustomize could not produce objects
+    ├── UnexpectedError         a reconcile raised something no part of the agent expected (a bug)
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -50,6 +51,10 @@ class SourceError(AgentError):
 
 class RenderError(AgentError):
     pass
+
+
+class UnexpectedError(AgentError):
+    """Any other exception out of one app's reconcile: it costs that app this reconcile, never its loop."""
 
 
 class KubeUnreachable(AgentError):

@@ -253,12 +253,17 @@ class LeaderElector:
     # ------------------------------------------------------------- one attempt
 
     async def _attempt(self) -> bool:
-        """One try to acquire or renew; True when we hold the Lease afterwards."""
+        """One try to acquire or renew; True when we hold the Lease afterwards.
+
+        The clock is read before anything is sent: a renewal counts from then, not from when its
+        answer arrived, so a slow answer cannot eat the margin between renew deadline and lease.
+        """
+        started = self._clock()
         try:
             lease = await self._kube.request("GET", self._path, kind="Lease")
             record = LeaseRecord.of(lease)
         except KubeNotFound:
-            return await self._create()
+            return await self._create(started)
         except (KubeError, KubeUnreachable) as exc:
             return self._problem(f"cannot read lease {self.lease}: {exc}")
         except (TypeError, ValueError) as exc:  # someone wrote nonsense into the spec
@@ -275,9 +280,9 @@ class LeaderElector:
             return False  # another candidate (or the holder renewing) changed it first
         except (KubeError, KubeUnreachable) as exc:
             return self._problem(f"cannot update lease {self.lease}: {exc}")
-        return self._held(LeaseRecord.of(updated))
+        return self._held(LeaseRecord.of(updated), started)
 
-    async def _create(self) -> bool:
+    async def _create(self, started: float) -> bool:
         now = micro_time(self._wall())
         record = LeaseRecord(self.identity, math.ceil(self.settings.lease_duration), now, now, 0)
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -288,7 +293,7 @@ class LeaderElector:
             return False  # someone created it first
         except (KubeError, KubeUnreachable) as exc:
             return self._problem(f"cannot create lease {self.lease}: {exc}")
-        return self._held(LeaseRecord.of(created))
+        return self._held(LeaseRecord.of(created), started)
 
     async def _put(self, lease: dict[str, Any], record: LeaseRecord) -> dict[str, Any]:
         meta = lease.get("metadata") or {}
@@ -299,9 +304,9 @@ class LeaderElector:
         updated: dict[str, Any] = await self._kube.request("PUT", self._path, body=body, kind="Lease")
         return updated
 
-    def _held(self, record: LeaseRecord) -> bool:
+    def _held(self, record: LeaseRecord, sent_at: float) -> bool:
         self._observe(record)
-        self._renewed_at = self._clock()
+        self._renewed_at = sent_at
         self._last_problem = ""
         return True
 

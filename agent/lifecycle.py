@@ -49,7 +49,7 @@ def build_leadership(agent: AgentSettings, kube: KubeClient, controller: Control
         controller.start()
 
     elector = LeaderElector(
-        kube, agent.leader_election, namespace=lease_namespace(agent), identity=lease_identity(),
+        kube.unpaced(), agent.leader_election, namespace=lease_namespace(agent), identity=lease_identity(),
         on_started=lead, on_stopped=controller.halt,
         observer=lambda leading: metrics.leader.set(1 if leading else 0),
     )

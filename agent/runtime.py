@@ -89,7 +89,7 @@ async def run_agent(settings: Settings) -> int:
         return 1
     auth, tls = access
     try:
-        agent.state_dir.mkdir(parents=True, exist_ok=True)
+        agent.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
         return 1

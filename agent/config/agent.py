@@ -9,6 +9,11 @@ from pathlib import Path
 from agent.config.reader import Table, parse_duration
 from agent.model import RenderSettings
 
+# A host (`github.com`, `git.example.com:8443`), optionally with a path, or such a URL prefix
+# with https:// or ssh://. Never http:// or file:// (see agent.render.remote).
+_REMOTE_BASE = re.compile(r"(?:(?:https|ssh)://(?:[^@/\s]+@)?)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?"
+                          r"(?:/\S*)?")
+
 
 @dataclass(frozen=True)
 class LeaderElectionSettings:
@@ -100,9 +105,17 @@ def _render_settings(table: Table) -> RenderSettings:
         kustomize_path=table.get("kustomize_path", str, defaults.kustomize_path),
         render_timeout=table.convert("render_timeout", defaults.render_timeout, parse_duration),
         max_concurrent_renders=table.positive("max_concurrent_renders", defaults.max_concurrent_renders),
+        allowed_remote_bases=tuple(table.strings("allowed_remote_bases")),
+        max_render_bytes=table.size("max_render_bytes", defaults.max_render_bytes),
+        max_render_nodes=table.positive("max_render_nodes", defaults.max_render_nodes),
     )
     if settings.render_timeout <= 0:
         raise table.error("render_timeout", "must be greater than zero")
+    for entry in settings.allowed_remote_bases:
+        path = entry.split("://", 1)[-1].partition("/")[2]
+        if not _REMOTE_BASE.fullmatch(entry) or ".." in path.split("/"):
+            raise table.error("allowed_remote_bases", f"{entry!r} must be a host (github.com) or an https:// or "
+                                                      "ssh:// URL prefix (plain http:// and file:// are never allowed)")
     return settings
 
 

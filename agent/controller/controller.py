@@ -26,7 +26,7 @@ from agent.controller.apps import AppTable
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, KubeError, KubeUnreachable, NotLeader
+from agent.errors import AgentError, KubeError, KubeUnreachable, NotLeader, UnexpectedError
 from agent.metrics import Metrics
 from agent.model import AppState, AppStatus, AutoSyncPause, HistoryEntry, ObjectRef, OperationRequest, SyncTrigger
 from agent.source import normalize_url, push_matches_revision
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class QueueFull(Exception):
-    """Too many manual requests already wait for this app."""
+    """An app has as many distinct manual requests waiting as it may; the caller should retry later."""
 
 
 class Controller:
@@ -134,15 +134,22 @@ class Controller:
 
     async def sync_now(self, name: str, request: OperationRequest) -> ReconcileResult | None:
         """Run a manual sync (or dry run) through the app's own loop and wait until it has ended.
-        Raises QueueFull when too many requests already wait for the app."""
-        worker = self.apps.workers.get(name)
-        if worker is None:
+
+        Raises QueueFull when too many distinct requests already wait for the app, and
+        RevisionRefused for a revision the app may not be synced to (agent.controller.revisions).
+        """
+        worker, state = self.apps.workers.get(name), self.apps.state(name)
+        if worker is None or state is None:
             return None
         if not self.running:
             return self._not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
+        if request.revision is not None:
+            await self.reconciler.check_manual_revision(worker.spec, request.revision,
+                                                        {entry.revision for entry in state.history})
         answer: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
         if not worker.enqueue(request, answer):
-            raise QueueFull(f"application {name}: too many requests are waiting; try again when they are done")
+            raise QueueFull(f"application {name} already has {len(worker.requests)} operations waiting; "
+                            "try again once they are done")
         return await answer
 
     async def rollback(self, name: str, revision: str | None = None, *,
@@ -164,8 +171,12 @@ class Controller:
         self.apps.set_pause(name, AutoSyncPause(f"rolled back to {target.revision[:7]}", tracked, time.time()))
         log.warning("rollback: auto-sync paused", extra={"app": name, "revision": target.revision,
                                                           "author": target.author, "initiated_by": initiated_by})
-        result = await self.sync_now(name, OperationRequest(revision=target.revision, trigger=SyncTrigger.ROLLBACK,
-                                                            initiated_by=initiated_by))
+        try:
+            result = await self.sync_now(name, OperationRequest(revision=target.revision, trigger=SyncTrigger.ROLLBACK,
+                                                                initiated_by=initiated_by))
+        except QueueFull:
+            self.apps.set_pause(name, previous)
+            raise
         if result is not None and result.sync is None:
             self.apps.set_pause(name, previous)
         return result
@@ -329,12 +340,27 @@ class Controller:
         base = self.apps.state(name) or AppState.new(name)
         if failure is not None:
             return base, failed_outcome(name, base, failure, started=time.time())
+        started = time.time()
         try:
-            return base, await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
+            outcome = await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
         except Exception as exc:  # supervision: any fault stays this app's, never the loop's end
-            log.exception("reconcile failed unexpectedly", extra={"app": name})
-            error = AgentError(f"internal error: {type(exc).__name__}: {exc}")
-            return base, failed_outcome(name, base, error, started=time.time())
+            return base, self._crashed(worker, base, exc, started=started)
+        worker.crash = ""
+        return base, outcome
+
+    @staticmethod
+    def _crashed(worker: AppWorker, base: AppState, exc: Exception, *, started: float) -> Outcome:
+        """An exception nothing expected: the app's error (an UnknownError condition); its traceback is
+        logged once per kind of failure, not on every retry."""
+        text = " ".join(str(exc).split())[:500]
+        error = UnexpectedError(f"unexpected {type(exc).__name__} while reconciling" + (f": {text}" if text else "")
+                                + " (the agent's log has the traceback)")
+        signature = f"{type(exc).__name__}: {exc}"
+        if signature != worker.crash:
+            log.error("reconcile raised %s", type(exc).__name__, exc_info=exc,
+                      extra={"app": worker.spec.name, "error": str(error)})
+        worker.crash = signature
+        return failed_outcome(worker.spec.name, base, error, started=started, duration=time.time() - started)
 
     @staticmethod
     def _automatic_trigger(worker: AppWorker) -> SyncTrigger:

@@ -19,6 +19,7 @@ from typing import Protocol
 from agent.config import AppSpec
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
 from agent.controller.observe import Observation, Observer
+from agent.controller.revisions import check_manual_revision
 from agent.controller.teardown import Teardown, delete_owned
 from agent.engine import status as statuses
 from agent.engine.autosync import SyncDecision, decide, still_paused
@@ -26,12 +27,13 @@ from agent.engine.fingerprint import applied_versions, inventory
 from agent.engine.health import HealthAssessor, aggregate
 from agent.engine.history import append_history, history_entry
 from agent.engine.sync import Step, SyncResult, SyncRunner
-from agent.errors import AgentError
+from agent.errors import AgentError, UnexpectedError
 from agent.kube import KubeClient
 from agent.kube.watch import WatchCache
 from agent.model import (
     AppState,
     AppStatus,
+    ConditionType,
     HealthStatus,
     Kind,
     ObjectRef,
@@ -91,7 +93,8 @@ class Outcome:
 def failed_outcome(name: str, state: AppState, error: AgentError, *, started: float, duration: float = 0.0,
                    revision: Revision | None = None) -> Outcome:
     """The outcome of a reconcile that could not compare: nothing applied, the error shown."""
-    status = statuses.failed(state.status, error=str(error), revision=revision, at=started)
+    kind = ConditionType.UNKNOWN_ERROR if isinstance(error, UnexpectedError) else ConditionType.COMPARISON_ERROR
+    status = statuses.failed(state.status, error=str(error), revision=revision, at=started, kind=kind)
     result = ReconcileResult(name, started, duration, status, revision=revision, error=error,
                              running=state.operation is not None)
     return Outcome(result, replace(state, status=status, unchanged=None))
@@ -104,6 +107,8 @@ class AppReconciler(Protocol):
                         trigger: SyncTrigger = SyncTrigger.AUTO) -> Outcome: ...
 
     def forget_revisions(self, repo: str) -> None: ...
+
+    async def check_manual_revision(self, app: AppSpec, requested: str, history: Collection[str]) -> None: ...
 
     async def resolve_tracked(self, app: AppSpec) -> str: ...
 
@@ -284,6 +289,10 @@ class Reconciler:
         return Outcome(result, next_state)
 
     # ------------------------------------------------------------------ for the controller
+
+    async def check_manual_revision(self, app: AppSpec, requested: str, history: Collection[str]) -> None:
+        """RevisionRefused unless a manual sync may name `requested` (see agent.controller.revisions)."""
+        await check_manual_revision(self._source, app, requested, history)
 
     async def resolve_tracked(self, app: AppSpec) -> str:
         """The commit the app's tracked revision points to now (asking the server again)."""

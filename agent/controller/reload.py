@@ -36,7 +36,7 @@ def source_options(agent: AgentSettings) -> SourceOptions:
         timeout=agent.git_timeout,
         ls_remote_ttl=agent.poll_interval,
         limits=ExportLimits(max_files=agent.max_repo_files, max_file_bytes=agent.max_file_size,
-                            max_total_bytes=agent.max_repo_size),
+                            max_total_bytes=agent.max_repo_size, max_seconds=agent.git_timeout),
     )
 
 

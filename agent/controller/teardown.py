@@ -17,12 +17,13 @@ from agent import APP_LABEL
 from agent.config import AppSpec
 from agent.engine.teardown import deletion_plan
 from agent.errors import KubeError, KubeUnreachable
-from agent.kube import KubeClient
+from agent.kube import Deleted, KubeClient, preconditions
 from agent.model import KubeObject, ObjectRef
 
 log = logging.getLogger(__name__)
 
 Kind = tuple[str, str]  # (apiVersion, kind)
+CHANGED_SINCE_LISTED = "changed, or was created again, since it was listed (precondition failed)"
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
         _audit(f"kept: {candidate.blocked}", app.name, candidate.ref, "kept")
     deleted: list[ObjectRef] = []
     failed: list[tuple[ObjectRef, str]] = []
+    kept = [(c.ref, c.blocked) for c in plan.kept]
     for index, candidate in enumerate(plan.delete):
         try:
-            await kube.delete(candidate.live)
+            outcome = await kube.delete(candidate.live, only_if=preconditions(candidate.live))
         except KubeUnreachable as exc:  # no other object will fare better: stop here
             failed += [(c.ref, exc.message) for c in plan.delete[index:]]
             _audit("delete failed", app.name, candidate.ref, "failed", error=exc.message)
@@ -61,9 +63,13 @@ async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
             failed.append((candidate.ref, exc.message))
             _audit("delete failed", app.name, candidate.ref, "failed", error=exc.message)
             continue
+        if outcome is Deleted.CHANGED:  # someone else's object now: never deleted
+            kept.append((candidate.ref, CHANGED_SINCE_LISTED))
+            _audit(f"kept: {CHANGED_SINCE_LISTED}", app.name, candidate.ref, "kept")
+            continue
         deleted.append(candidate.ref)
         _audit("deleted", app.name, candidate.ref, "deleted")
-    return Teardown(tuple(deleted), tuple((c.ref, c.blocked) for c in plan.kept), tuple(failed))
+    return Teardown(tuple(deleted), tuple(kept), tuple(failed))
 
 
 def _audit(message: str, app: str, ref: ObjectRef, action: str, *, error: str = "") -> None:

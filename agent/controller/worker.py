@@ -16,7 +16,7 @@ from agent.model import OperationRequest
 
 ERROR_RETRY_MIN = 2.0  # the first retry after a failed reconcile; doubles up to the poll interval
 OPERATION_POLL = 1.0  # while a sync runs, its next step comes at the latest after this (watch events come sooner)
-MAX_QUEUED_REQUESTS = 8  # manual requests waiting per app; identical ones share one place
+MAX_QUEUED_REQUESTS = 4  # distinct manual requests waiting per app; identical ones share one place
 
 
 @dataclass
@@ -32,6 +32,7 @@ class PendingRequest:
                 future.set_result(result)
 
 
+
 class AppWorker:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
@@ -43,6 +44,8 @@ class AppWorker:
         self.retry_at: float | None = None  # when the automated policy's next retry is due
         self.reconciled = False  # by this process (a status restored from the snapshot does not count)
         self.webhook_pending = False  # a push webhook woke it: the next automatic sync is `webhook`
+        self.crash = ""  # the last unexpected failure, so its traceback is logged once, not on every retry
+        self.crash = ""  # the last unexpected failure, so its traceback is logged once, not on every retry
 
     def enqueue(self, request: OperationRequest, answer: asyncio.Future[ReconcileResult]) -> bool:
         """Queue a request (joining an identical one already waiting); False when the queue is full."""

@@ -118,10 +118,12 @@ def running(previous: AppStatus, operation: SyncOperation, *, at: float) -> AppS
                    changes=ChangeSet(operation.changes), reconciled_at=at)
 
 
-def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float) -> AppStatus:
-    """A reconcile that could not compare (git, render, API): Unknown, the last good revision kept."""
+def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float,
+           kind: ConditionType = ConditionType.COMPARISON_ERROR) -> AppStatus:
+    """A reconcile that could not compare (git, render, API; or a bug: UnknownError): Unknown, the last
+    good revision kept."""
     return replace(previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or revision,
-                   message=error, conditions=(Condition(ConditionType.COMPARISON_ERROR, error),), reconciled_at=at)
+                   message=error, conditions=(Condition(kind, error),), reconciled_at=at)
 
 
 def next_last_sync(last: LastSync | None, *, revision: str, phase: OperationPhase, finished: float,

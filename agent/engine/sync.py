@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from agent.engine.health import Health, wave_status
 from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeUnreachable
-from agent.kube import KubeClient
+from agent.kube import Deleted, KubeClient, preconditions
 from agent.model import (
     Action,
     Change,
@@ -45,6 +45,8 @@ HealthCheck = Callable[[KubeObject | None], Health]
 Reader = Callable[[PlannedObject, KubeObject | None], Awaitable[KubeObject | None]]
 RECREATE_OPTIONS = frozenset({"Replace=true", "Force=true"})
 WAITING_LISTED = 1  # objects named in "waiting for healthy state of …" before "and N more"
+CHANGED_SINCE_READ = ("not pruned: the object changed, or was created again, since it was read (precondition "
+                      "failed); left alone, looked at again by the next reconcile")
 
 
 @dataclass(frozen=True)
@@ -199,10 +201,15 @@ class SyncRunner:
             recreate = (obj.options | self.policy.options) & RECREATE_OPTIONS
             if not recreate or obj.live is None or "immutable" not in exc.message:
                 raise
-        # An immutable field changed and the object allows it: delete, then create. The delete is
-        # in the background; the create is refused (409) until the old object is gone.
+        # An immutable field changed and the object allows it: delete, then create. Only the object
+        # that was read is deleted (its uid; its content is being replaced anyway), in the background;
+        # the create waits until it is gone.
         self._audit("replacing", obj.ref, "replaced")
-        await self.kube.delete(obj.live, propagation="Background")
+        deleted = await self.kube.delete(obj.live, propagation="Background",
+                                         only_if=preconditions(obj.live, version=False))
+        if deleted is Deleted.CHANGED:
+            raise KubeConflict("not replaced: the object was deleted and created again since it was read "
+                               "(uid precondition failed)", ref=obj.ref)
         return await self._create_when_gone(obj)
 
     async def _create_when_gone(self, obj: PlannedObject) -> KubeObject:
@@ -223,23 +230,24 @@ class SyncRunner:
     # ------------------------------------------------------------------ prune
 
     async def _prune(self, progress: _Progress, candidates: Sequence[PruneCandidate]) -> None:
+        """Delete each candidate only as it was read (uid and resourceVersion): waves before it, or a
+        stale cache, may have let someone delete and re-create it, or change it, meanwhile."""
         for candidate in candidates:
             try:
-                deleted = await self.kube.delete(candidate.live)
-            except KubeConflict as exc:
-                # The precondition failed: it is not the object that was planned for deletion any more.
-                progress.add(Change(candidate.ref, ChangeAction.SKIPPED, f"not pruned: {exc.message}",
-                                    ChangeReason.CHANGED_MEANWHILE))
-                self._audit("not pruned: changed meanwhile", candidate.ref, "skipped", error=exc.message)
-                continue
+                deleted = await self.kube.delete(candidate.live, only_if=preconditions(candidate.live))
             except KubeError as exc:
                 progress.add(Change(candidate.ref, ChangeAction.FAILED, f"prune failed: {exc.message}"))
                 self._audit("prune failed", candidate.ref, "failed", level=logging.WARNING, error=exc.message)
                 raise SyncFailed(f"{candidate.ref}: prune failed: {exc.message}") from exc
-            if deleted:
-                progress.add(Change(candidate.ref, ChangeAction.PRUNED))
-            else:
+            if deleted is Deleted.CHANGED:
+                progress.add(Change(candidate.ref, ChangeAction.SKIPPED, CHANGED_SINCE_READ,
+                                    ChangeReason.CHANGED_MEANWHILE))
+                self._audit("not pruned", candidate.ref, "skipped", level=logging.WARNING, error=CHANGED_SINCE_READ)
+                continue
+            if deleted is Deleted.GONE:
                 progress.add(Change(candidate.ref, ChangeAction.PRUNED, "already gone", ChangeReason.ALREADY_GONE))
+            else:
+                progress.add(Change(candidate.ref, ChangeAction.PRUNED))
             self._audit("pruned", candidate.ref, "pruned")
 
     def _record_blocked(self, progress: _Progress, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:

@@ -25,6 +25,7 @@ from yarl import URL
 
 from agent import FIELD_MANAGER
 from agent.errors import (
+    KubeConflict,
     KubeError,
     KubeForbidden,
     KubeInvalid,
@@ -34,6 +35,7 @@ from agent.errors import (
     api_error_class,
 )
 from agent.kube._library import ConfigException, Configuration, RESTClientObject, load_kube_config
+from agent.kube.deletion import Deleted
 from agent.kube.incluster import configure_in_cluster, in_cluster
 from agent.kube.ratelimit import TokenBucket
 from agent.model import KubeObject, ObjectRef
@@ -140,17 +142,17 @@ class KubeClient:
     async def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
         content_type: str = "application/json", kind: str = "", ref: ObjectRef | None = None,
-        gated: bool = False,
+        gated: bool = False, paced: bool = True,
     ) -> Any:
         """One API call; returns the decoded JSON body, raises a KubeError on failure.
 
-        Paced by the token bucket; a 429 is retried after the server's Retry-After. A `gated`
-        request (a write to a managed object) is refused with NotLeader, right before it would
-        be sent, while the write gate is closed.
+        Paced by the token bucket unless `paced` is false; a 429 is retried after the server's
+        Retry-After. A `gated` request (a write to a managed object) is refused with NotLeader,
+        right before it would be sent, while the write gate is closed.
         """
         for attempt in range(1, MAX_THROTTLED + 1):
             status, payload, retry_after = await self._send(method, path, query, body, content_type, kind, ref,
-                                                            gated)
+                                                            gated, paced)
             if status != 429 or attempt == MAX_THROTTLED:
                 break
             # Up to 10% later than asked, so requests refused together do not all return together.
@@ -160,8 +162,9 @@ class KubeClient:
         raise _api_error(status, payload, ref)
 
     async def _send(self, method: str, path: str, query: dict[str, str] | None, body: Any, content_type: str,
-                    kind: str, ref: ObjectRef | None, gated: bool = False) -> tuple[int, bytes, float]:
-        if self._limiter is not None:
+                    kind: str, ref: ObjectRef | None, gated: bool = False,
+                    paced: bool = True) -> tuple[int, bytes, float]:
+        if self._limiter is not None and paced:
             await self._limiter.acquire()
         if gated and not self._may_write():
             raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
@@ -217,6 +220,12 @@ class KubeClient:
             body=body, _preload_content=False, _request_timeout=deadline,
         )
         return response
+
+    def unpaced(self) -> UnpacedRequests:
+        """Requests that do not wait for the token bucket: leader election's. Its renewals must not
+        queue behind a burst of reconciles (or of anything else that spends tokens): a late
+        renewal costs the Lease."""
+        return UnpacedRequests(self)
 
     def gate_writes(self, may_write: Callable[[], bool]) -> None:
         """Refuse applies (not dry runs) and deletes whenever `may_write()` is false (leader election)."""
@@ -332,17 +341,28 @@ class KubeClient:
             item["apiVersion"], item["kind"] = api_version, kind
         return items
 
-    async def delete(self, obj: KubeObject, *, propagation: str = "Foreground") -> bool:
-        """Delete the object; False when it was already gone."""
+    async def delete(self, obj: KubeObject, *, propagation: str = "Foreground",
+                     only_if: dict[str, str] | None = None) -> Deleted:
+        """Delete the object, only while it still has the uid and resourceVersion in `only_if`
+        (see `preconditions`): a stale read must never delete an object re-created meanwhile.
+
+        CHANGED (the API server's 409) when the object no longer matches; GONE when it was not there.
+        """
         resource = await self._resource_for(obj)
         meta = obj["metadata"]
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if only_if:
+            body["preconditions"] = dict(only_if)
         try:
             await self.request("DELETE", resource.path(meta.get("namespace", ""), meta["name"]), body=body,
                                kind=resource.kind, ref=ObjectRef.of(obj), gated=True)
         except KubeNotFound:
-            return False
-        return True
+            return Deleted.GONE
+        except KubeConflict:
+            if only_if:
+                return Deleted.CHANGED
+            raise
+        return Deleted.DELETED
 
     async def get(self, obj: KubeObject) -> KubeObject | None:
         """The live object with the identity of `obj`, or None."""
@@ -356,6 +376,18 @@ class KubeClient:
         except KubeNotFound:
             return None
         return live
+
+
+class UnpacedRequests:
+    """`KubeClient.request` without the token bucket (see `KubeClient.unpaced`)."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def request(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
+                      content_type: str = "application/json", kind: str = "") -> Any:
+        return await self._client.request(method, path, query=query, body=body, content_type=content_type,
+                                          kind=kind, paced=False)
 
 
 def _always() -> bool:

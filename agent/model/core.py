@@ -133,6 +133,7 @@ class ConditionType(enum.StrEnum):
     SHARED_RESOURCE_WARNING = "SharedResourceWarning"
     ORPHANED_RESOURCE_WARNING = "OrphanedResourceWarning"
     INVALID_SPEC_ERROR = "InvalidSpecError"
+    UNKNOWN_ERROR = "UnknownError"  # Argo CD's name for a failure it did not anticipate
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,11 @@ class RenderSettings:
     kustomize_path: str = ""  # empty: `kustomize` on PATH, else `kubectl kustomize`
     render_timeout: float = 60.0
     max_concurrent_renders: int = 4
+    allowed_remote_bases: tuple[str, ...] = ()  # hosts or https/ssh URL prefixes kustomize may fetch from
+    # One render's budget: measured so that max_concurrent_renders (4) renders, their kustomize
+    # processes included, fit a 512 MiB pod beside the agent (docs/security.md has the numbers).
+    max_render_bytes: int = 8 * 1024 * 1024  # files one render holds: exported, and what kustomize printed
+    max_render_nodes: int = 30_000  # YAML nodes the agent parses in one render; what it hands kustomize, again
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ Only those directories are exported and written for kustomize, and the render ca
 keys on their tree SHAs. That is sound because kustomize's default load restrictor
 refuses *files* outside a kustomization's own directory: everything a build can read
 lies inside one of these directories. A reference that would leave the repository is
-refused here, before kustomize could read the host's files. Remote bases (URLs) are
-left to kustomize.
+refused here, before kustomize could read the host's files. A remote reference (a
+URL in any field kustomize loads from, in every kustomization followed and in every
+generator, transformer or validator configuration) is checked against
+`allowed_remote_bases` (see agent.render.remote); an allowed one is left to kustomize.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any, Protocol
 
 from agent.errors import RenderError
 from agent.model import Revision
-from agent.render.documents import RenderLimits, parse_documents
+from agent.render.documents import RenderBudget, RenderLimits, parse_documents
 from agent.render.kustomize import kustomization_file
+from agent.render.remote import RemoteBase, loader_strings, refusal, remote_target, shown
 from agent.source.export import normalize_path
 
 REFERENCE_FIELDS = ("resources", "bases", "components", "generators", "transformers", "validators")
+CONFIGURATION_FIELDS = ("generators", "transformers", "validators")  # a file there is a plugin's configuration
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*::|[a-z][a-z0-9+.-]*://|git@)|[?&](?:ref|version|submodules|timeout)=",
                      re.IGNORECASE)
 
@@ -47,7 +51,8 @@ class ExportedFiles(Protocol):
 class TreeSource(Protocol):
     """What rendering needs from git (GitSource provides it)."""
 
-    async def export(self, url: str, revision: Revision, path: str) -> ExportedFiles: ...
+    async def export(self, url: str, revision: Revision, path: str, *,
+                     max_bytes: int | None = None) -> ExportedFiles: ...
 
     async def tree_ids(self, url: str, revision: Revision, paths: Sequence[str]) -> Mapping[str, PathId | None]: ...
 
@@ -129,8 +134,16 @@ class KustomizeInputs:
 
 
 async def collect_inputs(source: TreeSource, url: str, revision: Revision, app_dir: str,
-                         app_files: Mapping[str, bytes], limits: RenderLimits) -> KustomizeInputs:
-    """Follow the app's kustomization and everything it references, exporting each directory once."""
+                         app_files: Mapping[str, bytes], limits: RenderLimits, *,
+                         allowed_remote: Sequence[RemoteBase] = (),
+                         budget: RenderBudget | None = None) -> KustomizeInputs:
+    """Follow the app's kustomization and everything it references, exporting each directory once.
+
+    A remote reference that `allowed_remote` does not admit is a RenderError naming it. What
+    each further directory holds is spent from `budget` (the render's; the app's own directory
+    is the caller's to count), as are the nodes of the kustomizations read.
+    """
+    budget = budget or RenderBudget(limits)
     inputs = KustomizeInputs(roots={app_dir: app_files})
     queue, seen = [app_dir], {app_dir}
     while queue:
@@ -140,19 +153,49 @@ async def collect_inputs(source: TreeSource, url: str, revision: Revision, app_d
         if name is None:
             continue  # kustomize says what is wrong with a directory that is not a kustomization
         where = posixpath.join(directory, name)
-        documents = parse_documents(where, files[name], limits)
-        for field_name, reference in kustomization_references(documents[0] if documents else None):
-            target = await _follow(source, url, revision, inputs, where, field_name, reference)
+        documents = parse_documents(where, files[name], limits, budget)
+        kustomization = documents[0] if documents else None
+        check_remote(where, kustomization, allowed_remote)
+        for field_name, reference in kustomization_references(kustomization):
+            exported = len(inputs.roots)
+            target = await _follow(source, url, revision, inputs, where, field_name, reference, allowed_remote,
+                                   budget.bytes_left)
+            if target is not None and len(inputs.roots) > exported:
+                budget.spend_bytes(target, sum(len(data) for data in inputs.roots[target].values()))
             if target is not None and target not in seen:
                 seen.add(target)
                 queue.append(target)
+            elif field_name in CONFIGURATION_FIELDS and inputs.kind(resolve(directory, reference) or "") == "file":
+                configuration = resolve(directory, reference) or ""
+                for document in parse_documents(configuration, _content(inputs, configuration), limits, budget):
+                    check_remote(configuration, document, allowed_remote)
     return inputs
 
 
+def check_remote(where: str, document: Any, allowed: Sequence[RemoteBase]) -> None:
+    """Refuse every URL in the document's loaded fields that no allowed remote base admits."""
+    for key, value in loader_strings(document):
+        target = remote_target(value, key=key)
+        if target is not None:
+            _refuse_unless_allowed(where, key, target, allowed)
+
+
+def _refuse_unless_allowed(where: str, field_name: str, reference: str, allowed: Sequence[RemoteBase]) -> None:
+    problem = refusal(reference, allowed)
+    if problem is not None:
+        raise RenderError(f"{where}: {field_name}: remote reference {shown(reference)!r} refused: {problem}")
+
+
+def _content(inputs: KustomizeInputs, path: str) -> bytes:
+    found = inputs.covering(path)
+    return inputs.roots[found[0]].get(found[1], b"") if found else b""
+
+
 async def _follow(source: TreeSource, url: str, revision: Revision, inputs: KustomizeInputs, where: str,
-                  field_name: str, reference: str) -> str | None:
+                  field_name: str, reference: str, allowed: Sequence[RemoteBase], max_bytes: int) -> str | None:
     """The directory a reference names (exported on the way), or None for a file or a remote base."""
     if is_remote(reference):
+        _refuse_unless_allowed(where, field_name, reference, allowed)
         inputs.remote.add(reference)
         return None
     target = resolve(posixpath.dirname(where), reference)
@@ -162,11 +205,12 @@ async def _follow(source: TreeSource, url: str, revision: Revision, inputs: Kust
     if kind is None:
         entry = (await source.tree_ids(url, revision, [target])).get(target)
         if entry is not None and entry.is_dir:
-            inputs.roots[target] = (await source.export(url, revision, target)).files
+            inputs.roots[target] = (await source.export(url, revision, target, max_bytes=max_bytes)).files
             return target
         kind = "missing" if entry is None else "file"
     if kind == "missing":
         if looks_like_host_path(reference):
+            _refuse_unless_allowed(where, field_name, reference, allowed)
             inputs.remote.add(reference)
             return None
         raise RenderError(f"{where}: {field_name}: {reference!r} does not exist ({target or '.'} is not in the "

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 from agent.errors import RenderError
 from agent.model import DirectorySpec, Manifest
-from agent.render.documents import RenderLimits, parse_stream
+from agent.render.documents import RenderBudget, RenderLimits, parse_stream
 from agent.render.kustomize import KUSTOMIZATION_FILES
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -37,12 +37,16 @@ def select_files(files: Iterable[str], directory: DirectorySpec) -> list[str]:
 
 
 def load_manifests(files: Mapping[str, bytes], *, directory: DirectorySpec | None = None, base: str = "",
-                   limits: RenderLimits | None = None) -> list[Manifest]:
-    """Parse the chosen files into objects; sources are named `base/path` (repository-relative)."""
-    limits = limits or RenderLimits()
+                   limits: RenderLimits | None = None, budget: RenderBudget | None = None) -> list[Manifest]:
+    """Parse the chosen files into objects; sources are named `base/path` (repository-relative).
+
+    Their nodes are spent from `budget` (the render's), else from a budget for these files alone.
+    """
+    limits = budget.limits if budget is not None else limits or RenderLimits()
+    budget = budget or RenderBudget(limits)
     manifests: list[Manifest] = []
     for path in select_files(files, directory or DirectorySpec()):
-        manifests.extend(parse_stream(posixpath.join(base, path), files[path], limits))
+        manifests.extend(parse_stream(posixpath.join(base, path), files[path], limits, budget))
         if len(manifests) > limits.max_objects:
             raise RenderError(f"{posixpath.join(base, path)}: more than {limits.max_objects} objects in one app")
     return manifests

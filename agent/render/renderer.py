@@ -33,12 +33,14 @@ import yaml
 from agent.errors import RenderError
 from agent.model import Manifest, RenderSettings, Revision
 from agent.render.cache import CacheScope, RenderCache, cache_key, input_ids, options_digest
-from agent.render.documents import RenderLimits, check_stream, parse_stream
+from agent.render.documents import RenderBudget, RenderLimits, check_stream, parse_stream
 from agent.render.inputs import KustomizeInputs, TreeSource, collect_inputs, resolve
 from agent.render.kustomize import KustomizeRunner, kustomization_file
 from agent.render.overrides import overlay_kustomization
 from agent.render.plain import MANIFEST_SUFFIXES, load_manifests
+from agent.render.remote import parse_allowed
 from agent.render.source import RenderSource
+from agent.source.urls import redact_urls_in
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,14 @@ class Renderer:
                  observer: RenderObserver | None = None) -> None:
         self._settings = settings
         self._source = source
-        self._limits = limits or RenderLimits()
+        self._limits = limits or RenderLimits(max_render_bytes=settings.max_render_bytes,
+                                              max_render_nodes=settings.max_render_nodes)
         self._observer = observer
         self._slots = asyncio.Semaphore(settings.max_concurrent_renders)
         self._cache = RenderCache()
+        self._allowed_remote = parse_allowed(settings.allowed_remote_bases)
         self._kustomize = KustomizeRunner(binary=settings.kustomize_path, timeout=settings.render_timeout,
-                                          max_output_bytes=self._limits.max_output_bytes)
+                                          remote=bool(self._allowed_remote))
         self.stats = RenderStats()
 
     @property
@@ -122,16 +126,21 @@ class Renderer:
         return input_ids({path: entry.sha if entry else None for path, entry in ids.items()})
 
     async def _render(self, app: RenderSource, app_dir: str, revision: Revision) -> tuple[list[Manifest], list[str]]:
-        exported = await self._source.export(app.repo, revision, app_dir)
+        """One render within one budget (bytes held, YAML nodes parsed), so that
+        `max_concurrent_renders` of them fit the agent's memory together."""
+        budget = RenderBudget(self._limits)
+        exported = await self._source.export(app.repo, revision, app_dir, max_bytes=budget.bytes_left)
+        budget.spend_bytes(app_dir or ".", sum(len(data) for data in exported.files.values()))
         name = kustomization_file(exported.files)
         if name is not None:
-            inputs = await collect_inputs(self._source, app.repo, revision, app_dir, exported.files, self._limits)
-            manifests = await self._build(app, app_dir, name, inputs)
+            inputs = await collect_inputs(self._source, app.repo, revision, app_dir, exported.files, self._limits,
+                                          allowed_remote=self._allowed_remote, budget=budget)
+            manifests = await self._build(app, app_dir, name, inputs, budget)
             return self._counted(manifests, app_dir), sorted(inputs.roots)
         manifests = await asyncio.to_thread(load_manifests, exported.files, directory=app.directory, base=app_dir,
-                                            limits=self._limits)
+                                            budget=budget)
         if not app.kustomize.empty:
-            manifests = await self._build_plain(app, app_dir, manifests)
+            manifests = await self._build_plain(app, app_dir, manifests, budget)
         return self._counted(manifests, app_dir), [app_dir]
 
     def _counted(self, manifests: list[Manifest], app_dir: str) -> list[Manifest]:
@@ -140,10 +149,15 @@ class Renderer:
                               f"{self._limits.max_objects}")
         return manifests
 
-    async def _build(self, app: RenderSource, app_dir: str, name: str, inputs: KustomizeInputs) -> list[Manifest]:
-        """kustomize over the exported directories, wrapped in an overlay when the app has overrides."""
+    async def _build(self, app: RenderSource, app_dir: str, name: str, inputs: KustomizeInputs,
+                     budget: RenderBudget) -> list[Manifest]:
+        """kustomize over the exported directories, wrapped in an overlay when the app has overrides.
+
+        What kustomize is handed is held to a budget of its own (its memory is its own process's);
+        what it prints counts against the render's.
+        """
         roots = inputs.outermost()
-        await asyncio.to_thread(_check_yaml, roots, self._limits)
+        await asyncio.to_thread(_check_yaml, roots, RenderBudget(self._limits))
         async with _workspace() as root:
             await asyncio.to_thread(_write_roots, root / "repo", roots)
             target = root / "repo" / app_dir if app_dir else root / "repo"
@@ -153,22 +167,29 @@ class Renderer:
                 await asyncio.to_thread(_write_files, root / "overrides", {"kustomization.yaml": _dump([overlay])})
                 target = root / "overrides"
             output, warnings = await self._kustomize.build(target, where=posixpath.join(app_dir, name),
-                                                           scrub=_scrubber(root, app_dir))
+                                                           scrub=_scrubber(root, app_dir), home=root / "home",
+                                                           max_output=budget.bytes_left)
         if warnings:
             log.warning("kustomize: %s", warnings[-1000:], extra={"app": app.name})
-        return await asyncio.to_thread(parse_stream, f"kustomize build {app_dir or '.'}", output, self._limits)
+        source = f"kustomize build {app_dir or '.'}"
+        budget.spend_bytes(source, len(output))
+        return await asyncio.to_thread(parse_stream, source, output, budget=budget)
 
-    async def _build_plain(self, app: RenderSource, app_dir: str, manifests: Sequence[Manifest]) -> list[Manifest]:
+    async def _build_plain(self, app: RenderSource, app_dir: str, manifests: Sequence[Manifest],
+                           budget: RenderBudget) -> list[Manifest]:
         """Overrides over a plain directory: its objects become the resources of a generated kustomization."""
         files = _annotated_files(manifests)
         files["kustomization.yaml"] = _dump([overlay_kustomization(app.kustomize, sorted(files))])
         async with _workspace() as root:
             await asyncio.to_thread(_write_files, root / "plain", files)
             output, warnings = await self._kustomize.build(root / "plain", where=f"{app_dir or '.'} (overrides)",
-                                                           scrub=_scrubber(root, app_dir))
+                                                           scrub=_scrubber(root, app_dir), home=root / "home",
+                                                           max_output=budget.bytes_left)
         if warnings:
             log.warning("kustomize: %s", warnings[-1000:], extra={"app": app.name})
-        built = await asyncio.to_thread(parse_stream, f"kustomize build {app_dir or '.'}", output, self._limits)
+        source = f"kustomize build {app_dir or '.'}"
+        budget.spend_bytes(source, len(output))
+        built = await asyncio.to_thread(parse_stream, source, output, budget=budget)
         return [_restore_source(manifest) for manifest in built]
 
 
@@ -183,11 +204,13 @@ async def _workspace() -> AsyncIterator[Path]:
 
 
 def _make_temporary_directory() -> Path:
-    return Path(tempfile.mkdtemp(prefix="gitops-agent-render-")).resolve()
+    path = Path(tempfile.mkdtemp(prefix="gitops-agent-render-")).resolve()
+    (path / "home").mkdir(mode=0o700)  # kustomize's HOME: empty, and gone with the workspace
+    return path
 
 
 def _scrubber(root: Path, app_dir: str) -> Callable[[str], str]:
-    """Rewrite workspace paths in kustomize's messages as repository paths."""
+    """Rewrite workspace paths in kustomize's messages as repository paths, and drop credentials from URLs."""
     replacements = [
         (f"{root}/repo/", ""), (f"{root}/repo", "."), (f"{root}/overrides", "<overrides>"),
         (f"{root}/plain/", ""), (f"{root}/plain", app_dir or "."), (str(root), "<workspace>"),
@@ -196,16 +219,16 @@ def _scrubber(root: Path, app_dir: str) -> Callable[[str], str]:
     def scrub(text: str) -> str:
         for old, new in replacements:
             text = text.replace(old, new)
-        return text
+        return redact_urls_in(text)  # a remote base's URL may carry a token
 
     return scrub
 
 
-def _check_yaml(roots: Mapping[str, Mapping[str, bytes]], limits: RenderLimits) -> None:
+def _check_yaml(roots: Mapping[str, Mapping[str, bytes]], budget: RenderBudget) -> None:
     for root, files in roots.items():
         for rel, content in files.items():
             if rel.endswith(MANIFEST_SUFFIXES) or posixpath.basename(rel) == "Kustomization":
-                check_stream(posixpath.join(root, rel), content, limits)
+                check_stream(posixpath.join(root, rel), content, budget.limits, budget)
 
 
 def _write_roots(base: Path, roots: Mapping[str, Mapping[str, bytes]]) -> None:

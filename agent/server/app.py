@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +19,8 @@ from agent.server import auth as access
 from agent.server import operations
 from agent.server.auth import AUTH, AUTHENTICATED, PROJECT_OF, PUBLIC, ROUTES, ApiAuth, declare, may
 from agent.server.auth import middleware as auth_middleware
+from agent.server.guard import guard
+from agent.server.probe import KubeCheck, SharedProbe
 from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
@@ -26,7 +28,6 @@ from agent.source import redact_url
 
 CONTROLLER = web.AppKey("controller", Controller)
 METRICS = web.AppKey("metrics", Metrics)
-KubeCheck = Callable[[], Awaitable[str]]
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
@@ -161,11 +162,13 @@ async def refresh_application(request: web.Request) -> web.Response:
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
               webhook: WebhookReceiver | None = None, leadership: Leadership | None = None,
               auth: ApiAuth | None = None) -> web.Application:
-    """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token."""
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth_middleware])
+    """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token.
+    Forged browser requests and malformed bodies are refused first (agent.server.guard)."""
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[guard, auth_middleware])
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
-    app[KUBE_CHECK] = kube_check
+    probe: KubeCheck = SharedProbe(kube_check)
+    app[KUBE_CHECK] = probe
     app[LEADERSHIP] = leadership or SingleInstance()
     app[SUMMARIES] = SummaryCache()
     app[ROUTES] = {}

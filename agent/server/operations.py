@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.controller import Controller, QueueFull, RollbackRefused
+from agent.controller import Controller, QueueFull, RevisionRefused, RollbackRefused
 from agent.controller.reconcile import ReconcileResult
 from agent.model import OperationRequest
 from agent.server.auth import declare, require, subject_of
-from agent.server.views import bad_request, json_fields, not_found, ref_view
+from agent.server.views import bad_request, error_response, json_fields, not_found, ref_view
 
 
 def initiator(request: web.Request) -> str:
@@ -75,8 +75,9 @@ class Operations:
         try:
             result = await self.controller.sync_now(name, operation)
         except QueueFull as exc:
-            raise web.HTTPTooManyRequests(text=json.dumps({"error": str(exc)}), content_type="application/json",
-                                          headers={"Retry-After": "5"}) from exc
+            return _busy(exc)
+        except RevisionRefused as exc:
+            raise bad_request(str(exc)) from exc
         if result is None:
             raise not_found(name)
         failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
@@ -88,6 +89,8 @@ class Operations:
         revision = await _rollback_revision(request)
         try:
             result = await self.controller.rollback(name, revision, initiated_by=initiator(request))
+        except QueueFull as exc:
+            return _busy(exc)
         except RollbackRefused as exc:
             raise web.HTTPConflict(text=json.dumps({"error": str(exc)}), content_type="application/json") from exc
         if result is None:
@@ -112,6 +115,12 @@ class Operations:
         if diffs is None:
             raise not_found(name)
         return web.json_response({"name": name, "diffs": {str(ref): diff for ref, diff in sorted(diffs.items())}})
+
+
+def _busy(exc: QueueFull) -> web.Response:
+    response = error_response(429, str(exc))
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def add_routes(app: web.Application, controller: Controller) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from aiohttp import web
 from agent.config import Settings
 from agent.errors import SourceError
 from agent.metrics import Metrics
+from agent.server.views import loads_bounded
 from agent.source import CredentialStore, read_secret, redact_url
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def parse_payload(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
             text = form.get("payload", [""])[0]
         else:
             text = body.decode("utf-8")
-        payload = json.loads(text)
+        payload = loads_bounded(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookError(400, "bad_request", f"the body is not a JSON payload: {exc}") from exc
     if not isinstance(payload, dict):

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import shutil
+import stat
 import struct
 import threading
 import weakref
@@ -83,7 +84,8 @@ def open_repo(repo_dir: Path) -> Iterator[Repo]:
 
 def _open(repo_dir: Path) -> Repo:
     if not repo_dir.exists():
-        repo_dir.mkdir(parents=True)
+        repo_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # `repos/`: every tenant's cache
+        repo_dir.mkdir(mode=0o700)
         Repo.init_bare(str(repo_dir)).close()
     try:
         return Repo(str(repo_dir))
@@ -250,6 +252,16 @@ def fetch(client: GitClient, path: str, repo_dir: Path, wants: list[str], *, dep
             raise
         except CORRUPTION_ERRORS as exc:
             raise CacheCorrupt(f"while fetching: {_reason(exc)}") from exc
+    _private_packs(repo_dir)
+
+
+def _private_packs(repo_dir: Path) -> None:
+    """dulwich makes pack files 0444 whatever the umask; the cache holds other tenants' files: 0400."""
+    pack_dir = repo_dir / "objects" / "pack"
+    for path in pack_dir.iterdir() if pack_dir.is_dir() else ():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
 
 
 def keep(repo_dir: Path, sha: str) -> bool:
@@ -311,6 +323,33 @@ def export(handles: RepoHandles, url: str, sha: str, path: str, limits: ExportLi
         if not isinstance(commit, Commit):
             raise CacheCorrupt(f"{sha[:12]} is not a commit")
         return TreeExporter(read, url, limits).export(commit.tree, path)
+
+
+def reaches(handles: RepoHandles, tip: str, target: str, *, limit: int = 100_000) -> bool | None:
+    """Whether commit `target` is `tip` or one of its ancestors in the cache: True or False, or None
+    when the walk met the edge of a shallow history (or `limit` commits) without finding it."""
+    with handles.borrow() as read:
+        try:
+            shallow = read.repo.get_shallow()
+        except CORRUPTION_ERRORS as exc:
+            raise CacheCorrupt(_reason(exc)) from exc
+        wanted, pending, seen = target.encode(), [tip.encode()], set()
+        complete = True
+        while pending:
+            sha = pending.pop()
+            if sha == wanted:
+                return True
+            if sha in seen:
+                continue
+            seen.add(sha)
+            commit = peel(read, sha)
+            if len(seen) > limit or not isinstance(commit, Commit):
+                return None
+            if sha in shallow:  # its parents were never fetched
+                complete = False
+                continue
+            pending.extend(commit.parents)
+        return False if complete else None
 
 
 def peel(read: ReadObject, oid: bytes) -> ShaFile:

@@ -21,20 +21,25 @@ MAX_SECRET_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Access:
-    """How one request to one repository authenticates; `password` never shows in repr."""
+    """How one request to one repository authenticates; neither `password` nor `username` (which may be a
+    token) shows in repr."""
 
-    username: str = ""
+    username: str = field(default="", repr=False)
     password: str = field(default="", repr=False)
     ssh_key_file: str = ""
     known_hosts_file: str = ""
     insecure_ignore_host_key: bool = False
     ca_file: str = ""
     insecure_skip_tls_verify: bool = False
+    username_is_secret: bool = False  # an HTTPS URL's own user name: often a token (`https://ghp_…@host/…`)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must be scrubbed from any text leaving the source layer."""
-        return (self.password,) if self.password else ()
+        found = [self.password] if self.password else []
+        if self.username_is_secret and self.username:
+            found.append(self.username)
+        return tuple(found)
 
 
 def read_secret(repo: str, *, env: str, file: str, key_env: str, key_file: str) -> str:
@@ -89,14 +94,16 @@ class CredentialStore:
     def access(self, url: str) -> Access:
         """Credentials for one request: the matching entry's, else any user:password in the URL."""
         url_user, url_password = _userinfo(url)
+        in_url = bool(url_user) and urlsplit(url).scheme.lower() in ("http", "https")
         spec = self.match(url)
         if spec is None:
-            return Access(username=url_user, password=url_password)
+            return Access(username=url_user, password=url_password, username_is_secret=in_url)
         password = read_secret(url, env=spec.password_env, file=spec.password_file,
                                key_env="password_env", key_file="password_file")
         return Access(
             username=spec.username or url_user,
             password=password or url_password,
+            username_is_secret=in_url and not spec.username,
             ssh_key_file=spec.ssh_key_file,
             known_hosts_file=spec.known_hosts_file,
             insecure_ignore_host_key=spec.insecure_ignore_host_key,

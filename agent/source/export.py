@@ -3,12 +3,19 @@
 Nothing may leave the repository: no `..` out of the root, no absolute paths, no
 symbolic link whose target escapes, no link loops. File count, single-file size
 and total bytes are capped. Every refusal names the repository and the path.
+
+A tree is content-addressed, so one tree may be named by many entries: forty trees
+whose entries `a` and `b` both name the next one hold 2^40 paths. The walk therefore
+counts every entry it visits (files, directories and links) against `max_files`, and
+stops at a deadline: it runs in a worker thread that cannot be cancelled, under the
+repository's read lock, which every fetch of that repository waits for.
 """
 
 from __future__ import annotations
 
 import posixpath
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,11 +30,32 @@ MAX_DEPTH = 64
 
 @dataclass(frozen=True)
 class ExportLimits:
-    """Caps on one export; `[agent]` keys `max_repo_files`, `max_file_size`, `max_repo_size`."""
+    """Caps on one export; `[agent]` keys `max_repo_files`, `max_file_size`, `max_repo_size`, and
+    `git_timeout` as the longest one walk of a tree may take."""
 
-    max_files: int = 10_000
+    max_files: int = 10_000  # entries visited: files, directories and symbolic links
     max_file_bytes: int = 4 * 1024 * 1024
     max_total_bytes: int = 64 * 1024 * 1024
+    max_seconds: float = 60.0
+    total_key: str = "max_repo_size"  # the setting `max_total_bytes` comes from, for messages
+
+
+class WalkBudget:
+    """Entries visited and time spent by one walk of a tree; `spend` raises past either cap."""
+
+    def __init__(self, limits: ExportLimits, *, fail: Callable[[str, str], Exception],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._limits, self._fail, self._clock = limits, fail, clock
+        self._deadline = clock() + limits.max_seconds
+        self.entries = 0
+
+    def spend(self, path: str) -> None:
+        self.entries += 1
+        if self.entries > self._limits.max_files:
+            raise self._fail(path, f"more than {self._limits.max_files} files, directories and links "
+                                   "(max_repo_files)")
+        if self.entries % 256 == 0 and self._clock() > self._deadline:
+            raise self._fail(path, f"walking the tree took longer than {self._limits.max_seconds:g}s (git_timeout)")
 
 
 def normalize_path(path: str) -> str | None:
@@ -56,11 +84,13 @@ class TreeExporter:
     `read` returns the object for a SHA (the cache turns corruption into its own error).
     """
 
-    def __init__(self, read: ReadObject, url: str, limits: ExportLimits) -> None:
+    def __init__(self, read: ReadObject, url: str, limits: ExportLimits,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.read, self.url, self.limits = read, url, limits
         self.files: dict[str, bytes] = {}
         self.total = 0
         self.root_tree = b""
+        self.budget = WalkBudget(limits, fail=self.fail, clock=clock)
 
     def fail(self, path: str, problem: str) -> SourceError:
         return SourceError(f"{redact_url(self.url)}: {path or '.'}: {problem}")
@@ -118,6 +148,7 @@ class TreeExporter:
             child_repo = f"{repo_path}/{name}" if repo_path else name
             if name in ("", ".", "..") or "/" in name or "\0" in name:
                 raise self.fail(child_repo, "invalid file name in the tree")
+            self.budget.spend(child_repo)
             child_rel = f"{rel}/{name}" if rel else name
             mode, sha = entry.mode, bytes(entry.sha)
             if stat.S_ISLNK(mode):
@@ -131,8 +162,6 @@ class TreeExporter:
 
     def add(self, rel: str, repo_path: str, sha: bytes) -> None:
         """Keep one file under its path relative to the export; errors name its repository path."""
-        if len(self.files) >= self.limits.max_files:
-            raise self.fail(repo_path, f"more than {self.limits.max_files} files (max_repo_files)")
         blob = self.read(sha)
         if not isinstance(blob, Blob):
             raise self.fail(repo_path, "is not a file")
@@ -143,5 +172,5 @@ class TreeExporter:
         self.total += size
         if self.total > self.limits.max_total_bytes:
             raise self.fail(repo_path, f"files exceed the total limit of {self.limits.max_total_bytes} bytes "
-                                       "(max_repo_size)")
+                                       f"({self.limits.total_key})")
         self.files[rel] = blob.data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -223,15 +224,37 @@ class GitSource:
 
         return await self._recovering(repo, present)
 
-    async def export(self, url: str, revision: Revision, path: str) -> SourceFiles:
-        """The files under `path` at `revision`, refusing anything that leaves the repository."""
+    async def export(self, url: str, revision: Revision, path: str, *, max_bytes: int | None = None) -> SourceFiles:
+        """The files under `path` at `revision`, refusing anything that leaves the repository.
+
+        `max_bytes`: what is left of the render's budget, when that is less than `max_repo_size`.
+        """
         repo = self._repo(url)
+        limits = self._options.limits
+        if max_bytes is not None and max_bytes < limits.max_total_bytes:
+            limits = replace(limits, max_total_bytes=max_bytes, total_key="what is left of max_render_bytes")
 
         async def read() -> dict[str, bytes]:
             await self._ensure(repo, revision.sha)
-            return await repo.disk.read(cache.export, url, revision.sha, path, self._options.limits)
+            return await repo.disk.read(cache.export, url, revision.sha, path, limits)
 
         return SourceFiles(revision=revision, files=await self._recovering(repo, read))
+
+    async def reachable(self, url: str, target: str, tip: str) -> bool:
+        """Whether commit `target` is `tip` or one of its ancestors. The cache holds shallow
+        history; when the walk meets its edge, every branch and tag is fetched in full once."""
+        repo = self._repo(url)
+
+        async def walk() -> bool:
+            await self._ensure(repo, tip)
+            found = await repo.disk.read(cache.reaches, tip, target)
+            if found is None:
+                async with repo.disk.writing():
+                    await self._fetch(repo, [], depth=cache.UNSHALLOW_DEPTH)
+                found = await repo.disk.read(cache.reaches, tip, target)
+            return bool(found)
+
+        return await self._recovering(repo, walk)
 
     # ------------------------------------------------------------- for the render cache (issue 5)
 
@@ -242,7 +265,8 @@ class GitSource:
 
     async def symlink_targets(self, url: str, revision: Revision, paths: Sequence[str]) -> tuple[str, ...]:
         """Repository paths that symbolic links below `paths` point to (their content is not in the tree SHA)."""
-        return await self._read_tree(url, revision, trees.symlink_targets, list(paths))
+        walk = functools.partial(trees.symlink_targets, url=url, limits=self._options.limits)
+        return await self._read_tree(url, revision, walk, list(paths))
 
     async def _read_tree(self, url: str, revision: Revision, read: Callable[[cache.RepoHandles, str, list[str]], T],
                          paths: list[str]) -> T:

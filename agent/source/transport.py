@@ -33,7 +33,7 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
 from agent.errors import SourceError
 from agent.source.credentials import Access
-from agent.source.urls import redact_url, scp_like
+from agent.source.urls import redact_url, redact_urls_in, scp_like
 
 NETWORK_ERRORS = (OSError, GitProtocolError, HangupException, HTTPUnauthorized, NotGitRepository)
 
@@ -75,8 +75,11 @@ def open_client(url: str, access: Access, *, timeout: float, key_dir: Path) -> t
             config, base_url=url, timeout=timeout,
             cert_reqs="CERT_NONE" if access.insecure_skip_tls_verify else "CERT_REQUIRED",
         )
+        # Credentials go to the client on their own, never in the URL: dulwich keeps a URL's user
+        # information and would show it in its messages (a token may be the user name).
+        bare = parsed._replace(netloc=parsed.netloc.rpartition("@")[2])
         http_client = Urllib3HttpGitClient.from_parsedurl(
-            parsed, username=access.username or None, password=access.password or None,
+            bare, username=access.username or None, password=access.password or None,
             pool_manager=cast(Any, pool),
         )
         return http_client, parsed.path
@@ -156,7 +159,7 @@ def request_error(url: str, request: str, exc: BaseException, secrets: tuple[str
                                result="auth_failed")
     if isinstance(exc, NotGitRepository):
         return GitRequestError(f"{where}: {request} failed: repository not found")
-    reason = scrub(describe(exc), secrets)
+    reason = redact_urls_in(scrub(describe(exc), secrets))
     if _looks_like_auth(reason):
         return GitRequestError(f"{where}: {request} failed: {reason}", result="auth_failed")
     # Over HTTP a server that refuses a `want` (git's "not our ref") just hangs up.

@@ -8,7 +8,9 @@ renderer also asks for the targets of every link below its inputs and keys on th
 Blocking functions (dulwich); GitSource runs them in a worker thread under the
 repository's read lock, on a borrowed handle. Nothing here raises for a path that is absent or leaves the
 repository: that is an answer (None, or no target), and the export that follows
-reports it properly.
+reports it properly. The walk below a path is bounded like the export's (entries
+visited and time, see export.WalkBudget): a subtree named by many entries must not
+keep the worker thread, and the repository's read lock, for hours.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 
 from dulwich.objects import Blob, Commit, Tree
 
+from agent.errors import SourceError
 from agent.source.cache import CacheCorrupt, RepoHandles, peel
-from agent.source.export import MAX_DEPTH, MAX_LINK_HOPS, ReadObject, normalize_path
+from agent.source.export import MAX_DEPTH, MAX_LINK_HOPS, ExportLimits, ReadObject, WalkBudget, normalize_path
+from agent.source.urls import redact_url
 
 
 @dataclass(frozen=True)
@@ -39,13 +43,22 @@ def tree_entries(handles: RepoHandles, commit_sha: str, paths: Sequence[str]) ->
         return {path: walker.entry(path) for path in paths}
 
 
-def symlink_targets(handles: RepoHandles, commit_sha: str, paths: Sequence[str]) -> tuple[str, ...]:
-    """Repository paths that symbolic links below `paths` point to (links leaving the repository are left out)."""
+def symlink_targets(handles: RepoHandles, commit_sha: str, paths: Sequence[str], *, url: str,
+                    limits: ExportLimits) -> tuple[str, ...]:
+    """Repository paths that symbolic links below `paths` point to (links leaving the repository are left out).
+
+    SourceError when the walk visits more entries than `limits` allow, or takes too long.
+    """
     with handles.borrow() as read:
         walker = _Walker(read, commit_sha)
+
+        def fail(path: str, problem: str) -> SourceError:
+            return SourceError(f"{redact_url(url)}: {path or '.'}: {problem}")
+
+        budget = WalkBudget(limits, fail=fail)
         found: set[str] = set()
         for path in paths:
-            found.update(walker.links_below(path))
+            found.update(walker.links_below(path, budget))
         return tuple(sorted(found))
 
 
@@ -95,7 +108,7 @@ class _Walker:
             return None
         return normalize_path(posixpath.join(posixpath.dirname(link_path), target))
 
-    def links_below(self, path: str) -> set[str]:
+    def links_below(self, path: str, budget: WalkBudget) -> set[str]:
         found = self.lookup(path)
         if found is None or not stat.S_ISDIR(found[0]):
             return set()
@@ -108,6 +121,7 @@ class _Walker:
                 continue
             for entry in tree.iteritems():
                 child = posixpath.join(repo_path, entry.path.decode("utf-8", "replace"))
+                budget.spend(child)
                 if stat.S_ISLNK(entry.mode):
                     target = self.link_target(child, bytes(entry.sha))
                     if target is not None:

@@ -11,17 +11,48 @@ from urllib.parse import urlsplit, urlunsplit
 # `user@host:path` (scp-like ssh), but not a Windows drive or a URL with a scheme.
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:\[\]]{2,}|\[[^\]]+\]):(?P<path>(?!//).*)$")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22, "git+ssh": 22, "git": 9418}
+# Query parameters that carry credentials (GitLab's private_token, OAuth's access_token, signed URLs…).
+_SECRET_PARAMETER = re.compile(
+    r"(?i)^(?:access_token|private_token|oauth_token|id_token|token|auth|authorization|password|passwd|pwd|"
+    r"secret|client_secret|key|api_key|apikey|sig|signature|x-amz-signature|x-amz-credential|"
+    r"x-amz-security-token|x-goog-signature|x-goog-credential)$")
+# A URL's `scheme://userinfo@` in running text (an error message from git or kustomize).
+_USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+_QUERY_IN_TEXT = re.compile(r"(?i)([?&][a-z0-9_.-]+=)([^&\s#'\"]*)")
 
 
 def redact_url(url: str) -> str:
-    """The URL without a password or token, fit for logs, messages, metrics and the API."""
-    parts = urlsplit(url)
-    if "://" not in url or "@" not in parts.netloc:
+    """The URL without any user information or credential-like query parameter, fit for logs,
+    messages, metrics and the API.
+
+    All of the user information goes, not only a password: `https://ghp_TOKEN@github.com/…`
+    carries its token as the user name. An scp-like `git@host:path` loses its user too.
+    """
+    scp = scp_like(url)
+    if scp is not None:
+        return f"{scp[1]}:{scp[2]}"
+    if "://" not in url:
         return url
-    user, _, host = parts.netloc.rpartition("@")
-    name, has_password, _ = user.partition(":")
-    netloc = f"{name}:***@{host}" if has_password else f"{name}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, _redact_query(parts.query), parts.fragment))
+
+
+def redact_urls_in(text: str) -> str:
+    """Running text with the user information and credential-like query values of every URL in it removed."""
+    text = _USERINFO_IN_TEXT.sub(r"\1", text)
+    return _QUERY_IN_TEXT.sub(lambda m: m.group(1) + ("***" if _SECRET_PARAMETER.match(m.group(1)[1:-1])
+                                                        else m.group(2)), text)
+
+
+def _redact_query(query: str) -> str:
+    if not query:
+        return query
+    kept = []
+    for pair in query.split("&"):
+        name, has_value, _ = pair.partition("=")
+        kept.append(f"{name}=***" if has_value and _SECRET_PARAMETER.match(name) else pair)
+    return "&".join(kept)
 
 
 def strip_userinfo(url: str) -> str:

@@ -150,7 +150,7 @@ async def test_manual_sync_and_diff_over_the_api(
         async with session.post(sync_url, json={"prune": "yes"}) as resp:
             assert resp.status == 400
             assert "prune must be true or false" in (await resp.json())["error"]
-        async with session.post(agent.base_url + f"/api/v1/applications/{app_name}/sync") as resp:
+        async with session.post(agent.base_url + f"/api/v1/applications/{app_name}/sync", json={}) as resp:
             assert resp.status == 200
             synced = await resp.json()
     assert synced["phase"] == "Succeeded" and synced["sync_status"] == "Synced"

@@ -16,7 +16,7 @@ import pytest
 from agent.errors import SourceError
 from agent.metrics import Metrics
 from agent.model import RepoSpec
-from agent.source import GitSource
+from agent.source import GitSource, redact_url
 from tests.support.gitserver import GitServer, WorkTree
 from tests.support.sshserver import SSHServer
 
@@ -71,7 +71,7 @@ async def test_unknown_host_key_is_refused(ssh_server: SSHServer, repo: WorkTree
         await src.resolve(url, "main")
 
     assert str(excinfo.value) == (
-        f"{url}: ls-remote failed: host key verification failed: the server's host key is not in the known "
+        f"{redact_url(url)}: ls-remote failed: host key verification failed: the server's host key is not in the known "
         "hosts (known_hosts_file) or does not match them"
     )
     assert 'request="ls-remote",result="auth_failed"' in metrics.exposition().decode()

@@ -125,6 +125,8 @@ class AgentProcess:
     async def _send(self, method: str, path: str, body: bytes | None,
                     headers: Mapping[str, str] | None) -> tuple[int, str]:
         timeout = aiohttp.ClientTimeout(total=60)
+        if method == "POST":  # the API refuses a POST that does not say it is JSON
+            headers = {"Content-Type": "application/json", **(headers or {})}
         if not self._keep_alive:
             async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
                     method, self.base_url + path, data=body, headers=headers) as resp:

@@ -70,6 +70,9 @@ class Script:
     def forget_revisions(self, repo: str) -> None:
         return None
 
+    async def check_manual_revision(self, app: AppSpec, requested: str, history: Collection[str]) -> None:
+        return None
+
     async def resolve_tracked(self, app: AppSpec) -> str:
         return "b" * 40
 
@@ -201,8 +204,8 @@ async def test_an_unexpected_exception_becomes_the_apps_error_and_the_loop_goes_
     await reconciles(script, 2)
     state = controller.state("shop")
     assert state is not None and state.status.sync_status is SyncStatus.UNKNOWN
-    assert state.status.conditions[0].type is ConditionType.COMPARISON_ERROR
-    assert "internal error: TypeError" in state.status.conditions[0].message
+    assert state.status.conditions[0].type is ConditionType.UNKNOWN_ERROR
+    assert "unexpected TypeError while reconciling" in state.status.conditions[0].message
     controller.request_refresh("shop")
     await reconciles(script, 3)
     state = controller.state("shop")

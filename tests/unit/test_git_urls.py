@@ -13,14 +13,14 @@ from agent.source.urls import normalize_url, push_matches_revision, redact_url, 
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://user:s3cret@git.example.com/org/repo.git", "https://user:***@git.example.com/org/repo.git"),
-        ("https://token@git.example.com/org/repo.git", "https://token@git.example.com/org/repo.git"),
+        ("https://user:s3cret@git.example.com/org/repo.git", "https://git.example.com/org/repo.git"),
+        ("https://token@git.example.com/org/repo.git", "https://git.example.com/org/repo.git"),
         ("https://git.example.com/org/repo.git", "https://git.example.com/org/repo.git"),
-        ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+        ("git@github.com:org/repo.git", "github.com:org/repo.git"),
         ("/srv/git/repo", "/srv/git/repo"),
     ],
 )
-def test_redact_url_hides_passwords_only(url: str, expected: str) -> None:
+def test_redact_url_drops_all_user_information(url: str, expected: str) -> None:
     assert redact_url(url) == expected
 
 

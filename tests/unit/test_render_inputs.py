@@ -14,6 +14,7 @@ from agent.render.inputs import (
     looks_like_host_path,
     resolve,
 )
+from agent.render.remote import parse_allowed
 
 REVISION = Revision(sha="a" * 40)
 
@@ -89,7 +90,7 @@ class MemorySource:
         self.repo = files
         self.exported: list[str] = []
 
-    async def export(self, url: str, revision: Revision, path: str) -> Files:
+    async def export(self, url: str, revision: Revision, path: str, *, max_bytes: int | None = None) -> Files:
         self.exported.append(path)
         prefix = f"{path}/" if path else ""
         return Files({k[len(prefix):]: v for k, v in self.repo.items() if k.startswith(prefix)})
@@ -121,7 +122,8 @@ async def test_collect_follows_bases_and_components_transitively_exporting_each_
         "apps/y/base/kustomization.yaml": b"resources: []\n",
     })
     app_files = (await source.export("u", REVISION, "apps/x/overlays/prod")).files
-    inputs = await collect_inputs(source, "u", REVISION, "apps/x/overlays/prod", app_files, RenderLimits())
+    inputs = await collect_inputs(source, "u", REVISION, "apps/x/overlays/prod", app_files, RenderLimits(),
+                                  allowed_remote=parse_allowed(["example.com"]))
     assert sorted(inputs.roots) == ["apps/x/base", "apps/x/overlays/prod", "components/mon", "shared/ns"]
     assert inputs.remote == {"https://example.com/remote.git?ref=v1"}
     assert sorted(source.exported) == sorted(inputs.roots)
