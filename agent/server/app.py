@@ -163,8 +163,9 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
               webhook: WebhookReceiver | None = None, leadership: Leadership | None = None,
               auth: ApiAuth | None = None) -> web.Application:
     """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token.
-    Forged browser requests and malformed bodies are refused first (agent.server.guard)."""
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[guard, auth_middleware])
+    A caller's identity is settled first (401, 403), then forged browser requests and malformed bodies
+    are refused (agent.server.guard)."""
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth_middleware, guard])
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     probe: KubeCheck = SharedProbe(kube_check)

@@ -33,7 +33,8 @@ class Caller:
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
         data = None if body is None else json.dumps(body).encode()
-        headers = {**self.headers, **({"Content-Type": "application/json"} if data else {})}
+        # Every POST says it is JSON, also without a body: the API refuses what a browser page could forge.
+        headers = {**self.headers, **({"Content-Type": "application/json"} if method == "POST" else {})}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session, session.request(
                 method, self.base_url + path, data=data, headers=headers, ssl=self.ssl) as response:
             text = await response.text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from agent import APP_LABEL, TRACKING_ANNOTATION
@@ -11,7 +12,15 @@ from agent.engine.health import HealthAssessor
 from agent.engine.plan import Plan, PruneCandidate
 from agent.engine.sync import SyncRunner
 from agent.kube import Deleted, KubeClient, preconditions
-from agent.model import ChangeAction, ObjectRef, OperationPhase, SyncPolicy
+from agent.model import (
+    ChangeAction,
+    ObjectRef,
+    OperationPhase,
+    Revision,
+    SyncOperation,
+    SyncPolicy,
+    SyncTrigger,
+)
 from tests.integration.helpers import configmap, eventually
 from tests.support.agent import AgentProcess, StartAgent
 from tests.support.gitserver import GitServer, WorkTree
@@ -96,11 +105,14 @@ async def test_prune_skips_an_object_recreated_since_it_was_read_and_reports_it(
     await delete_now(kube, stale)
     fresh = await kube.apply(marked("recreated", namespace, app, {"v": "someone else's"}))
     plan = Plan(objects=(), prune=tuple(PruneCandidate(ObjectRef.of(obj), obj, 0, False) for obj in (stale, gone)))
-    runner = SyncRunner(kube, app, namespace, "0" * 40, SyncPolicy(prune=True), HealthAssessor().assess)
+    runner = SyncRunner(kube, app, namespace, SyncPolicy(prune=True), HealthAssessor().assess,
+                        read=lambda obj, written: kube.get(obj.desired))
+    operation = SyncOperation(Revision("0" * 40), SyncTrigger.AUTO, prune=True, manual=False, started=time.time(),
+                              plan=plan)
 
-    result = await runner.run(plan, prune=True)
+    result = (await runner.step(operation)).result
 
-    assert result.phase is OperationPhase.SUCCEEDED
+    assert result is not None and result.phase is OperationPhase.SUCCEEDED
     changes = {change.ref.name: change for change in result.changes.entries}
     assert changes["plain-stale"].action is ChangeAction.PRUNED
     assert changes["recreated"].action is ChangeAction.SKIPPED
