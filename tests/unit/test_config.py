@@ -80,6 +80,8 @@ def test_defaults_apply_when_keys_are_absent() -> None:
         ('[[applications]]\nname = "A_B"\nrepo = "x"\n', "applications[0].name: 'A_B' must be a DNS label"),
         ('[[applications]]\nname = "a"\nrepo = "x"\npath = "../up"\n', "applications[0].path: '../up' must be"),
         ('[[applications]]\nname = "a"\nrepo = "x"\nprune = true\n', "applications[0].prune: unknown key"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\nproject = "Payments Team"\n',
+         "applications[0].project: 'Payments Team' must be a project name"),
         (
             '[[applications]]\nname = "a"\nrepo = "x"\n[[applications]]\nname = "a"\nrepo = "y"\n',
             "applications[1].name: 'a' is used by another application",
@@ -92,6 +94,22 @@ def test_bad_config_names_file_table_and_key(tmp_path: Path, text: str, message:
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text))
     assert message in str(caught.value)
+
+
+def test_an_app_names_its_project_and_where_it_was_declared(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[applications]]\nname = "a"\nrepo = "x"\n[[applications]]\nname = "b"\nrepo = "x"\n'
+                           'project = "payments-team"\n')
+    first, second = load_settings(path).applications
+    assert (first.project, second.project) == ("default", "payments-team")
+    assert (first.parent, second.origin) == ("", f"{path}: applications[1]")
+
+
+def test_where_an_app_was_declared_does_not_make_it_another_app() -> None:
+    one = parse_settings({"applications": [{"name": "a", "repo": "x"}]}, file="one.toml").applications[0]
+    other = parse_settings({"applications": [{"name": "b", "repo": "y"}, {"name": "a", "repo": "x"}]},
+                           file="two.toml").applications[1]
+    assert one.origin != other.origin
+    assert one == other  # a reload that only moves an app's table is not a change to the app
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
