@@ -1,12 +1,18 @@
 """Argo CD definitions from Git: `Application`, `AppProject` and `ApplicationSet` objects found in an
 app's render are adopted as configuration (an "app of apps") instead of being applied. Pure: no I/O.
 
+    definitions     a parent's render → Definitions (apps, projects, sets, refusals, errors)
     application     Application → AppSpec          project     AppProject → ProjectSpec
     applicationset  ApplicationSet → ApplicationSetSpec; generate() → the apps it generates
     generators      list, git (directories, files), matrix, merge, as typed values
     params          generators → parameter sets; git input as GitTree values the caller reads
     templates       `{{param}}` and `goTemplate: true` field access
+    lifecycle       what to create, update, keep and delete; never delete on doubt
     fields          strict reading; InvalidDefinition, Unsupported, Refused
+
+How the controller uses it: parse_definitions() on a parent's render (after a successful render
+only); claim_names() against the apps declared elsewhere; next_adopted() for its Application
+files; for each set, generate() (reading what NeedsTrees asks for) then next_generated().
 """
 
 from agent.argocd.application import RESOURCES_FINALIZER, parse_application
@@ -21,7 +27,9 @@ from agent.argocd.applicationset import (
     generate,
     parse_application_set,
 )
+from agent.argocd.definitions import Definitions, is_definition, parse_definitions, split_definitions
 from agent.argocd.fields import InvalidDefinition, Refused, Unsupported
+from agent.argocd.lifecycle import Change, Removal, claim_names, next_adopted, next_generated, next_removed_set
 from agent.argocd.params import GitTree, TreeRequest
 from agent.argocd.project import parse_app_project
 
@@ -30,17 +38,27 @@ __all__ = [
     "RESOURCES_FINALIZER",
     "ApplicationSetSpec",
     "ApplicationsSync",
+    "Change",
+    "Definitions",
     "Generated",
     "GenerationFailed",
     "GitTree",
     "InvalidDefinition",
     "NeedsTrees",
     "Refused",
+    "Removal",
     "SetPolicy",
     "TreeRequest",
     "Unsupported",
+    "claim_names",
     "generate",
+    "is_definition",
+    "next_adopted",
+    "next_generated",
+    "next_removed_set",
     "parse_app_project",
     "parse_application",
     "parse_application_set",
+    "parse_definitions",
+    "split_definitions",
 ]
