@@ -8,6 +8,7 @@ app's render are adopted as configuration (an "app of apps") instead of being ap
     params          generators → parameter sets; git input as GitTree values the caller reads
     templates       `{{param}}` and `goTemplate: true` field access
     lifecycle       what to create, update, keep and delete; never delete on doubt
+    credentials     `repository` / `repo-creds` Secrets → RepoCredentials
     fields          strict reading; InvalidDefinition, Unsupported, Refused
 
 How the controller uses it: parse_definitions() on a parent's render (after a successful render
@@ -27,6 +28,13 @@ from agent.argocd.applicationset import (
     generate,
     parse_application_set,
 )
+from agent.argocd.credentials import (
+    CredentialKind,
+    RepoCredentials,
+    credential_kind,
+    match_credentials,
+    parse_credentials_secret,
+)
 from agent.argocd.definitions import Definitions, is_definition, parse_definitions, split_definitions
 from agent.argocd.fields import InvalidDefinition, Refused, Unsupported
 from agent.argocd.lifecycle import Change, Removal, claim_names, next_adopted, next_generated, next_removed_set
@@ -39,6 +47,7 @@ __all__ = [
     "ApplicationSetSpec",
     "ApplicationsSync",
     "Change",
+    "CredentialKind",
     "Definitions",
     "Generated",
     "GenerationFailed",
@@ -47,18 +56,22 @@ __all__ = [
     "NeedsTrees",
     "Refused",
     "Removal",
+    "RepoCredentials",
     "SetPolicy",
     "TreeRequest",
     "Unsupported",
     "claim_names",
+    "credential_kind",
     "generate",
     "is_definition",
+    "match_credentials",
     "next_adopted",
     "next_generated",
     "next_removed_set",
     "parse_app_project",
     "parse_application",
     "parse_application_set",
+    "parse_credentials_secret",
     "parse_definitions",
     "split_definitions",
 ]
