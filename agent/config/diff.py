@@ -37,6 +37,7 @@ AGENT_KEYS: dict[str, str] = {
     "webhook_secret_file": "webhook_secret_file",
     "webhook_max_body": "webhook_max_body",
     "history_limit": "history_limit",
+    "credentials_namespace": "credentials_namespace",
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",

@@ -74,6 +74,7 @@ def test_defaults_apply_when_keys_are_absent() -> None:
         ('[agent]\npoll_interval = "soon"\n', "agent.toml: agent.poll_interval: 'soon' is not a duration"),
         ('[agent]\nlisten = "8080"\n', "agent.toml: agent.listen: must be HOST:PORT"),
         ("[agent]\nmax_concurrent_reconciles = 0\n", "agent.max_concurrent_reconciles: must be at least 1"),
+        ('[agent]\ncredentials_namespace = "Argo CD"\n', "agent.credentials_namespace: must be a namespace name"),
         ("[agent]\nmax_concurrent_reconciles = true\n", "must be an integer, not true or false True"),
         ('[[applications]]\nrepo = "x"\n', "agent.toml: applications[0].name: is required"),
         ('[[applications]]\nname = "a"\n', "agent.toml: applications[0].repo: is required"),
@@ -110,6 +111,11 @@ def test_where_an_app_was_declared_does_not_make_it_another_app() -> None:
                            file="two.toml").applications[1]
     assert one.origin != other.origin
     assert one == other  # a reload that only moves an app's table is not a change to the app
+
+
+def test_credentials_namespace_is_read_and_empty_by_default() -> None:
+    assert parse_settings({}).agent.credentials_namespace == ""
+    assert parse_settings({"agent": {"credentials_namespace": "argocd"}}).agent.credentials_namespace == "argocd"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
