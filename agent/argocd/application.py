@@ -91,7 +91,9 @@ def _spec(spec: Fields, *, name: str, prune_on_delete: bool, parent: str, origin
         raise spec.invalid("project", f"{project!r} is not a project name")
     spec.refuse(["sources"], "(several sources) is not supported; use spec.source")
     spec.refuse(["sourceHydrator"], "is not supported")
-    spec.refuse(["revisionHistoryLimit"], "is not supported yet: [agent] history_limit applies")
+    if spec.has("revisionHistoryLimit"):  # even 0 means something to Argo CD: keep no history
+        raise spec.unsupported("revisionHistoryLimit",
+                               "spec.revisionHistoryLimit is not supported yet: [agent] history_limit applies")
     for info in spec.items("info"):
         info.string("name")
         info.string("value")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from agent.argocd.fields import Fields, InvalidDefinition
@@ -28,11 +26,11 @@ from agent.argocd.generators import (
     MergeGenerator,
     parse_generator,
 )
+from agent.argocd.patterns import directories, git_pathspec_match, go_path_match
 from agent.argocd.templates import Syntax, TemplateError, go_string, render_string, render_value, sanitize_name
 from agent.argocd.yamlvalues import load_params_file
 
 Params = dict[str, Any]
-_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -130,19 +128,6 @@ def _git_params(generator: GitGenerator, syntax: Syntax, trees: Trees) -> list[P
     return [_with_values(params, generator, syntax) for params in sets]
 
 
-def directories(files: tuple[str, ...]) -> list[str]:
-    """Every directory holding a file, as Argo CD lists them: no hidden directory (`.name`) nor
-    anything below one, and not the root."""
-    found: set[str] = set()
-    for file in files:
-        parts = file.split("/")[:-1]
-        for depth, part in enumerate(parts, start=1):
-            if part.startswith("."):
-                break
-            found.add("/".join(parts[:depth]))
-    return sorted(found)
-
-
 def _matching_directories(generator: GitGenerator, tree: GitTree) -> list[str]:
     """Directories matching an included path and no excluded one (exclusion wins, whatever the order)."""
     matched = []
@@ -230,67 +215,6 @@ def flatten(obj: Mapping[str, Any]) -> dict[str, str]:
     return flat
 
 
-def go_path_match(pattern: str, name: str) -> bool:
-    """Go's `path.Match`: `*` and `?` stop at `/`, `[...]` classes (`^` negates), `\\` escapes.
-    ValueError for a malformed pattern."""
-    regex, index = [], 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "*":
-            regex.append("[^/]*")
-        elif char == "?":
-            regex.append("[^/]")
-        elif char == "\\":
-            index += 1
-            if index == len(pattern):
-                raise ValueError(f"{pattern!r} is not a valid pattern (it ends with '\\')")
-            regex.append(re.escape(pattern[index]))
-        elif char == "[":
-            text, index = _character_class(pattern, index)
-            regex.append(text)
-            continue
-        else:
-            regex.append(re.escape(char))
-        index += 1
-    return re.fullmatch("".join(regex), name) is not None
-
-
-def _character_class(pattern: str, start: int) -> tuple[str, int]:
-    index, negate = start + 1, False
-    if pattern[index:index + 1] == "^":
-        negate, index = True, index + 1
-    ranges: list[str] = []
-    while True:
-        if index >= len(pattern):
-            raise ValueError(f"{pattern!r} is not a valid pattern (a '[' is not closed)")
-        if pattern[index] == "]" and ranges:
-            return f"[{'^' if negate else ''}{''.join(ranges)}]", index + 1
-        low, index = _class_char(pattern, index)
-        high = low
-        if pattern[index:index + 1] == "-":
-            high, index = _class_char(pattern, index + 1)
-        ranges.append(re.escape(low) if low == high else f"{re.escape(low)}-{re.escape(high)}")
-
-
-def _class_char(pattern: str, index: int) -> tuple[str, int]:
-    if index >= len(pattern) or pattern[index] in "-]":
-        raise ValueError(f"{pattern!r} is not a valid pattern (a character class is malformed)")
-    if pattern[index] == "\\":
-        index += 1
-        if index >= len(pattern):
-            raise ValueError(f"{pattern!r} is not a valid pattern (it ends with '\\')")
-    return pattern[index], index + 1
-
-
-def git_pathspec_match(pattern: str, path: str) -> bool:
-    """`git ls-files -- PATTERN`, which Argo CD's git files generator runs: a pattern without
-    wildcards names a file or everything below a directory; `*` and `?` also match `/`."""
-    pattern = pattern.removeprefix("./")
-    if not _GLOB_CHARS & set(pattern):
-        return path == pattern or path.startswith(pattern.rstrip("/") + "/")
-    return fnmatchcase(path, pattern)
-
-
 # ---------------------------------------------------------------------------------------------- matrix, merge
 
 
@@ -335,9 +259,13 @@ def _partly_rendered(values: Mapping[str, Any], params: Params, syntax: Syntax) 
 
 
 def _combine_flat(first: Params, second: Params, generator: MatrixGenerator) -> Params:
-    combined = {key: go_string(value) for key, value in first.items()}
-    for key, value in second.items():
-        text = go_string(value)
+    """Argo CD's CombineStringMaps: every value as a string; a key both children give must agree."""
+    try:
+        combined = {key: go_string(value) for key, value in first.items()}
+        texts = {key: go_string(value) for key, value in second.items()}
+    except TemplateError as exc:
+        raise GenerationError(f"{generator.where}: {exc}") from exc
+    for key, text in texts.items():
         if key in combined and combined[key] != text:
             raise GenerationError(f"{generator.where}: both generators give {key!r}, as {combined[key]!r} "
                                   f"and {text!r}")

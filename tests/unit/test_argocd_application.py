@@ -138,6 +138,7 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
      "spec.ignoreDifferences[0].group"),
     ("spec.source.kustomize.patches", [{"patch": "x"}], "spec.source.kustomize.patches"),
     ("spec.revisionHistoryLimit", 3, "spec.revisionHistoryLimit"),
+    ("spec.revisionHistoryLimit", 0, "spec.revisionHistoryLimit"),  # 0 means "keep none" to Argo CD
     ("spec.syncPolicy.automated.selfheal", True, "spec.syncPolicy.automated.selfheal"),  # a typo is not ignored
     ("metadata.finalizers", ["post-delete-finalizer.argocd.argoproj.io"], "metadata.finalizers"),
 ])

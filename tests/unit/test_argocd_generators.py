@@ -21,7 +21,8 @@ from agent.argocd import (
     parse_application_set,
 )
 from agent.argocd.params import GitTree as ParamsGitTree
-from agent.argocd.params import generate_params, git_pathspec_match, go_path_match
+from agent.argocd.params import generate_params
+from agent.argocd.patterns import git_pathspec_match, go_path_match
 from agent.argocd.templates import Syntax
 
 ARGO = "https://github.com/argoproj/argo-cd.git"
@@ -315,6 +316,15 @@ def test_matrix_children_that_disagree_on_a_parameter_fail_without_go_templates(
         "template": template("{{name}}", ".")})
     outcome = generate(spec, {})
     assert isinstance(outcome, GenerationFailed) and "both generators give 'name'" in outcome.message
+
+
+def test_matrix_without_go_templates_cannot_combine_nested_values() -> None:
+    spec = appset({"generators": [{"matrix": {"generators": [
+        {"list": {"elements": [{"name": "a"}]}},
+        {"list": {"elementsYaml": "- owner: {team: payments}\n"}}]}}],
+        "template": template("{{name}}", ".")})
+    outcome = generate(spec, {})
+    assert isinstance(outcome, GenerationFailed) and "cannot print dict" in outcome.message
 
 
 # ---------------------------------------------------------------------------------------------- merge
