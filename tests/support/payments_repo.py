@@ -53,77 +53,92 @@ def payments_repo(repo_url: str = DEFAULT_REPO_URL) -> dict[str, str]:
 def _base(service: str) -> dict[str, str]:
     base = f"apps/{service}/base"
     return {
-        f"{base}/kustomization.yaml": dedent("""\
-            apiVersion: kustomize.config.k8s.io/v1beta1
-            kind: Kustomization
-            resources:
-              - deployment.yaml
-              - service.yaml
-              - configmap.yaml
-            """),
-        f"{base}/deployment.yaml": dedent(f"""\
-            apiVersion: apps/v1
-            kind: Deployment
-            metadata:
-              name: {service}
-              labels:
-                app: {service}
-            spec:
-              replicas: 2
-              selector:
-                matchLabels:
-                  app: {service}
-              template:
-                metadata:
-                  labels:
-                    app: {service}
-                spec:
-                  containers:
-                    - name: {service}
-                      image: registry.example.com/payments/{service}:1.0.0
-                      ports:
-                        - name: http
-                          containerPort: 8080
-                      envFrom:
-                        - configMapRef:
-                            name: {service}-config
-                        - configMapRef:
-                            name: {service}-env
-                      resources:
-                        requests:
-                          cpu: 50m
-                          memory: 64Mi
-                        limits:
-                          cpu: 200m
-                          memory: 128Mi
-            """),
-        f"{base}/service.yaml": dedent(f"""\
-            apiVersion: v1
-            kind: Service
-            metadata:
-              name: {service}
-              labels:
-                app: {service}
-            spec:
-              selector:
-                app: {service}
-              ports:
-                - name: http
-                  port: 80
-                  targetPort: http
-            """),
-        f"{base}/configmap.yaml": dedent(f"""\
-            apiVersion: v1
-            kind: ConfigMap
-            metadata:
-              name: {service}-config
-              labels:
-                app: {service}
-            data:
-              SERVICE_NAME: {service}
-              LOG_LEVEL: info
-            """),
+        f"{base}/kustomization.yaml": _BASE_KUSTOMIZATION,
+        f"{base}/deployment.yaml": _deployment(service),
+        f"{base}/service.yaml": _service(service),
+        f"{base}/configmap.yaml": _configmap(service),
     }
+
+
+_BASE_KUSTOMIZATION = dedent("""\
+    apiVersion: kustomize.config.k8s.io/v1beta1
+    kind: Kustomization
+    resources:
+      - deployment.yaml
+      - service.yaml
+      - configmap.yaml
+    """)
+
+
+def _deployment(service: str) -> str:
+    return dedent(f"""\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: {service}
+          labels:
+            app: {service}
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: {service}
+          template:
+            metadata:
+              labels:
+                app: {service}
+            spec:
+              containers:
+                - name: {service}
+                  image: registry.example.com/payments/{service}:1.0.0
+                  ports:
+                    - name: http
+                      containerPort: 8080
+                  envFrom:
+                    - configMapRef:
+                        name: {service}-config
+                    - configMapRef:
+                        name: {service}-env
+                  resources:
+                    requests:
+                      cpu: 50m
+                      memory: 64Mi
+                    limits:
+                      cpu: 200m
+                      memory: 128Mi
+        """)
+
+
+def _service(service: str) -> str:
+    return dedent(f"""\
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: {service}
+          labels:
+            app: {service}
+        spec:
+          selector:
+            app: {service}
+          ports:
+            - name: http
+              port: 80
+              targetPort: http
+        """)
+
+
+def _configmap(service: str) -> str:
+    return dedent(f"""\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: {service}-config
+          labels:
+            app: {service}
+        data:
+          SERVICE_NAME: {service}
+          LOG_LEVEL: info
+        """)
 
 
 def _overlay(service: str, overlay: str) -> dict[str, str]:
