@@ -4,6 +4,7 @@
     next_removed_set(previous, policy, origin=, prune=)  the apps of a set its parent no longer declares
     next_adopted(previous, definitions, prune=)          the Applications a parent declares directly
     claim_names(apps, taken)                             the first declaration of a name keeps it
+    check_projects(apps, projects)                       apps naming a project that exists nowhere
 
 Never delete on doubt (argo-cd#14318, #9227, #18480): a generator error, a set that cannot be
 read, a generator that suddenly yields nothing, or a definition that cannot be named keeps every
@@ -12,14 +13,14 @@ app as it is and says why. Going to zero needs the set's `gitops-agent.io/allow-
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from agent.argocd.applicationset import ALLOW_EMPTY_ANNOTATION, Generated, GenerationFailed, SetPolicy
 from agent.argocd.definitions import Definitions
 from agent.argocd.fields import Refused
 from agent.config.apps import AppSpec
-from agent.model import Condition, ConditionType
+from agent.model import DEFAULT_PROJECT, Condition, ConditionType
 
 _LISTED = 5  # names quoted in a message before "and N more"
 
@@ -127,6 +128,21 @@ def claim_names(apps: Sequence[AppSpec], taken: Mapping[str, str]) -> tuple[tupl
         else:
             kept.append(app)
     return tuple(kept), tuple(conditions)
+
+
+def check_projects(apps: Sequence[AppSpec], projects: Iterable[str]) -> tuple[tuple[AppSpec, ...], tuple[Refused, ...]]:
+    """(the apps whose project exists, a refusal for each other one). `projects`: every project
+    declared anywhere, TOML and Git; Argo CD's `default` always exists."""
+    known = {DEFAULT_PROJECT, *projects}
+    kept, refused = [], []
+    for app in apps:
+        if app.project in known:
+            kept.append(app)
+        else:
+            refused.append(Refused(kind="Application", name=app.name, origin=app.origin, unsupported=False,
+                                   message=f"{app.origin}: Application {app.name}: spec.project: project "
+                                           f"{app.project!r} does not exist (known: {', '.join(sorted(known))})"))
+    return tuple(kept), tuple(refused)
 
 
 def _kept(reason: str, previous: Mapping[str, AppSpec]) -> Condition:

@@ -12,6 +12,7 @@ from agent.argocd import (
     Refused,
     Removal,
     SetPolicy,
+    check_projects,
     claim_names,
     next_adopted,
     next_generated,
@@ -134,3 +135,14 @@ def test_the_first_declaration_of_a_name_keeps_it() -> None:
         "application payment-service is declared twice: in /etc/gitops-agent/config.toml: applications[0] and in "
         "argocd/applications/payment-service-app.yaml; the one in /etc/gitops-agent/config.toml: applications[0] "
         "keeps running")
+
+
+def test_an_app_naming_a_project_that_exists_nowhere_is_refused() -> None:
+    seed = replace(app("payment-service"), project="payments-project", origin="argocd/applications/p.yaml")
+    kept, refused = check_projects([seed, app("ledger"), replace(app("fx"), project="payments-team")],
+                                   ["payments-team"])
+    assert [spec.name for spec in kept] == ["ledger", "fx"]  # "default" always exists
+    (refusal,) = refused
+    assert (refusal.name, refusal.unsupported) == ("payment-service", False)
+    assert refusal.message == ("argocd/applications/p.yaml: Application payment-service: spec.project: project "
+                               "'payments-project' does not exist (known: default, payments-team)")
