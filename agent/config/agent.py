@@ -13,6 +13,7 @@ from agent.model import RenderSettings
 # with https:// or ssh://. Never http:// or file:// (see agent.render.remote).
 _REMOTE_BASE = re.compile(r"(?:(?:https|ssh)://(?:[^@/\s]+@)?)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?"
                           r"(?:/\S*)?")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class AgentSettings:
     webhook_max_body: int = 1024 * 1024
     history_limit: int = 50  # sync history entries kept per app
     insecure_no_auth: bool = False  # serve an open API (no [auth]) on a non-loopback address
+    # Where Argo CD-style repository credentials live (Secrets labelled argocd.argoproj.io/secret-type:
+    # repository or repo-creds); empty: none are read.
+    credentials_namespace: str = ""
     render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
@@ -85,11 +89,14 @@ def parse_agent(table: Table) -> AgentSettings:
         webhook_max_body=table.size("webhook_max_body", defaults.webhook_max_body),
         history_limit=table.positive("history_limit", defaults.history_limit),
         insecure_no_auth=table.get("insecure_no_auth", bool, defaults.insecure_no_auth),
+        credentials_namespace=table.get("credentials_namespace", str, defaults.credentials_namespace),
         render=_render_settings(table),
         leader_election=_leader_election_settings(table),
     )
     if settings.webhook_secret_env and settings.webhook_secret_file:
         raise table.error("webhook_secret_file", "give webhook_secret_env or webhook_secret_file, not both")
+    if settings.credentials_namespace and not _NAMESPACE.fullmatch(settings.credentials_namespace):
+        raise table.error("credentials_namespace", f"must be a namespace name, not {settings.credentials_namespace!r}")
     if settings.git_timeout <= 0:
         raise table.error("git_timeout", "must be greater than zero")
     if settings.poll_interval <= 0:
@@ -132,7 +139,7 @@ def _leader_election_settings(table: Table) -> LeaderElectionSettings:
     )
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", settings.name):
         raise table.error("leader_election_name", f"must be a DNS subdomain name, not {settings.name!r}")
-    if settings.namespace and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", settings.namespace):
+    if settings.namespace and not _NAMESPACE.fullmatch(settings.namespace):
         raise table.error("leader_election_namespace", f"must be a namespace name, not {settings.namespace!r}")
     if settings.retry_period <= 0:
         raise table.error("leader_election_retry_period", "must be greater than zero")

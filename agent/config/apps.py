@@ -19,6 +19,17 @@ from agent.model import (
 )
 
 _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A project is an AppProject's name: a DNS subdomain, as Kubernetes names it.
+_PROJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def valid_app_name(name: str) -> bool:
+    """An app name is a DNS label: it becomes a label value and part of every tracking id."""
+    return bool(_APP_NAME.match(name))
+
+
+def valid_project_name(name: str) -> bool:
+    return bool(_PROJECT_NAME.match(name))
 
 
 @dataclass(frozen=True)
@@ -33,14 +44,23 @@ class AppSpec:
     directory: DirectorySpec = field(default_factory=DirectorySpec)
     kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
     # When the app is removed from the configuration (SIGHUP), delete what it owns; else leave it.
+    # An adopted Argo CD Application sets it with the `resources-finalizer.argocd.argoproj.io` finalizer.
     prune_on_delete: bool = False
     project: str = DEFAULT_PROJECT  # the project whose rules apply; one that does not exist is a runtime condition
+    # The app whose render declared this one (an adopted Argo CD Application); "" when declared in TOML.
+    parent: str = ""
+    # Where it was declared, for messages only: `FILE: applications[N]`, or a file in the parent's
+    # repository. Not compared: moving a declaration does not change the app.
+    origin: str = field(default="", compare=False)
 
 
 def parse_app(table: Table) -> AppSpec:
     name = table.get("name", str, required=True)
-    if not _APP_NAME.match(name):
+    if not valid_app_name(name):
         raise table.error("name", f"{name!r} must be a DNS label (lowercase letters, digits and '-', at most 63)")
+    project = table.get("project", str, DEFAULT_PROJECT)
+    if not valid_project_name(project):
+        raise table.error("project", f"{project!r} must be a project name (lowercase letters, digits, '-' and '.')")
     path = table.get("path", str, ".")
     if path.startswith("/") or ".." in Path(path).parts:
         raise table.error("path", f"{path!r} must be relative to the repository and stay inside it")
@@ -55,10 +75,9 @@ def parse_app(table: Table) -> AppSpec:
         directory=_directory_spec(table.sub("directory")),
         kustomize=_kustomize_spec(table.sub("kustomize")),
         prune_on_delete=table.get("prune_on_delete", bool, False),
-        project=table.get("project", str, DEFAULT_PROJECT),
+        project=project,
+        origin=f"{table.file}: {table.where}",
     )
-    if not spec.project:
-        raise table.error("project", "must not be empty (leave it out for the project \"default\")")
     table.finish()
     return spec
 

@@ -38,6 +38,7 @@ AGENT_KEYS: dict[str, str] = {
     "webhook_max_body": "webhook_max_body",
     "history_limit": "history_limit",
     "insecure_no_auth": "insecure_no_auth",
+    "credentials_namespace": "credentials_namespace",
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",

@@ -75,12 +75,15 @@ def test_defaults_apply_when_keys_are_absent() -> None:
         ('[agent]\npoll_interval = "soon"\n', "agent.toml: agent.poll_interval: 'soon' is not a duration"),
         ('[agent]\nlisten = "8080"\n', "agent.toml: agent.listen: must be HOST:PORT"),
         ("[agent]\nmax_concurrent_reconciles = 0\n", "agent.max_concurrent_reconciles: must be at least 1"),
+        ('[agent]\ncredentials_namespace = "Argo CD"\n', "agent.credentials_namespace: must be a namespace name"),
         ("[agent]\nmax_concurrent_reconciles = true\n", "must be an integer, not true or false True"),
         ('[[applications]]\nrepo = "x"\n', "agent.toml: applications[0].name: is required"),
         ('[[applications]]\nname = "a"\n', "agent.toml: applications[0].repo: is required"),
         ('[[applications]]\nname = "A_B"\nrepo = "x"\n', "applications[0].name: 'A_B' must be a DNS label"),
         ('[[applications]]\nname = "a"\nrepo = "x"\npath = "../up"\n', "applications[0].path: '../up' must be"),
         ('[[applications]]\nname = "a"\nrepo = "x"\nprune = true\n', "applications[0].prune: unknown key"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\nproject = "Payments Team"\n',
+         "applications[0].project: 'Payments Team' must be a project name"),
         (
             '[[applications]]\nname = "a"\nrepo = "x"\n[[applications]]\nname = "a"\nrepo = "y"\n',
             "applications[1].name: 'a' is used by another application",
@@ -93,6 +96,27 @@ def test_bad_config_names_file_table_and_key(tmp_path: Path, text: str, message:
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text))
     assert message in str(caught.value)
+
+
+def test_an_app_names_its_project_and_where_it_was_declared(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[applications]]\nname = "a"\nrepo = "x"\n[[applications]]\nname = "b"\nrepo = "x"\n'
+                           'project = "payments-team"\n')
+    first, second = load_settings(path).applications
+    assert (first.project, second.project) == ("default", "payments-team")
+    assert (first.parent, second.origin) == ("", f"{path}: applications[1]")
+
+
+def test_where_an_app_was_declared_does_not_make_it_another_app() -> None:
+    one = parse_settings({"applications": [{"name": "a", "repo": "x"}]}, file="one.toml").applications[0]
+    other = parse_settings({"applications": [{"name": "b", "repo": "y"}, {"name": "a", "repo": "x"}]},
+                           file="two.toml").applications[1]
+    assert one.origin != other.origin
+    assert one == other  # a reload that only moves an app's table is not a change to the app
+
+
+def test_credentials_namespace_is_read_and_empty_by_default() -> None:
+    assert parse_settings({}).agent.credentials_namespace == ""
+    assert parse_settings({"agent": {"credentials_namespace": "argocd"}}).agent.credentials_namespace == "argocd"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
