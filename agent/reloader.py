@@ -82,6 +82,7 @@ class Reloader:
                       extra={"error": str(exc)})
             return None
         summary = await apply_settings(self._controller, settings)
+        self._metrics.set_families(self._controller.settings.agent.metrics_families)
         if self._webhook is not None:
             self._webhook.reconfigure(settings)
         self._metrics.config_reloads.labels("success").inc()

@@ -9,6 +9,9 @@ from pathlib import Path
 from agent.config.reader import Table, parse_duration
 from agent.model import RenderSettings
 
+# gitops_agent_* (ours) and argocd_* (Argo CD's names, for its dashboards and alert rules).
+METRICS_FAMILIES = ("gitops_agent", "argocd")
+
 
 @dataclass(frozen=True)
 class LeaderElectionSettings:
@@ -42,6 +45,7 @@ class AgentSettings:
     webhook_secret_file: str = ""
     webhook_max_body: int = 1024 * 1024
     history_limit: int = 50  # sync history entries kept per app
+    metrics_families: frozenset[str] = frozenset(METRICS_FAMILIES)  # which metric names /metrics shows
     render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
@@ -78,6 +82,7 @@ def parse_agent(table: Table) -> AgentSettings:
         webhook_secret_file=table.path("webhook_secret_file", defaults.webhook_secret_file),
         webhook_max_body=table.size("webhook_max_body", defaults.webhook_max_body),
         history_limit=table.positive("history_limit", defaults.history_limit),
+        metrics_families=_metrics_families(table),
         render=_render_settings(table),
         leader_election=_leader_election_settings(table),
     )
@@ -89,6 +94,17 @@ def parse_agent(table: Table) -> AgentSettings:
         raise table.error("poll_interval", "must be greater than zero")
     table.finish()
     return settings
+
+
+def _metrics_families(table: Table) -> frozenset[str]:
+    if "metrics_families" not in table.data:
+        table.used.add("metrics_families")
+        return AgentSettings().metrics_families
+    families = table.strings("metrics_families")
+    unknown = sorted(set(families) - set(METRICS_FAMILIES))
+    if unknown:
+        raise table.error("metrics_families", f"unknown family {unknown[0]!r} (known: {', '.join(METRICS_FAMILIES)})")
+    return frozenset(families)
 
 
 def _render_settings(table: Table) -> RenderSettings:

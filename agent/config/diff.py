@@ -37,6 +37,7 @@ AGENT_KEYS: dict[str, str] = {
     "webhook_secret_file": "webhook_secret_file",
     "webhook_max_body": "webhook_max_body",
     "history_limit": "history_limit",
+    "metrics_families": "metrics_families",
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",
@@ -54,7 +55,7 @@ AGENT_KEYS: dict[str, str] = {
 # one would let old and new holders exceed the bound together.
 RELOADABLE_AGENT_KEYS = frozenset({
     "poll_interval", "poll_jitter", "history_limit", "git_timeout", "max_repo_files", "max_file_size",
-    "max_repo_size", "webhook_secret_env", "webhook_secret_file", "webhook_max_body",
+    "max_repo_size", "webhook_secret_env", "webhook_secret_file", "webhook_max_body", "metrics_families",
 })
 
 # AppSpec fields that decide the desired objects: a change is a new desired state, synced as

@@ -1,5 +1,5 @@
 """The Kubernetes edge: client lifecycle, discovery, server-side apply."""
 
-from agent.kube.client import ApiResource, KubeClient
+from agent.kube.client import ApiResource, KubeClient, KubeRequest
 
-__all__ = ["ApiResource", "KubeClient"]
+__all__ = ["ApiResource", "KubeClient", "KubeRequest"]
