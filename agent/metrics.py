@@ -201,6 +201,17 @@ class Metrics:
             "gitops_agent_config_reload_total", "Configuration reloads (SIGHUP) by result (success, error).",
             ["result"], registry=self.registry,
         )
+        self.config_reload_ok = Gauge(
+            "gitops_agent_config_last_reload_successful",
+            "1 when the last configuration reload was taken (or none was asked for), 0 while the agent runs "
+            "an older configuration than its file.", registry=self.registry,
+        )
+        self.config_reload_ok.set(1)
+        # Alerts read increase() of these: a series must exist at 0 before its first failure counts.
+        for counter, results in ((self.state_writes, ("succeeded", "failed")),
+                                 (self.config_reloads, ("success", "error"))):
+            for result in results:
+                counter.labels(result)
 
     def set_families(self, families: Collection[str]) -> None:
         """Which families a scrape shows (METRICS_FAMILIES names them); a reload may change it."""
@@ -276,6 +287,10 @@ class Metrics:
         if ok:
             self.state_bytes.set(size)
             self.state_last_write.set(time.time())
+
+    def observe_config_reload(self, *, ok: bool) -> None:
+        self.config_reloads.labels("success" if ok else "error").inc()
+        self.config_reload_ok.set(1 if ok else 0)
 
     def exposition(self) -> bytes:
         body = bytes(generate_latest(self.registry))
