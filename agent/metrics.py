@@ -141,7 +141,11 @@ class Metrics:
         self.set_families(families)
         self.apps = _AppSeries()
         self.argocd = ArgoCDSeries(namespace=namespace, registry=self._argocd.registry)
-        own = self._own.registry
+        self._define_own(self._own.registry)
+        self._define_agent_health()
+
+    def _define_own(self, own: CollectorRegistry) -> None:
+        """The `gitops_agent` family: what the apps, git and the API server do."""
         own.register(self.apps)
         self.reconcile_duration = Histogram(
             "gitops_agent_reconcile_duration_seconds", "Time one reconcile of an application took.",
@@ -168,6 +172,9 @@ class Metrics:
             "gitops_agent_render_duration_seconds", "Time one render took (cache hits included).",
             registry=own, buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+
+    def _define_agent_health(self) -> None:
+        """Always shown: what only the agent measures about itself."""
         self.webhook_requests = Counter(
             "gitops_agent_webhook_requests_total", "Webhook deliveries by provider and outcome.",
             ["provider", "result"], registry=self.registry,
