@@ -6,7 +6,8 @@
 An invalid file changes nothing: the error (naming file, table and key) is logged, counted
 in `gitops_agent_config_reload_total{result="error"}` (and
 `gitops_agent_config_last_reload_successful` is 0 until a reload is taken), and the agent
-runs on with what it had. A SIGHUP that arrives during a reload queues exactly one more reload after it.
+runs on with what it had. A SIGHUP that arrives during a reload queues exactly one more
+reload after it.
 """
 
 from __future__ import annotations

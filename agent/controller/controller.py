@@ -376,11 +376,10 @@ class Controller:
             self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
             log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
                                       "author": result.revision.author if result.revision else ""})
-        elif dry_run:  # Argo CD counts a dry run as a sync operation of its own
-            phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
-            self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
-            log.debug("compared", extra=extra)
         else:
+            if dry_run:  # Argo CD counts a dry run as a sync operation of its own
+                phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
+                self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
             log.debug("compared", extra=extra)
 
     async def ensure_inventory(self, worker: AppWorker) -> KubeError | KubeUnreachable | None:
