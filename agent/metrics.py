@@ -1,22 +1,36 @@
-"""The agent's own Prometheus registry and metric definitions (no process-wide globals)."""
+"""The agent's own Prometheus registry and metric definitions (no process-wide globals).
+
+Two families describe the apps, git and the API server: our own `gitops_agent_*` and Argo
+CD's `argocd_*` (agent.metrics_argocd), so that Argo CD's dashboards and alert rules work
+unchanged. `[agent] metrics_families` turns either off at scrape time (counting goes on).
+What only we measure, the agent's own health (leader, state snapshot, configuration
+reloads, webhooks) and the process (`process_*`), is always there.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextvars import ContextVar
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agent.config import AppSpec
+from agent.config.agent import METRICS_FAMILIES
+from agent.kube import KubeRequest
+from agent.metrics_argocd import AppLabels, ArgoCDSeries, argocd_repo_url
 from agent.model import AppStatus, HealthStatus, OperationPhase, SyncStatus
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -24,6 +38,25 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 # A `_created` series per counter and histogram child doubles what a scrape carries and
 # nothing here reads it (Prometheus has counter resets for that). Process-wide in the library.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
+
+# The app whose reconcile sends a request to the API server, and whether it is a dry run:
+# Argo CD counts requests per app. Tasks a reconcile starts inherit it; background tasks
+# start with a context of their own (agent.tasks). A key only: the values live in contexts.
+_REQUESTS_FOR: ContextVar[tuple[str, bool] | None] = ContextVar("gitops_agent_requests_for", default=None)
+
+
+class _Family:
+    """Metrics one switch turns off together: collected only while enabled, counted always."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.enabled = True
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self.registry.collect())
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect() if self.enabled else ()
 
 
 class _AppSeries:
@@ -94,40 +127,57 @@ class _AppSeries:
 class Metrics:
     """Per-app series are counters and gauges; the duration histograms are agent-wide, as Argo
     CD's reconcile histogram is: 16 series per app per histogram would make a scrape of a
-    thousand apps megabytes long."""
+    thousand apps megabytes long.
 
-    def __init__(self) -> None:
+    `namespace` is the `namespace` label of Argo CD's per-app series (agent.metrics_argocd).
+    """
+
+    def __init__(self, *, namespace: str = "", families: Collection[str] = METRICS_FAMILIES) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._own, self._argocd = _Family(), _Family()
+        self.registry.register(self._own)
+        self.registry.register(self._argocd)
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, as Argo CD's dashboards read
+        self.set_families(families)
         self.apps = _AppSeries()
-        self.registry.register(self.apps)
+        self.argocd = ArgoCDSeries(namespace=namespace, registry=self._argocd.registry)
+        self._define_own(self._own.registry)
+        self._define_agent_health()
+
+    def _define_own(self, own: CollectorRegistry) -> None:
+        """The `gitops_agent` family: what the apps, git and the API server do."""
+        own.register(self.apps)
         self.reconcile_duration = Histogram(
             "gitops_agent_reconcile_duration_seconds", "Time one reconcile of an application took.",
-            registry=self.registry,
+            registry=own,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
         self.kube_requests = Counter(
             "gitops_agent_kube_requests_total", "Requests sent to the Kubernetes API.",
-            ["verb", "resource_kind", "code"], registry=self.registry,
+            ["verb", "resource_kind", "code"], registry=own,
         )
         self.app_sync_duration = Histogram(
             "gitops_agent_app_sync_duration_seconds", "Time one sync operation took, health waits included.",
-            registry=self.registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=own, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
         self.git_requests = Counter(
             "gitops_agent_git_request_total", "Git network requests by repository (redacted URL) and outcome.",
-            ["repo", "request", "result"], registry=self.registry,
+            ["repo", "request", "result"], registry=own,
         )
         self.git_fetch_duration = Histogram(
             "gitops_agent_git_fetch_duration_seconds", "Time one git fetch into the repository cache took.",
-            ["repo"], registry=self.registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
-        )
-        self.webhook_requests = Counter(
-            "gitops_agent_webhook_requests_total", "Webhook deliveries by provider and outcome.",
-            ["provider", "result"], registry=self.registry,
+            ["repo"], registry=own, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
         self.render_duration = Histogram(
             "gitops_agent_render_duration_seconds", "Time one render took (cache hits included).",
-            registry=self.registry, buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=own, buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+
+    def _define_agent_health(self) -> None:
+        """Always shown: what only the agent measures about itself."""
+        self.webhook_requests = Counter(
+            "gitops_agent_webhook_requests_total", "Webhook deliveries by provider and outcome.",
+            ["provider", "result"], registry=self.registry,
         )
         self.leader = Gauge(
             "gitops_agent_leader", "1 while this replica holds the leader lease (always 1 without leader election).",
@@ -158,10 +208,35 @@ class Metrics:
             "gitops_agent_config_reload_total", "Configuration reloads (SIGHUP) by result (success, error).",
             ["result"], registry=self.registry,
         )
+        self.config_reload_ok = Gauge(
+            "gitops_agent_config_last_reload_successful",
+            "1 when the last configuration reload was taken (or none was asked for), 0 while the agent runs "
+            "an older configuration than its file.", registry=self.registry,
+        )
+        self.config_reload_ok.set(1)
+        # Alerts read increase() of these: a series must exist at 0 before its first failure counts.
+        for counter, results in ((self.state_writes, ("succeeded", "failed")),
+                                 (self.config_reloads, ("success", "error"))):
+            for result in results:
+                counter.labels(result)
 
-    def observe_status(self, status: AppStatus, *, dest_namespace: str) -> None:
+    def set_families(self, families: Collection[str]) -> None:
+        """Which families a scrape shows (METRICS_FAMILIES names them); a reload may change it."""
+        self._own.enabled, self._argocd.enabled = (family in families for family in METRICS_FAMILIES)
+
+    @contextlib.contextmanager
+    def requests_for(self, app: str, *, dry_run: bool) -> Iterator[None]:
+        """Count the API requests sent within (and in the tasks started within) as `app`'s."""
+        token = _REQUESTS_FOR.set((app, dry_run))
+        try:
+            yield
+        finally:
+            _REQUESTS_FOR.reset(token)
+
+    def observe_status(self, status: AppStatus, *, app: AppSpec) -> None:
         """The app's info (exactly one series, with its current status), health and out-of-sync time."""
         name = status.name
+        dest_namespace = app.namespace
         self.apps.info[name] = (dest_namespace, status.sync_status.value, status.health_status.value,
                                 status.revision.sha if status.revision else "")
         self.apps.health[name] = status.health_status
@@ -169,25 +244,36 @@ class Metrics:
             self.apps.out_of_sync_since[name] = 0.0
         elif not self.apps.out_of_sync_since.get(name):  # the first moment it left Synced, kept until Synced
             self.apps.out_of_sync_since[name] = status.reconciled_at or time.time()
+        # A parallel change adds `project` to AppSpec; until then every app is in Argo CD's `default`.
+        labels = AppLabels(project=getattr(app, "project", "default"), repo=argocd_repo_url(app.repo),
+                           dest_namespace=dest_namespace, autosync=app.sync_policy.automated)
+        self.argocd.observe_status(status, labels)
 
     def observe_reconcile(self, name: str, result: str, seconds: float) -> None:
         self.apps.reconciles[(name, result)] += 1
         self.reconcile_duration.observe(seconds)
+        self.argocd.observe_reconcile(seconds)
 
-    def observe_sync(self, name: str, phase: OperationPhase, seconds: float) -> None:
-        self.apps.syncs[(name, phase.value)] += 1
-        self.app_sync_duration.observe(seconds)
+    def observe_sync(self, name: str, phase: OperationPhase, seconds: float, *, dry_run: bool = False) -> None:
+        """A sync operation that ended; a dry run is one for Argo CD's family only (it changed nothing)."""
+        self.argocd.observe_sync(name, phase, seconds, dry_run=dry_run)
+        if not dry_run:
+            self.apps.syncs[(name, phase.value)] += 1
+            self.app_sync_duration.observe(seconds)
 
     def forget_app(self, name: str) -> None:
         """Remove every series of an app that left the configuration."""
         self.apps.forget(name)
+        self.argocd.forget(name)
 
-    def observe_kube_request(self, verb: str, kind: str, code: int) -> None:
-        self.kube_requests.labels(verb, kind or "", str(code)).inc()
+    def observe_kube_request(self, request: KubeRequest) -> None:
+        self.kube_requests.labels(request.verb, request.kind, str(request.code)).inc()
+        self.argocd.observe_kube_request(_REQUESTS_FOR.get(), request)
 
-    def observe_git_request(self, repo: str, request: str, result: str) -> None:
+    def observe_git_request(self, repo: str, request: str, result: str, seconds: float) -> None:
         """`repo` must already be redacted (agent.source.redact_url)."""
         self.git_requests.labels(repo, request, result).inc()
+        self.argocd.observe_git_request(repo, request, seconds)
 
     def observe_git_fetch(self, repo: str, seconds: float) -> None:
         self.git_fetch_duration.labels(repo).observe(seconds)
@@ -209,5 +295,12 @@ class Metrics:
             self.state_bytes.set(size)
             self.state_last_write.set(time.time())
 
+    def observe_config_reload(self, *, ok: bool) -> None:
+        self.config_reloads.labels("success" if ok else "error").inc()
+        self.config_reload_ok.set(1 if ok else 0)
+
     def exposition(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        body = bytes(generate_latest(self.registry))
+        if self._argocd.enabled:
+            body += self.argocd.exposition().encode()
+        return body

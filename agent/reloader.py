@@ -5,8 +5,10 @@
     and project roles) → READY=1 again
 
 An invalid file changes nothing: the error (naming file, table and key) is logged, counted
-in `gitops_agent_config_reload_total{result="error"}`, and the agent runs on with what it
-had. A SIGHUP that arrives during a reload queues exactly one more reload after it.
+in `gitops_agent_config_reload_total{result="error"}` (and
+`gitops_agent_config_last_reload_successful` is 0 until a reload is taken), and the agent
+runs on with what it had. A SIGHUP that arrives during a reload queues exactly one more
+reload after it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class Reloader:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self._metrics.config_reloads.labels("error").inc()
+            self._metrics.observe_config_reload(ok=False)
             log.error("configuration reload failed", exc_info=task.exception())
 
     async def close(self) -> None:
@@ -80,15 +82,16 @@ class Reloader:
         try:
             settings = await asyncio.to_thread(load_settings, self.path)
         except ConfigError as exc:
-            self._metrics.config_reloads.labels("error").inc()
+            self._metrics.observe_config_reload(ok=False)
             log.error("configuration reload failed; running on with the previous configuration",
                       extra={"error": str(exc)})
             return None
         summary = await apply_settings(self._controller, settings)
+        self._metrics.set_families(self._controller.settings.agent.metrics_families)
         if self._webhook is not None:
             self._webhook.reconfigure(settings)
         self._reconfigure_auth()
-        self._metrics.config_reloads.labels("success").inc()
+        self._metrics.observe_config_reload(ok=True)
         log_change(self.path, summary)
         return summary
 

@@ -16,6 +16,7 @@ from agent.engine.fingerprint import live_digest
 from agent.engine.health import HealthAssessor
 from agent.errors import AgentError
 from agent.kube import KubeClient
+from agent.kube.incluster import pod_namespace
 from agent.kube.ratelimit import TokenBucket
 from agent.kube.watch import WatchCache
 from agent.lifecycle import Lifecycle, build_leadership
@@ -93,7 +94,7 @@ async def run_agent(settings: Settings) -> int:
     except OSError as exc:
         log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
         return 1
-    metrics = Metrics()
+    metrics = Metrics(namespace=pod_namespace(), families=agent.metrics_families)
     try:
         kube = await KubeClient.connect(agent.kubeconfig, agent.context, observer=metrics.observe_kube_request,
                                         limiter=TokenBucket(agent.kube_qps, agent.kube_burst))

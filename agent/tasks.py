@@ -4,6 +4,7 @@ bounded fan-out of awaitables."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -22,7 +23,9 @@ class TaskSet:
         self._closing = False
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name)
+        # A context of its own: a long-running task started during one app's reconcile (a
+        # watch) must not carry what that reconcile set, e.g. whose requests to count.
+        task = asyncio.create_task(coro, name=name, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return task

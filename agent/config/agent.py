@@ -14,6 +14,8 @@ from agent.model import RenderSettings
 _REMOTE_BASE = re.compile(r"(?:(?:https|ssh)://(?:[^@/\s]+@)?)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?"
                           r"(?:/\S*)?")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# gitops_agent_* (ours) and argocd_* (Argo CD's names, for its dashboards and alert rules).
+METRICS_FAMILIES = ("gitops_agent", "argocd")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class AgentSettings:
     # Where Argo CD-style repository credentials live (Secrets labelled argocd.argoproj.io/secret-type:
     # repository or repo-creds); empty: none are read.
     credentials_namespace: str = ""
+    metrics_families: frozenset[str] = frozenset(METRICS_FAMILIES)  # which metric names /metrics shows
     render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
@@ -90,6 +93,7 @@ def parse_agent(table: Table) -> AgentSettings:
         history_limit=table.positive("history_limit", defaults.history_limit),
         insecure_no_auth=table.get("insecure_no_auth", bool, defaults.insecure_no_auth),
         credentials_namespace=table.get("credentials_namespace", str, defaults.credentials_namespace),
+        metrics_families=_metrics_families(table),
         render=_render_settings(table),
         leader_election=_leader_election_settings(table),
     )
@@ -103,6 +107,17 @@ def parse_agent(table: Table) -> AgentSettings:
         raise table.error("poll_interval", "must be greater than zero")
     table.finish()
     return settings
+
+
+def _metrics_families(table: Table) -> frozenset[str]:
+    if "metrics_families" not in table.data:
+        table.used.add("metrics_families")
+        return AgentSettings().metrics_families
+    families = table.strings("metrics_families")
+    unknown = sorted(set(families) - set(METRICS_FAMILIES))
+    if unknown:
+        raise table.error("metrics_families", f"unknown family {unknown[0]!r} (known: {', '.join(METRICS_FAMILIES)})")
+    return frozenset(families)
 
 
 def _render_settings(table: Table) -> RenderSettings:

@@ -39,6 +39,7 @@ AGENT_KEYS: dict[str, str] = {
     "history_limit": "history_limit",
     "insecure_no_auth": "insecure_no_auth",
     "credentials_namespace": "credentials_namespace",
+    "metrics_families": "metrics_families",
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",
@@ -59,7 +60,7 @@ AGENT_KEYS: dict[str, str] = {
 # one would let old and new holders exceed the bound together.
 RELOADABLE_AGENT_KEYS = frozenset({
     "poll_interval", "poll_jitter", "history_limit", "git_timeout", "max_repo_files", "max_file_size",
-    "max_repo_size", "webhook_secret_env", "webhook_secret_file", "webhook_max_body",
+    "max_repo_size", "webhook_secret_env", "webhook_secret_file", "webhook_max_body", "metrics_families",
 })
 
 # [auth] keys a running agent takes over on reload. Adding or removing [auth] and its TLS files

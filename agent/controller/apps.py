@@ -61,7 +61,7 @@ class AppTable:
             next_state = replace(next_state, pause=current.pause)
         stored = replace(next_state, version=current.version + 1)
         self._states[base.name] = stored
-        self._metrics.observe_status(stored.status, dest_namespace=self.workers[base.name].spec.namespace)
+        self._metrics.observe_status(stored.status, app=self.workers[base.name].spec)
         if persist:
             self.persist(base.name)
         return stored
@@ -124,7 +124,7 @@ class AppTable:
                 self._unclaimed[name] = state
                 continue
             self._states[name] = replace(state, inventory_known=loaded.source == "primary")
-            self._metrics.observe_status(state.status, dest_namespace=self.workers[name].spec.namespace)
+            self._metrics.observe_status(state.status, app=self.workers[name].spec)
             self.persist(name)
 
     # ------------------------------------------------------------- the configuration changes
@@ -137,7 +137,7 @@ class AppTable:
         known = self._unclaimed.pop(spec.name, None)
         self._states[spec.name] = AppState.new(spec.name) if known is None else replace(known, inventory_known=False)
         if known is not None:
-            self._metrics.observe_status(known.status, dest_namespace=spec.namespace)
+            self._metrics.observe_status(known.status, app=spec)
             self.persist(spec.name)
         return worker
 

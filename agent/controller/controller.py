@@ -28,7 +28,16 @@ from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, n
 from agent.engine.history import rollback_target
 from agent.errors import AgentError, KubeError, KubeUnreachable, NotLeader, UnexpectedError
 from agent.metrics import Metrics
-from agent.model import AppState, AppStatus, AutoSyncPause, HistoryEntry, ObjectRef, OperationRequest, SyncTrigger
+from agent.model import (
+    AppState,
+    AppStatus,
+    AutoSyncPause,
+    HistoryEntry,
+    ObjectRef,
+    OperationPhase,
+    OperationRequest,
+    SyncTrigger,
+)
 from agent.source import normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
@@ -328,7 +337,7 @@ class Controller:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
-            self._record(worker, base, outcome, trigger)
+            self._record(worker, base, outcome, trigger, dry_run=request is not None and request.dry_run)
         return outcome.result
 
     async def _reconcile(self, worker: AppWorker, request: OperationRequest | None,
@@ -342,7 +351,8 @@ class Controller:
             return base, failed_outcome(name, base, failure, started=time.time())
         started = time.time()
         try:
-            outcome = await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
+            with self._metrics.requests_for(name, dry_run=request is not None and request.dry_run):
+                outcome = await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
         except Exception as exc:  # supervision: any fault stays this app's, never the loop's end
             return base, self._crashed(worker, base, exc, started=started)
         worker.crash = ""
@@ -368,7 +378,8 @@ class Controller:
         worker.webhook_pending = False
         return trigger
 
-    def _record(self, worker: AppWorker, base: AppState, outcome: Outcome, trigger: SyncTrigger) -> None:
+    def _record(self, worker: AppWorker, base: AppState, outcome: Outcome, trigger: SyncTrigger, *,
+                dry_run: bool) -> None:
         """Store the outcome; count, log and schedule from it."""
         result, name = outcome.result, worker.spec.name
         worker.reconciled = True
@@ -394,6 +405,9 @@ class Controller:
             log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
                                       "author": result.revision.author if result.revision else ""})
         else:
+            if dry_run:  # Argo CD counts a dry run as a sync operation of its own
+                phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
+                self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
             log.debug("compared", extra=extra)
 
     async def ensure_inventory(self, worker: AppWorker) -> KubeError | KubeUnreachable | None:

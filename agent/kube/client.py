@@ -45,7 +45,19 @@ WATCH_SECONDS = 300
 MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (client-go's limit)
 MAX_RETRY_AFTER = 30.0
 READ_BUFFER_BYTES = 2**21  # watch events carry whole objects (etcd allows 1.5 MiB), as kubernetes-asyncio sets
-RequestObserver = Callable[[str, str, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class KubeRequest:
+    """One request sent to the API server, as the metrics count it."""
+
+    verb: str  # the HTTP method in lowercase, or "watch"
+    kind: str  # the kind of the objects it is about; "" for discovery, /version and other paths
+    path: str  # without the query: it names the resource, namespace and object (agent.metrics_argocd)
+    code: int  # the HTTP status; 0 when the server did not answer
+
+
+RequestObserver = Callable[[KubeRequest], None]
 
 
 @dataclass(frozen=True)
@@ -176,9 +188,9 @@ class KubeClient:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._observe(method, kind, 0)
+            self._observe(method, kind, path, 0)
             raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref=ref) from exc
-        self._observe(method, kind, status)
+        self._observe(method, kind, path, status)
         return status, payload, retry_after
 
     async def watch(self, resource: ApiResource, *, selector: str, resource_version: str,
@@ -196,9 +208,9 @@ class KubeClient:
         try:
             response = await self._call("GET", resource.path(), query, {"Accept": "application/json"}, None, timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._observe("WATCH", resource.kind, 0)
+            self._observe("WATCH", resource.kind, resource.path(), 0)
             raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}") from exc
-        self._observe("WATCH", resource.kind, response.status)
+        self._observe("WATCH", resource.kind, resource.path(), response.status)
         async with response:
             if response.status != 200:
                 raise _api_error(response.status, await response.read(), None)
@@ -231,9 +243,9 @@ class KubeClient:
         """Refuse applies (not dry runs) and deletes whenever `may_write()` is false (leader election)."""
         self._may_write = may_write
 
-    def _observe(self, verb: str, kind: str, status: int) -> None:
+    def _observe(self, verb: str, kind: str, path: str, status: int) -> None:
         if self._observer is not None:
-            self._observer(verb.lower(), kind, status)
+            self._observer(KubeRequest(verb.lower(), kind, path, status))
 
     async def ping(self) -> str:
         """The server's version; raises KubeUnreachable when it does not answer."""

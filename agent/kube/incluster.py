@@ -37,6 +37,14 @@ def in_cluster(environ: Mapping[str, str] = os.environ) -> bool:
     return bool(environ.get(HOST_ENV))
 
 
+def pod_namespace(environ: Mapping[str, str] = os.environ) -> str:
+    """The namespace the agent runs in: $POD_NAMESPACE, else its service account's; "" outside a cluster."""
+    namespace = environ.get("POD_NAMESPACE", "")
+    if not namespace and in_cluster(environ):
+        namespace = ServiceAccountFiles.from_environment(environ).read_namespace()
+    return namespace
+
+
 @dataclass(frozen=True)
 class ServiceAccountFiles:
     token: Path

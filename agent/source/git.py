@@ -38,7 +38,7 @@ RECENT_COMMITS = 1024
 class GitObserver(Protocol):
     """Where request outcomes go (the agent's Metrics implements it)."""
 
-    def observe_git_request(self, repo: str, request: str, result: str) -> None: ...
+    def observe_git_request(self, repo: str, request: str, result: str, seconds: float) -> None: ...
 
     def observe_git_fetch(self, repo: str, seconds: float) -> None: ...
 
@@ -376,16 +376,17 @@ class GitSource:
             finally:
                 client.close()
 
-        result = "succeeded"
+        result, started = "succeeded", 0.0
         try:
             async with self._network:
+                started = time.monotonic()  # the request's own time, not the wait for a slot
                 return await asyncio.to_thread(run)
         except GitRequestError as exc:
             result = exc.result
             raise
         finally:
-            if self._observer is not None:
-                self._observer.observe_git_request(redact_url(url), request, result)
+            if self._observer is not None and started:
+                self._observer.observe_git_request(redact_url(url), request, result, time.monotonic() - started)
 
     async def _resolve_short(self, url: str, prefix: str, refs: Refs) -> str:
         """A short SHA: a branch or tag tip, else a commit in the cache, else after a full fetch."""

@@ -161,7 +161,8 @@ async def test_invalid_config_on_sighup_keeps_the_running_configuration(
         text = await agent.metrics()
         return text if 'gitops_agent_config_reload_total{result="error"} 1.0' in text else None
 
-    await eventually(refused, within=10, what="the reload counted as an error")
+    refusal = await eventually(refused, within=10, what="the reload counted as an error")
+    assert "gitops_agent_config_last_reload_successful 0.0" in refusal
     (failure,) = events(agent, "configuration reload failed")
     assert failure["level"] == "error"
     assert failure["error"] == f"{agent.config_path}: applications[0].prune_on_delet: unknown key"
@@ -180,7 +181,9 @@ async def test_invalid_config_on_sighup_keeps_the_running_configuration(
     assert done["msg"].endswith("[agent] poll_interval"), done["msg"]
     (warning,) = events(agent, "configuration reload: [agent] listen change only when the agent restarts")
     assert warning["level"] == "warning"
-    assert 'gitops_agent_config_reload_total{result="success"} 1.0' in await agent.metrics()
+    after = await agent.metrics()
+    assert 'gitops_agent_config_reload_total{result="success"} 1.0' in after
+    assert "gitops_agent_config_last_reload_successful 1.0" in after
     assert (await agent.get("/healthz"))[0] == 200, "still serving on the address it started with"
 
 

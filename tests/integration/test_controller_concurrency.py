@@ -447,7 +447,7 @@ async def throttled(kube: KubeClient, cluster: LocalCluster, namespace: str,
 async def test_429_from_the_api_server_is_retried_after_its_retry_after(throttled: Throttled) -> None:
     observed: Counter[int] = Counter()
     client = RecordingClient(await load_configuration(str(throttled.kubeconfig)),
-                             observer=lambda verb, kind, status: observed.update([status]))
+                             observer=lambda request: observed.update([request.code]))
     hog = await KubeClient.connect(str(throttled.kubeconfig))
     stop = asyncio.Event()
     hog_statuses: Counter[int] = Counter()
@@ -504,7 +504,7 @@ async def test_token_bucket_paces_requests_to_the_api_server(cluster: LocalClust
     rate, burst, count = 20.0, 5, 25
     answered: list[float] = []
     client = await KubeClient.connect(str(cluster.kubeconfig), limiter=TokenBucket(rate=rate, burst=burst),
-                                      observer=lambda verb, kind, status: answered.append(time.monotonic()))
+                                      observer=lambda request: answered.append(time.monotonic()))
     try:
         started = time.monotonic()
         results = await asyncio.gather(*(client.request("GET", f"/api/v1/namespaces/{namespace}")

@@ -48,8 +48,8 @@ async def test_a_closed_write_gate_refuses_applies_and_deletes_before_sending(
     cluster: LocalCluster, namespace: str
 ) -> None:
     sent: list[tuple[str, str]] = []
-    client = await KubeClient.connect(str(cluster.kubeconfig), observer=lambda verb, kind, code: sent.append(
-        (verb, kind)))
+    client = await KubeClient.connect(str(cluster.kubeconfig), observer=lambda request: sent.append(
+        (request.verb, request.kind)))
     try:
         leading = False
         client.gate_writes(lambda: leading)

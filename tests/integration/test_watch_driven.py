@@ -15,7 +15,7 @@ import yaml
 
 from agent.config import AppSpec
 from agent.controller import Controller
-from agent.kube import KubeClient
+from agent.kube import KubeClient, KubeRequest
 from agent.metrics import Metrics
 from agent.model import HealthStatus, SyncPolicy, SyncStatus
 from agent.runtime import build_controller
@@ -31,8 +31,8 @@ class CountingKube:
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
 
-    def observe(self, verb: str, kind: str, code: int) -> None:
-        self.requests[verb] += 1
+    def observe(self, request: KubeRequest) -> None:
+        self.requests[request.verb] += 1
 
 
 @pytest.fixture

@@ -83,6 +83,14 @@ def _bin_dir() -> Path:
     raise RuntimeError("scripts/local-cluster env printed no PATH export")
 
 
+def cached_binary(name: str) -> Path:
+    """A binary from the local-cluster cache (kustomize, promtool, ...), without starting a cluster."""
+    binary = _bin_dir() / name
+    if not binary.is_file():
+        raise RuntimeError(f"{binary} is missing: run `scripts/local-cluster build` (scripts/test does)")
+    return binary
+
+
 def ensure_cluster() -> LocalCluster:
     """Start the cluster (building the binaries on first use) or reuse the running one."""
     already_running = _script("status", timeout=30).returncode == 0

@@ -65,6 +65,13 @@ def test_defaults_apply_when_keys_are_absent() -> None:
     assert settings.applications[0].revision == "HEAD"
     assert settings.applications[0].path == "."
     assert settings.applications[0].namespace == "default"
+    assert settings.agent.metrics_families == {"gitops_agent", "argocd"}
+
+
+@pytest.mark.parametrize("families", [[], ["argocd"], ["gitops_agent"], ["argocd", "gitops_agent"]])
+def test_metrics_families_take_any_subset(families: list[str]) -> None:
+    settings = parse_settings({"agent": {"metrics_families": families}})
+    assert settings.agent.metrics_families == set(families)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +95,9 @@ def test_defaults_apply_when_keys_are_absent() -> None:
             '[[applications]]\nname = "a"\nrepo = "x"\n[[applications]]\nname = "a"\nrepo = "y"\n',
             "applications[1].name: 'a' is used by another application",
         ),
+        ('[agent]\nmetrics_families = ["argo"]\n',
+         "agent.toml: agent.metrics_families: unknown family 'argo' (known: gitops_agent, argocd)"),
+        ('[agent]\nmetrics_families = "argocd"\n', "agent.metrics_families: must be an array, not a string"),
         ("[agnet]\n", "agent.toml: agnet: unknown table or key"),
         ("[agent\n", "agent.toml: not valid TOML"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.config import AppSpec
 from agent.metrics import Metrics
 from agent.model import (
     AppStatus,
@@ -18,6 +19,7 @@ from agent.server.app import resource_views
 API = ObjectRef("apps", "Deployment", "shop", "api")
 DB = ObjectRef("", "PersistentVolumeClaim", "shop", "db")
 OLD = ObjectRef("", "ConfigMap", "shop", "old")
+SHOP = AppSpec(name="shop", repo="https://git.example.com/shop.git", namespace="shop")
 
 
 def health_series(metrics: Metrics) -> dict[tuple[str, str], float]:
@@ -33,11 +35,11 @@ def health_series(metrics: Metrics) -> dict[tuple[str, str], float]:
 
 def test_health_metric_has_one_series_per_status_with_the_current_one_at_1() -> None:
     metrics = Metrics()
-    metrics.observe_status(AppStatus(name="shop", health_status=HealthStatus.PROGRESSING), dest_namespace="shop")
+    metrics.observe_status(AppStatus(name="shop", health_status=HealthStatus.PROGRESSING), app=SHOP)
     series = health_series(metrics)
     assert len(series) == len(HealthStatus)
     assert [key for key, value in series.items() if value == 1] == [("shop", "Progressing")]
-    metrics.observe_status(AppStatus(name="shop", health_status=HealthStatus.HEALTHY), dest_namespace="shop")
+    metrics.observe_status(AppStatus(name="shop", health_status=HealthStatus.HEALTHY), app=SHOP)
     assert [key for key, value in health_series(metrics).items() if value == 1] == [("shop", "Healthy")]
     metrics.forget_app("shop")
     assert health_series(metrics) == {}
