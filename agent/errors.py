@@ -4,6 +4,7 @@
     ├── ConfigError             configuration file is invalid (file, table, key)
     ├── SourceError             git: unreachable, refused, unknown revision, unsafe path
     ├── RenderError             YAML or kustomize could not produce objects
+    ├── UnknownCluster          an app names a cluster (name or server) the agent does not know
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -50,6 +51,10 @@ class SourceError(AgentError):
 
 class RenderError(AgentError):
     pass
+
+
+class UnknownCluster(AgentError):
+    """An app's destination names no known cluster, or names one twice over (name and server)."""
 
 
 class KubeUnreachable(AgentError):

@@ -7,6 +7,7 @@ error rather than silently ignored: a typo in `prune` must not leave pruning off
     agent        [agent]
     apps         [[applications]] with sync policy, directory and kustomize options
     lists        [[repositories]] and [[health_checks]]
+    clusters     [[clusters]]: more clusters than the one the agent runs against
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from typing import Any
 
 from agent.config.agent import AgentSettings, LeaderElectionSettings, parse_agent
 from agent.config.apps import AppSpec, parse_app
+from agent.config.clusters import parse_clusters
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
 from agent.model import (
+    IN_CLUSTER,
+    ClusterSpec,
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
@@ -35,6 +39,7 @@ from agent.model import (
 __all__ = [
     "AgentSettings",
     "AppSpec",
+    "ClusterSpec",
     "DirectorySpec",
     "HealthCheckSpec",
     "IgnoreDifference",
@@ -59,6 +64,7 @@ class Settings:
     source: Path | None = None
     repositories: tuple[RepoSpec, ...] = ()
     health_checks: tuple[HealthCheckSpec, ...] = ()
+    clusters: tuple[ClusterSpec, ...] = ()
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
@@ -70,17 +76,25 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     agent = parse_agent(Table(file, "agent", agent_data))
     repositories = parse_repositories(top.sub_array("repositories"))
     health_checks = parse_health_checks(top.sub_array("health_checks"))
+    clusters = parse_clusters(top.sub_array("clusters"), kube_qps=agent.kube_qps, kube_burst=agent.kube_burst)
+    known_clusters = {IN_CLUSTER, *(cluster.name for cluster in clusters)}
     apps: list[AppSpec] = []
     for table in top.sub_array("applications"):
         app = parse_app(table)
         if any(existing.name == app.name for existing in apps):
             raise table.error("name", f"{app.name!r} is used by another application")
+        # A server URL may be a kubeconfig's, known once it is read; a name without Secrets to
+        # declare more clusters must be one of the file's (a typo would leave the app Unknown).
+        if "://" not in app.cluster and app.cluster not in known_clusters and not agent.credentials_namespace:
+            raise table.error("cluster", f"{app.cluster!r} names no [[clusters]] entry (known: "
+                                         f"{', '.join(sorted(known_clusters))}; or set [agent] credentials_namespace "
+                                         "to read Argo CD cluster Secrets)")
         apps.append(app)
     unknown = sorted(set(data) - top.used)
     if unknown:
         raise ConfigError(f"{file}: {unknown[0]}: unknown table or key")
     return Settings(agent=agent, applications=tuple(apps), source=Path(file) if file != "<config>" else None,
-                    repositories=repositories, health_checks=health_checks)
+                    repositories=repositories, health_checks=health_checks, clusters=clusters)
 
 
 def load_settings(path: Path) -> Settings:

@@ -9,6 +9,8 @@ from pathlib import Path
 from agent.config.reader import Table, parse_duration
 from agent.model import RenderSettings
 
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
 
 @dataclass(frozen=True)
 class LeaderElectionSettings:
@@ -42,6 +44,7 @@ class AgentSettings:
     webhook_secret_file: str = ""
     webhook_max_body: int = 1024 * 1024
     history_limit: int = 50  # sync history entries kept per app
+    credentials_namespace: str = ""  # where Argo CD's credential Secrets are read from; empty: none are
     render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
@@ -78,6 +81,7 @@ def parse_agent(table: Table) -> AgentSettings:
         webhook_secret_file=table.path("webhook_secret_file", defaults.webhook_secret_file),
         webhook_max_body=table.size("webhook_max_body", defaults.webhook_max_body),
         history_limit=table.positive("history_limit", defaults.history_limit),
+        credentials_namespace=table.get("credentials_namespace", str, defaults.credentials_namespace),
         render=_render_settings(table),
         leader_election=_leader_election_settings(table),
     )
@@ -87,6 +91,8 @@ def parse_agent(table: Table) -> AgentSettings:
         raise table.error("git_timeout", "must be greater than zero")
     if settings.poll_interval <= 0:
         raise table.error("poll_interval", "must be greater than zero")
+    if settings.credentials_namespace and not _NAMESPACE.fullmatch(settings.credentials_namespace):
+        raise table.error("credentials_namespace", f"must be a namespace name, not {settings.credentials_namespace!r}")
     table.finish()
     return settings
 
@@ -117,7 +123,7 @@ def _leader_election_settings(table: Table) -> LeaderElectionSettings:
     )
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", settings.name):
         raise table.error("leader_election_name", f"must be a DNS subdomain name, not {settings.name!r}")
-    if settings.namespace and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", settings.namespace):
+    if settings.namespace and not _NAMESPACE.fullmatch(settings.namespace):
         raise table.error("leader_election_namespace", f"must be a namespace name, not {settings.namespace!r}")
     if settings.retry_period <= 0:
         raise table.error("leader_election_retry_period", "must be greater than zero")

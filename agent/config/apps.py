@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.config.reader import Table, parse_duration
 from agent.model import (
     APP_SYNC_OPTIONS,
+    IN_CLUSTER,
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
@@ -33,6 +34,7 @@ class AppSpec:
     kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
     # When the app is removed from the configuration (SIGHUP), delete what it owns; else leave it.
     prune_on_delete: bool = False
+    cluster: str = IN_CLUSTER  # where it deploys: a cluster's name, or its server URL (Argo CD's destination)
 
 
 def parse_app(table: Table) -> AppSpec:
@@ -53,8 +55,11 @@ def parse_app(table: Table) -> AppSpec:
         directory=_directory_spec(table.sub("directory")),
         kustomize=_kustomize_spec(table.sub("kustomize")),
         prune_on_delete=table.get("prune_on_delete", bool, False),
+        cluster=table.get("cluster", str, IN_CLUSTER),
     )
     table.finish()
+    if not spec.cluster.strip():
+        raise table.error("cluster", f"must name a cluster (default {IN_CLUSTER!r}), not an empty string")
     return spec
 
 

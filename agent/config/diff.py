@@ -37,6 +37,7 @@ AGENT_KEYS: dict[str, str] = {
     "webhook_secret_file": "webhook_secret_file",
     "webhook_max_body": "webhook_max_body",
     "history_limit": "history_limit",
+    "credentials_namespace": "credentials_namespace",
     "kustomize_path": "render.kustomize_path",
     "render_timeout": "render.render_timeout",
     "max_concurrent_renders": "render.max_concurrent_renders",
@@ -59,7 +60,7 @@ RELOADABLE_AGENT_KEYS = frozenset({
 
 # AppSpec fields that decide the desired objects: a change is a new desired state, synced as
 # a new revision would be (Argo CD compares the source along with the revision the same way).
-_DESIRED_STATE_FIELDS = ("repo", "revision", "path", "namespace", "directory", "kustomize")
+_DESIRED_STATE_FIELDS = ("repo", "revision", "path", "namespace", "directory", "kustomize", "cluster")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class SettingsChange:
     restart_keys: tuple[str, ...] = ()  # the part of `agent_keys` that needs a restart
     repositories: bool = False  # [[repositories]] differ
     health_checks: bool = False  # [[health_checks]] differ
+    clusters: bool = False  # [[clusters]] differ
 
     @property
     def applied_keys(self) -> tuple[str, ...]:
@@ -96,6 +98,7 @@ def diff_settings(running: Settings, loaded: Settings) -> SettingsChange:
         restart_keys=tuple(key for key in agent_keys if key not in RELOADABLE_AGENT_KEYS),
         repositories=running.repositories != loaded.repositories,
         health_checks=running.health_checks != loaded.health_checks,
+        clusters=running.clusters != loaded.clusters,
     )
 
 
