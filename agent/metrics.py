@@ -35,7 +35,7 @@ class _AppSeries:
     """
 
     def __init__(self) -> None:
-        self.info: dict[str, tuple[str, ...]] = {}  # name → (dest_namespace, sync, health, revision)
+        self.info: dict[str, tuple[str, ...]] = {}  # name → (dest_namespace, sync, health, revision, dest_server)
         self.out_of_sync_since: dict[str, float] = {}  # 0 while Synced
         self.health: dict[str, HealthStatus] = {}
         self.reconciles: Tally[tuple[str, str]] = Tally()  # (name, result)
@@ -74,7 +74,8 @@ class _AppSeries:
                              GaugeMetricFamily, CounterMetricFamily]:
         return (
             GaugeMetricFamily("gitops_agent_app_info", "Information about an application; the value is always 1.",
-                              labels=["name", "dest_namespace", "sync_status", "health_status", "revision"]),
+                              labels=["name", "dest_namespace", "sync_status", "health_status", "revision",
+                                      "dest_server"]),
             CounterMetricFamily("gitops_agent_reconcile_total", "Reconciles by application and outcome.",
                                 labels=["name", "result"]),
             CounterMetricFamily("gitops_agent_app_sync_total", "Sync operations by application and phase.",
@@ -159,11 +160,13 @@ class Metrics:
             ["result"], registry=self.registry,
         )
 
-    def observe_status(self, status: AppStatus, *, dest_namespace: str) -> None:
-        """The app's info (exactly one series, with its current status), health and out-of-sync time."""
+    def observe_status(self, status: AppStatus, *, dest_namespace: str, dest_server: str = "") -> None:
+        """The app's info (exactly one series, with its current status), health and out-of-sync time.
+        `dest_server`: the URL of the app's cluster (Argo CD's label; `https://kubernetes.default.svc`
+        for the cluster the agent runs against)."""
         name = status.name
         self.apps.info[name] = (dest_namespace, status.sync_status.value, status.health_status.value,
-                                status.revision.sha if status.revision else "")
+                                status.revision.sha if status.revision else "", dest_server)
         self.apps.health[name] = status.health_status
         if status.sync_status is SyncStatus.SYNCED:
             self.apps.out_of_sync_since[name] = 0.0

@@ -1,6 +1,6 @@
 """SIGHUP: read the configuration file again and run with it; keep the running one when it is invalid.
 
-    RELOADING=1 to systemd → read and validate the file → controller (apps, [agent],
+    RELOADING=1 to systemd → read and validate the file → [[clusters]] → controller (apps, [agent],
     [[repositories]], [[health_checks]]) and webhook receiver → READY=1 again
 
 An invalid file changes nothing: the error (naming file, table and key) is logged, counted
@@ -19,6 +19,7 @@ from agent.config.diff import SettingsChange
 from agent.controller import Controller
 from agent.controller.reload import ReloadSummary, apply_settings
 from agent.errors import ConfigError
+from agent.kube.clusters import ClusterRegistry
 from agent.metrics import Metrics
 from agent.notify import Notifier
 from agent.server.webhook import WebhookReceiver
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 
 class Reloader:
     def __init__(self, path: Path | None, *, controller: Controller, metrics: Metrics, notifier: Notifier,
-                 webhook: WebhookReceiver | None = None) -> None:
+                 webhook: WebhookReceiver | None = None, clusters: ClusterRegistry | None = None) -> None:
         self.path = path
+        self._clusters = clusters
         self._controller = controller
         self._metrics = metrics
         self._notifier = notifier
@@ -81,6 +83,8 @@ class Reloader:
             log.error("configuration reload failed; running on with the previous configuration",
                       extra={"error": str(exc)})
             return None
+        if self._clusters is not None and settings.clusters != self._controller.settings.clusters:
+            await self._clusters.configure(settings.clusters)  # before apps that name a new cluster start
         summary = await apply_settings(self._controller, settings)
         if self._webhook is not None:
             self._webhook.reconfigure(settings)
@@ -97,7 +101,8 @@ def describe(change: SettingsChange) -> str:
     if change.applied_keys:
         parts.append(f"[agent] {', '.join(change.applied_keys)}")
     parts += [f"[[{table}]]" for table, changed in (("repositories", change.repositories),
-                                                     ("health_checks", change.health_checks)) if changed]
+                                                     ("health_checks", change.health_checks),
+                                                     ("clusters", change.clusters)) if changed]
     return "; ".join(parts) or "nothing changed"
 
 

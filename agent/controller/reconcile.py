@@ -26,7 +26,7 @@ from agent.engine.fingerprint import applied_versions, inventory
 from agent.engine.health import HealthAssessor, aggregate
 from agent.engine.history import append_history, history_entry
 from agent.engine.sync import Step, SyncResult, SyncRunner
-from agent.errors import AgentError
+from agent.errors import AgentError, KubeUnreachable, NotLeader, UnknownCluster
 from agent.kube import KubeClient
 from agent.kube.watch import WatchCache
 from agent.model import (
@@ -90,8 +90,11 @@ class Outcome:
 
 def failed_outcome(name: str, state: AppState, error: AgentError, *, started: float, duration: float = 0.0,
                    revision: Revision | None = None) -> Outcome:
-    """The outcome of a reconcile that could not compare: nothing applied, the error shown."""
-    status = statuses.failed(state.status, error=str(error), revision=revision, at=started)
+    """The outcome of a reconcile that could not compare: nothing applied, the error shown. An app naming
+    no known cluster has an invalid spec; one whose cluster does not answer has no known health either."""
+    status = statuses.failed(state.status, error=str(error), revision=revision, at=started,
+                             invalid_spec=isinstance(error, UnknownCluster),
+                             unseen=isinstance(error, KubeUnreachable) and not isinstance(error, NotLeader))
     result = ReconcileResult(name, started, duration, status, revision=revision, error=error,
                              running=state.operation is not None)
     return Outcome(result, replace(state, status=status, unchanged=None))

@@ -20,6 +20,7 @@ from agent.model import (
     ChangeSet,
     Condition,
     ConditionType,
+    HealthStatus,
     IgnoreDifference,
     KubeObject,
     LastSync,
@@ -118,10 +119,15 @@ def running(previous: AppStatus, operation: SyncOperation, *, at: float) -> AppS
                    changes=ChangeSet(operation.changes), reconciled_at=at)
 
 
-def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float) -> AppStatus:
-    """A reconcile that could not compare (git, render, API): Unknown, the last good revision kept."""
+def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float, invalid_spec: bool = False,
+           unseen: bool = False) -> AppStatus:
+    """A reconcile that could not compare (git, render, API): Unknown, the last good revision kept.
+    `invalid_spec`: the app's spec is wrong (it names no known cluster), an InvalidSpecError;
+    `unseen`: its cluster does not answer, so its health is not known either."""
+    condition = ConditionType.INVALID_SPEC_ERROR if invalid_spec else ConditionType.COMPARISON_ERROR
     return replace(previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or revision,
-                   message=error, conditions=(Condition(ConditionType.COMPARISON_ERROR, error),), reconciled_at=at)
+                   health_status=HealthStatus.UNKNOWN if unseen else previous.health_status,
+                   message=error, conditions=(Condition(condition, error),), reconciled_at=at)
 
 
 def next_last_sync(last: LastSync | None, *, revision: str, phase: OperationPhase, finished: float,

@@ -24,6 +24,8 @@ CONTROLLER = web.AppKey("controller", Controller)
 METRICS = web.AppKey("metrics", Metrics)
 KubeCheck = Callable[[], Awaitable[str]]
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
+ClusterCheck = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+CLUSTER_CHECK: web.AppKey[ClusterCheck] = web.AppKey("cluster_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
 
@@ -118,6 +120,11 @@ async def readyz(request: web.Request) -> web.Response:
     following = leadership.settled and not leadership.is_leader
     checks["leader"] = {"ok": leadership.settled, **leadership.details()}
     checks["applications"] = {"ok": controller.all_reconciled or following, "not_yet_reconciled": pending}
+    cluster_check = request.app.get(CLUSTER_CHECK)
+    if cluster_check is not None:
+        # Reported, never failing: one cluster that is down makes its own apps Unknown, not the agent
+        # unready (the home cluster is the `kube` check's).
+        checks["clusters"] = {"ok": True, "clusters": await cluster_check()}
     ready = all(check["ok"] for check in checks.values())
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -142,6 +149,7 @@ async def get_application(request: web.Request) -> web.Response:
         raise not_found(name)
     body = app_summary(state, namespace=spec.namespace)
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
+    body["destination"] = {"cluster": spec.cluster, "server": controller.dest_server(spec), "namespace": spec.namespace}
     body["resources"] = resource_views(state.status)
     body["history"] = [asdict(entry) for entry in state.history]
     return web.json_response(body)
@@ -155,11 +163,14 @@ async def refresh_application(request: web.Request) -> web.Response:
 
 
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
-              webhook: WebhookReceiver | None = None, leadership: Leadership | None = None) -> web.Application:
+              webhook: WebhookReceiver | None = None, leadership: Leadership | None = None,
+              cluster_check: ClusterCheck | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     app[KUBE_CHECK] = kube_check
+    if cluster_check is not None:
+        app[CLUSTER_CHECK] = cluster_check
     app[LEADERSHIP] = leadership or SingleInstance()
     app[SUMMARIES] = SummaryCache()
     app.router.add_get("/healthz", healthz)
