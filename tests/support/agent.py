@@ -313,7 +313,8 @@ class StartAgent(Protocol):
 
     async def __call__(self, config_body: str, *, name: str = "", poll_interval: str = "1m",
                        kubeconfig: Path | None = None, in_cluster: bool = False,
-                       env: Mapping[str, str] | None = None) -> AgentProcess: ...
+                       env: Mapping[str, str] | None = None,
+                       agent_keys: Mapping[str, str] | None = None) -> AgentProcess: ...
 
 
 async def agent_processes(tmp_path: Path, cluster_kubeconfig: Path) -> AsyncIterator[StartAgent]:
@@ -323,20 +324,21 @@ async def agent_processes(tmp_path: Path, cluster_kubeconfig: Path) -> AsyncIter
     agent keeps its state in `tmp_path/state`, so a second agent started later takes it over.
     The agent talks to the local cluster through `cluster_kubeconfig` (or the `kubeconfig`
     given), or with `in_cluster` through the variables in `env` (KUBECONFIG is then dropped).
-    `env` is added to the environment.
+    `env` is added to the environment; `agent_keys` to `[agent]` (values are TOML already).
     """
     agents: list[AgentProcess] = []
 
     async def start(config_body: str, *, name: str = "", poll_interval: str = "1m",
                     kubeconfig: Path | None = None, in_cluster: bool = False,
-                    env: Mapping[str, str] | None = None) -> AgentProcess:
+                    env: Mapping[str, str] | None = None,
+                    agent_keys: Mapping[str, str] | None = None) -> AgentProcess:
         home = tmp_path / name if name else tmp_path
         home.mkdir(parents=True, exist_ok=True)
         port = free_port()
         config = home / f"agent-{port}.toml"
         config.write_text(agent_table(port=port, state_dir=home / "state", poll_interval=poll_interval,
-                                      kubeconfig=None if in_cluster else kubeconfig or cluster_kubeconfig)
-                          + config_body)
+                                      kubeconfig=None if in_cluster else kubeconfig or cluster_kubeconfig,
+                                      extra=agent_keys) + config_body)
         environ = {key: value for key, value in os.environ.items() if not (in_cluster and key == "KUBECONFIG")}
         environ.update(env or {})
         agent = await AgentProcess.spawn(config, port=port, log_path=home / f"agent-{port}.log", env=environ)
