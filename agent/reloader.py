@@ -14,7 +14,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from agent.config import load_settings
+from agent.config import Settings, load_settings
 from agent.config.diff import SettingsChange
 from agent.controller import Controller
 from agent.controller.reload import ReloadSummary, apply_settings
@@ -83,14 +83,25 @@ class Reloader:
             log.error("configuration reload failed; running on with the previous configuration",
                       extra={"error": str(exc)})
             return None
-        if self._clusters is not None and settings.clusters != self._controller.settings.clusters:
-            await self._clusters.configure(settings.clusters)  # before apps that name a new cluster start
+        if self._clusters is not None:
+            await self._reload_clusters(settings)
         summary = await apply_settings(self._controller, settings)
         if self._webhook is not None:
             self._webhook.reconfigure(settings)
         self._metrics.config_reloads.labels("success").inc()
         log_change(self.path, summary)
         return summary
+
+
+    async def _reload_clusters(self, settings: Settings) -> None:
+        """[[clusters]] as the file says now, and the cluster Secrets read again: before apps that name a
+        new cluster start. `credentials_namespace` itself changes only with a restart."""
+        assert self._clusters is not None
+        if settings.clusters != self._controller.settings.clusters:
+            await self._clusters.configure(settings.clusters)
+        namespace = self._controller.settings.agent.credentials_namespace
+        if namespace:
+            await self._clusters.refresh_secrets(namespace)
 
 
 def describe(change: SettingsChange) -> str:

@@ -37,7 +37,7 @@ from agent.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-PROBE_BACKOFF = (0.5, 1.0, 2.0, 5.0)  # between probes of a down cluster; the last repeats
+PROBE_BACKOFF = (0.5, 1.0, 2.0)  # between probes of a down cluster; the last repeats (a GET /version)
 READINESS_TTL = 5.0  # /readyz answers from a probe this recent
 READINESS_TIMEOUT = 2.0  # a readiness probe gives up after this (the cluster is not marked down for it)
 ClusterEvent = Callable[[frozenset[str]], None]  # every name of a cluster that came, went, changed or came back
@@ -117,7 +117,7 @@ class Cluster:
     def aliases(self) -> frozenset[str]:
         return frozenset(alias for alias in (self.name, self.server) if alias)
 
-    async def connect(self, options: ClusterOptions, *, gate: Callable[[], bool] | None,
+    async def connect(self, options: ClusterOptions, *, gate: Callable[[], bool],
                       listener: Listener | None) -> tuple[KubeClient, WatchCache]:
         """The client (built on first use: reading a kubeconfig or token file, no request) and the
         watch cache. Raises KubeUnreachable naming the file or setting that failed."""
@@ -132,8 +132,7 @@ class Cluster:
                     raise KubeUnreachable(f"cluster {self.name}: cannot set up TLS ({self.spec.origin}): "
                                           f"{exc}") from exc
                 kube.add_listener(self.reach)
-                if gate is not None:
-                    kube.gate_writes(gate)
+                kube.gate_writes(gate)
                 self.kube = kube
             if self.watch is None:
                 self.watch = WatchCache(self.kube, digest=options.digest, on_change=listener,
@@ -167,6 +166,7 @@ class ClusterRegistry:
         self._tasks = TaskSet()
         self._retiring: set[asyncio.Task[None]] = set()
         self._started = False
+        self._starting = asyncio.Lock()
 
     # ------------------------------------------------------------------ finding a cluster
 
@@ -197,21 +197,21 @@ class ClusterRegistry:
 
     async def _connect(self, cluster: Cluster) -> tuple[KubeClient, WatchCache]:
         try:
-            return await cluster.connect(self._options, gate=self._writable if self._gate else None,
-                                         listener=self._listener)
+            return await cluster.connect(self._options, gate=self._writable, listener=self._listener)
         except KubeUnreachable as exc:
             cluster.reach.unreachable(exc.message)
             raise
 
     async def start(self) -> None:
         """Build every configured cluster's client (no request is made) and start the probes; once."""
-        if self._started:
-            return
-        self._started = True
-        for cluster in self.clusters():
-            self._watch_over(cluster)
-            with contextlib.suppress(KubeUnreachable):  # it is down: its probe tries again
-                await self._connect(cluster)
+        async with self._starting:  # a kubeconfig's server is known once read: callers wait for all
+            if self._started:
+                return
+            for cluster in self.clusters():
+                self._watch_over(cluster)
+                with contextlib.suppress(KubeUnreachable):  # it is down: its probe tries again
+                    await self._connect(cluster)
+            self._started = True
 
     # ------------------------------------------------------------------ what every cluster shares
 

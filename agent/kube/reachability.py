@@ -59,10 +59,10 @@ class Reachability:
             self._on_change(False)
 
     def check(self) -> None:
-        """Raise KubeUnreachable at once while the cluster is down."""
+        """Raise KubeUnreachable at once while the cluster is down (the same message every time, so an
+        app's status does not change while nothing does)."""
         if self.down_since is not None:
-            seconds = self._clock() - self.down_since
-            raise KubeUnreachable(f"cluster {self.cluster} is unreachable (for {seconds:.0f}s): {self.error}")
+            raise KubeUnreachable(f"cluster {self.cluster} is unreachable: {self.error}")
 
     async def wait_down(self) -> None:
         await self._down.wait()

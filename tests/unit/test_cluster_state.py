@@ -79,7 +79,7 @@ def test_an_unknown_cluster_is_an_invalid_spec_and_an_unreachable_one_leaves_hea
     unknown = failed_outcome("shop", state, UnknownCluster("there are no clusters with this name: edge"), started=9.0)
     assert unknown.result.status.conditions[0].type is ConditionType.INVALID_SPEC_ERROR
     assert unknown.state.status.health_status is HealthStatus.HEALTHY, "the spec is wrong: the cluster was not asked"
-    down = failed_outcome("shop", state, KubeUnreachable("cluster edge is unreachable (for 3s): refused"), started=9.0)
+    down = failed_outcome("shop", state, KubeUnreachable("cluster edge is unreachable: refused"), started=9.0)
     assert down.result.status.sync_status is SyncStatus.UNKNOWN
     assert down.result.status.health_status is HealthStatus.UNKNOWN
     assert down.result.status.conditions[0].type is ConditionType.COMPARISON_ERROR
