@@ -73,8 +73,8 @@ async def start_clusters(clusters: ClusterRegistry, agent: AgentSettings) -> Non
     (so their apps do not show Unknown first), then again every poll interval."""
     await clusters.start()
     if agent.credentials_namespace:
-        await clusters.refresh_secrets(agent.credentials_namespace)
-        clusters.follow_secrets(agent.credentials_namespace, interval=agent.poll_interval)
+        read = await clusters.refresh_secrets(agent.credentials_namespace)
+        clusters.follow_secrets(agent.credentials_namespace, interval=agent.poll_interval, read=read)
 
 
 async def run_agent(settings: Settings) -> int:

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 PROBE_BACKOFF = (0.5, 1.0, 2.0)  # between probes of a down cluster; the last repeats (a GET /version)
 READINESS_TTL = 5.0  # /readyz answers from a probe this recent
 READINESS_TIMEOUT = 2.0  # a readiness probe gives up after this (the cluster is not marked down for it)
+SECRETS_TIMEOUT = 10.0  # listing the cluster Secrets gives up after this: start-up does not wait longer
+SECRETS_RETRY = 10.0  # after a failed read, the next comes this soon (not a whole poll interval later)
 ClusterEvent = Callable[[frozenset[str]], None]  # every name of a cluster that came, went, changed or came back
 
 
@@ -293,14 +295,17 @@ class ClusterRegistry:
         self._configured, changed = await self._replace(self._configured, specs)
         self._notify(changed)
 
-    async def refresh_secrets(self, namespace: str) -> None:
-        """Read the cluster Secrets again. When they cannot be listed, the clusters known stay."""
+    async def refresh_secrets(self, namespace: str, *, within: float = SECRETS_TIMEOUT) -> bool:
+        """Read the cluster Secrets again; False when they could not be listed (within `within` seconds):
+        then the clusters known stay."""
         try:
-            found = await read_cluster_secrets(self._home_kube, namespace, kube_qps=self._options.kube_qps,
-                                               kube_burst=self._options.kube_burst)
-        except (KubeError, KubeUnreachable) as exc:
-            log.warning("cannot read cluster Secrets in namespace %s; keeping the clusters known: %s", namespace, exc)
-            return
+            async with asyncio.timeout(within):
+                found = await read_cluster_secrets(self._home_kube, namespace, kube_qps=self._options.kube_qps,
+                                                   kube_burst=self._options.kube_burst)
+        except (KubeError, KubeUnreachable, TimeoutError) as exc:
+            log.warning("cannot read cluster Secrets in namespace %s; keeping the clusters known: %s", namespace,
+                        str(exc) or f"no answer within {within:.0f}s")
+            return False
         taken = frozenset().union(*(cluster.aliases for cluster in [self.home, *self._configured]))
         usable = [spec for spec in found.clusters if not spec.aliases & taken]
         problems = frozenset(found.problems) | {f"{spec.origin}: cluster {spec.name} ({spec.server}) is already "
@@ -310,15 +315,17 @@ class ClusterRegistry:
         self._secret_problems = problems
         self._from_secrets, changed = await self._replace(self._from_secrets, usable)
         self._notify(changed)
+        return True
 
-    def follow_secrets(self, namespace: str, *, interval: float) -> None:
-        """Read the cluster Secrets every `interval` from now on (until `stop`)."""
-        self._tasks.spawn("cluster-secrets", self._refresh_secrets_every(namespace, interval))
+    def follow_secrets(self, namespace: str, *, interval: float, read: bool) -> None:
+        """Read the cluster Secrets every `interval` from now on (until `stop`); sooner while the last
+        read (`read`: the one before this call) failed."""
+        self._tasks.spawn("cluster-secrets", self._refresh_secrets_every(namespace, interval, read))
 
-    async def _refresh_secrets_every(self, namespace: str, interval: float) -> None:
+    async def _refresh_secrets_every(self, namespace: str, interval: float, read: bool) -> None:
         while True:
-            await asyncio.sleep(interval)
-            await self.refresh_secrets(namespace)
+            await asyncio.sleep(interval if read else min(interval, SECRETS_RETRY))
+            read = await self.refresh_secrets(namespace)
 
     async def _replace(self, current: list[Cluster], specs: Sequence[ClusterSpec]) -> tuple[list[Cluster],
                                                                                              frozenset[str]]:
