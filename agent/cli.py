@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gitops-agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.verb == "validate":
-        print(f"{args.config}: ok, {len(settings.applications)} applications")
+        print(f"{args.config}: ok, {len(settings.applications)} applications, {len(settings.clusters)} [[clusters]]")
         return 0
     setup_logging(level=args.log_level, fmt=args.log_format)
     # Everything the agent writes (the repository cache of every tenant, the state snapshot, keys,

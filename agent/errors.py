@@ -5,6 +5,7 @@
     ├── SourceError             git: unreachable, refused, unknown revision, unsafe path
     ├── RenderError             YAML or kustomize could not produce objects
     ├── UnexpectedError         a reconcile raised something no part of the agent expected (a bug)
+    ├── UnknownCluster          an app names a cluster (name or server) the agent does not know
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -55,6 +56,10 @@ class RenderError(AgentError):
 
 class UnexpectedError(AgentError):
     """Any other exception out of one app's reconcile: it costs that app this reconcile, never its loop."""
+
+
+class UnknownCluster(AgentError):
+    """An app's destination names no known cluster, or names one twice over (name and server)."""
 
 
 class KubeUnreachable(AgentError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from agent.config import AgentSettings
 from agent.controller import Controller
@@ -36,9 +36,10 @@ def lease_namespace(agent: AgentSettings, environ: Mapping[str, str] = os.enviro
     return namespace
 
 
-def build_leadership(agent: AgentSettings, kube: KubeClient, controller: Controller,
-                     metrics: Metrics) -> LeaderElector | SingleInstance:
-    """The controller runs while this replica leads; applies and deletes are refused otherwise."""
+def build_leadership(agent: AgentSettings, kube: KubeClient, controller: Controller, metrics: Metrics, *,
+                     gate_writes: Callable[[Callable[[], bool]], None] | None = None) -> LeaderElector | SingleInstance:
+    """The controller runs while this replica leads; applies and deletes are refused otherwise (on every
+    cluster `gate_writes` reaches; by default the home cluster's client alone). The Lease is on `kube`."""
     if not agent.leader_election.enabled:
         metrics.leader.set(1)
         return SingleInstance(on_started=controller.start)
@@ -54,7 +55,7 @@ def build_leadership(agent: AgentSettings, kube: KubeClient, controller: Control
         observer=lambda leading: metrics.leader.set(1 if leading else 0),
     )
     metrics.leader.set(0)
-    kube.gate_writes(lambda: elector.is_leader)
+    (gate_writes or kube.gate_writes)(lambda: elector.is_leader)
     return elector
 
 

@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from agent.config import AppSpec
 from agent.config.agent import METRICS_FAMILIES
 from agent.kube import KubeRequest
-from agent.metrics_argocd import AppLabels, ArgoCDSeries, argocd_repo_url
+from agent.metrics_argocd import DEST_SERVER, AppLabels, ArgoCDSeries, argocd_repo_url
 from agent.model import AppStatus, HealthStatus, OperationPhase, SyncStatus
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -68,7 +68,7 @@ class _AppSeries:
     """
 
     def __init__(self) -> None:
-        self.info: dict[str, tuple[str, ...]] = {}  # name → (dest_namespace, sync, health, revision)
+        self.info: dict[str, tuple[str, ...]] = {}  # name → (dest_namespace, sync, health, revision, dest_server)
         self.out_of_sync_since: dict[str, float] = {}  # 0 while Synced
         self.health: dict[str, HealthStatus] = {}
         self.reconciles: Tally[tuple[str, str]] = Tally()  # (name, result)
@@ -107,7 +107,8 @@ class _AppSeries:
                              GaugeMetricFamily, CounterMetricFamily]:
         return (
             GaugeMetricFamily("gitops_agent_app_info", "Information about an application; the value is always 1.",
-                              labels=["name", "dest_namespace", "sync_status", "health_status", "revision"]),
+                              labels=["name", "dest_namespace", "sync_status", "health_status", "revision",
+                                      "dest_server"]),
             CounterMetricFamily("gitops_agent_reconcile_total", "Reconciles by application and outcome.",
                                 labels=["name", "result"]),
             CounterMetricFamily("gitops_agent_app_sync_total", "Sync operations by application and phase.",
@@ -233,20 +234,21 @@ class Metrics:
         finally:
             _REQUESTS_FOR.reset(token)
 
-    def observe_status(self, status: AppStatus, *, app: AppSpec) -> None:
-        """The app's info (exactly one series, with its current status), health and out-of-sync time."""
+    def observe_status(self, status: AppStatus, *, app: AppSpec, dest_server: str = DEST_SERVER) -> None:
+        """The app's info (exactly one series, with its current status), health and out-of-sync time.
+        `dest_server`: the URL of the app's cluster (Argo CD's label; `https://kubernetes.default.svc`
+        for the cluster the agent runs against)."""
         name = status.name
         dest_namespace = app.namespace
         self.apps.info[name] = (dest_namespace, status.sync_status.value, status.health_status.value,
-                                status.revision.sha if status.revision else "")
+                                status.revision.sha if status.revision else "", dest_server)
         self.apps.health[name] = status.health_status
         if status.sync_status is SyncStatus.SYNCED:
             self.apps.out_of_sync_since[name] = 0.0
         elif not self.apps.out_of_sync_since.get(name):  # the first moment it left Synced, kept until Synced
             self.apps.out_of_sync_since[name] = status.reconciled_at or time.time()
-        # A parallel change adds `project` to AppSpec; until then every app is in Argo CD's `default`.
-        labels = AppLabels(project=getattr(app, "project", "default"), repo=argocd_repo_url(app.repo),
-                           dest_namespace=dest_namespace, autosync=app.sync_policy.automated)
+        labels = AppLabels(project=app.project, repo=argocd_repo_url(app.repo), dest_namespace=dest_namespace,
+                           autosync=app.sync_policy.automated, dest_server=dest_server)
         self.argocd.observe_status(status, labels)
 
     def observe_reconcile(self, name: str, result: str, seconds: float) -> None:

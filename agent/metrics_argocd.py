@@ -48,6 +48,7 @@ class AppLabels:
     repo: str  # see argocd_repo_url
     dest_namespace: str
     autosync: bool
+    dest_server: str = ""  # the app's cluster; Argo CD's name for the one the agent runs against by default
 
 
 def argocd_repo_url(url: str) -> str:
@@ -86,6 +87,10 @@ class _App:
     """One app's values and the label text that stays the same between its status changes."""
 
     __slots__ = ("conditions", "info", "labels", "prefix", "requests", "seen", "sync_seconds", "syncs")
+
+    @property
+    def dest_server(self) -> str:
+        return (self.labels.dest_server if self.labels else "") or DEST_SERVER
 
     def __init__(self) -> None:
         self.labels: AppLabels | None = None  # None until its first status: not written yet
@@ -132,7 +137,8 @@ class ArgoCDSeries:
                           f"project={_quote(labels.project)}")
         app.seen = seen
         app.info = (f"{app.prefix},autosync_enabled={_quote(str(labels.autosync).lower())},repo={_quote(labels.repo)},"
-                    f"dest_server={_quote(DEST_SERVER)},dest_namespace={_quote(labels.dest_namespace)},"
+                    f"dest_server={_quote(labels.dest_server or DEST_SERVER)},"
+                    f"dest_namespace={_quote(labels.dest_namespace)},"
                     f"sync_status={_quote(status.sync_status.value)},"
                     f"health_status={_quote(status.health_status.value)},operation={_quote(operation)}")
         app.conditions = dict(Tally(condition.type.value for condition in status.conditions))
@@ -170,17 +176,17 @@ class ArgoCDSeries:
         out += [f"argocd_app_condition{{{app.prefix},condition={_quote(condition)}}} {count}\n"
                 for _, app in apps for condition, count in app.conditions.items()]
         out.append(_header("argocd_app_sync_total", "counter", "Number of application syncs."))
-        out += [f"argocd_app_sync_total{{{app.prefix},dest_server={_quote(DEST_SERVER)},phase={_quote(phase)},"
+        out += [f"argocd_app_sync_total{{{app.prefix},dest_server={_quote(app.dest_server)},phase={_quote(phase)},"
                 f"dry_run={_quote(str(dry_run).lower())}}} {count}\n"
                 for _, app in apps for (phase, dry_run), count in app.syncs.items()]
         out.append(_header("argocd_app_sync_duration_seconds_total", "counter",
                            "Application sync performance in seconds total."))
-        out += [f"argocd_app_sync_duration_seconds_total{{{app.prefix},dest_server={_quote(DEST_SERVER)}}} "
+        out += [f"argocd_app_sync_duration_seconds_total{{{app.prefix},dest_server={_quote(app.dest_server)}}} "
                 f"{app.sync_seconds!r}\n" for _, app in apps if app.syncs]
         out.append(_header("argocd_app_k8s_request_total", "counter",
                            "Number of kubernetes requests executed during application reconciliation."))
-        for prefix, requests in [(self._unowned_prefix, self._unowned),
-                                 *((f"{app.prefix},server={_quote(DEST_SERVER)}", app.requests) for _, app in apps)]:
+        owned = ((f"{app.prefix},server={_quote(app.dest_server)}", app.requests) for _, app in apps)
+        for prefix, requests in [(self._unowned_prefix, self._unowned), *owned]:
             out += [f"argocd_app_k8s_request_total{{{prefix},response_code={_quote(str(code))},verb={_quote(verb)},"
                     f"resource_kind={_quote(kind)},resource_namespace={_quote(namespace)},"
                     f"dry_run={_quote(str(dry_run).lower())}}} {count}\n"

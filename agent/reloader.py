@@ -1,6 +1,6 @@
 """SIGHUP: read the configuration file again and run with it; keep the running one when it is invalid.
 
-    RELOADING=1 to systemd → read and validate the file → controller (apps, [agent],
+    RELOADING=1 to systemd → read and validate the file → [[clusters]] → controller (apps, [agent],
     [[repositories]], [[health_checks]], [[projects]]), webhook receiver and API access ([auth]
     and project roles) → READY=1 again
 
@@ -17,11 +17,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from agent.config import load_settings
+from agent.config import Settings, load_settings
 from agent.config.diff import SettingsChange
 from agent.controller import Controller
 from agent.controller.reload import ReloadSummary, apply_settings
 from agent.errors import ConfigError
+from agent.kube.clusters import ClusterRegistry
 from agent.metrics import Metrics
 from agent.notify import Notifier
 from agent.server.auth import ApiAuth
@@ -32,8 +33,10 @@ log = logging.getLogger(__name__)
 
 class Reloader:
     def __init__(self, path: Path | None, *, controller: Controller, metrics: Metrics, notifier: Notifier,
-                 webhook: WebhookReceiver | None = None, auth: ApiAuth | None = None) -> None:
+                 webhook: WebhookReceiver | None = None, auth: ApiAuth | None = None,
+                 clusters: ClusterRegistry | None = None) -> None:
         self.path = path
+        self._clusters = clusters
         self._controller = controller
         self._metrics = metrics
         self._notifier = notifier
@@ -86,6 +89,8 @@ class Reloader:
             log.error("configuration reload failed; running on with the previous configuration",
                       extra={"error": str(exc)})
             return None
+        if self._clusters is not None:
+            await self._reload_clusters(settings)
         summary = await apply_settings(self._controller, settings)
         self._metrics.set_families(self._controller.settings.agent.metrics_families)
         if self._webhook is not None:
@@ -105,6 +110,15 @@ class Reloader:
             self._auth.reconfigure(running.auth, projects=running.projects)
         except ConfigError as exc:
             log.error("API access not reconfigured; the previous tokens and policies stay", extra={"error": str(exc)})
+    async def _reload_clusters(self, settings: Settings) -> None:
+        """[[clusters]] as the file says now, and the cluster Secrets read again: before apps that name a
+        new cluster start. `credentials_namespace` itself changes only with a restart."""
+        assert self._clusters is not None
+        if settings.clusters != self._controller.settings.clusters:
+            await self._clusters.configure(settings.clusters)
+        namespace = self._controller.settings.agent.credentials_namespace
+        if namespace:
+            await self._clusters.refresh_secrets(namespace)
 
 
 def describe(change: SettingsChange) -> str:
@@ -116,7 +130,8 @@ def describe(change: SettingsChange) -> str:
         parts.append(f"[agent] {', '.join(change.applied_keys)}")
     parts += [f"[[{table}]]" for table, changed in (("repositories", change.repositories),
                                                      ("health_checks", change.health_checks),
-                                                     ("projects", change.projects)) if changed]
+                                                     ("projects", change.projects),
+                                                     ("clusters", change.clusters)) if changed]
     if change.auth:
         parts.append("[auth]")
     return "; ".join(parts) or "nothing changed"

@@ -8,14 +8,16 @@ import signal
 import ssl
 
 from agent import __version__
-from agent.config import Settings
+from agent.config import AgentSettings, Settings
 from agent.config.auth import is_loopback
 from agent.controller import Controller, Reconciler
+from agent.controller.fleet import FleetReconciler
 from agent.controller.reload import source_options
 from agent.engine.fingerprint import live_digest
 from agent.engine.health import HealthAssessor
 from agent.errors import AgentError
 from agent.kube import KubeClient
+from agent.kube.clusters import ClusterOptions, ClusterRegistry
 from agent.kube.incluster import pod_namespace
 from agent.kube.ratelimit import TokenBucket
 from agent.kube.watch import WatchCache
@@ -35,21 +37,38 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 8.0
 
 
-def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> Controller:
-    """Source, renderer, reconciler and controller for `settings`: the agent without its server."""
+def cluster_registry(settings: Settings, kube: KubeClient, metrics: Metrics) -> ClusterRegistry:
+    """The home cluster (`kube`), `[[clusters]]`, and later the cluster Secrets: a client and watch cache each."""
+    agent = settings.agent
+    # managedFields are large; the cache keeps them only when an ignore rule reads them.
+    keep_managed = any(rule.managed_fields_managers for app in settings.applications
+                       for rule in app.ignore_differences)
+    options = ClusterOptions(digest=live_digest, keep_managed_fields=keep_managed,
+                             observer=metrics.observe_kube_request, kube_qps=agent.kube_qps,
+                             kube_burst=agent.kube_burst)
+    return ClusterRegistry(kube, clusters=settings.clusters, options=options)
+
+
+def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics, *,
+                     clusters: ClusterRegistry | None = None) -> Controller:
+    """Source, renderer, reconcilers and controller for `settings`: the agent without its server.
+    `kube` is the home cluster's client; `clusters` the registry around it (made here when not given)."""
     agent = settings.agent
     source = GitSource(agent.state_dir / "repos", options=source_options(agent), repositories=settings.repositories,
                        observer=metrics)
     renderer = Renderer(agent.render, source, observer=metrics)
-    # managedFields are large; the cache keeps them only when an ignore rule reads them.
-    keep_managed = any(rule.managed_fields_managers for app in settings.applications
-                       for rule in app.ignore_differences)
-    watch = WatchCache(kube, digest=live_digest, keep_managed_fields=keep_managed)
-    reconciler = Reconciler(source=source, kube=kube, renderer=renderer,
-                            health=HealthAssessor(settings.health_checks), watch=watch,
-                            history_limit=agent.history_limit)
-    controller = Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
-    watch.set_listener(controller.on_live_change)
+    registry = clusters or cluster_registry(settings, kube, metrics)
+    health = HealthAssessor(settings.health_checks)
+
+    def reconciler_for(cluster_kube: KubeClient, watch: WatchCache) -> Reconciler:
+        return Reconciler(source=source, kube=cluster_kube, renderer=renderer, health=health, watch=watch,
+                          history_limit=agent.history_limit)
+
+    fleet = FleetReconciler(clusters=registry, source=source, make=reconciler_for)
+    controller = Controller(settings, fleet, metrics, state=StateStore(agent.state_dir, observer=metrics),
+                            dest_server=lambda spec: registry.server_of(spec.cluster))
+    registry.set_listener(controller.on_live_change)
+    registry.on_event(controller.wake_cluster)
     return controller
 
 
@@ -79,6 +98,13 @@ def _api_access_logged(settings: Settings) -> tuple[ApiAuth | None, ssl.SSLConte
         log.error("[auth] tls_cert_file %s / tls_key_file %s: cannot be used: %s", auth and auth.tls_cert_file,
                   auth and auth.tls_key_file, getattr(exc, "strerror", None) or exc)
     return None
+async def start_clusters(clusters: ClusterRegistry, agent: AgentSettings) -> None:
+    """Clients for every configured cluster, and the cluster Secrets read before the first reconcile
+    (so their apps do not show Unknown first), then again every poll interval."""
+    await clusters.start()
+    if agent.credentials_namespace:
+        read = await clusters.refresh_secrets(agent.credentials_namespace)
+        clusters.follow_secrets(agent.credentials_namespace, interval=agent.poll_interval, read=read)
 
 
 async def run_agent(settings: Settings) -> int:
@@ -101,28 +127,30 @@ async def run_agent(settings: Settings) -> int:
     except AgentError as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 1
-    controller = build_controller(settings, kube, metrics)
+    clusters = cluster_registry(settings, kube, metrics)
+    controller = build_controller(settings, kube, metrics, clusters=clusters)
     try:
-        leadership = build_leadership(agent, kube, controller, metrics)
+        leadership = build_leadership(agent, kube, controller, metrics, gate_writes=clusters.gate_writes)
     except AgentError as exc:
         log.error("%s", exc)
         await kube.close()
         return 1
     await controller.restore()  # status is served from the snapshot at once
+    await start_clusters(clusters, agent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     webhook = WebhookReceiver(settings, controller, metrics)
     reloader = Reloader(settings.source, controller=controller, metrics=metrics, notifier=notifier, webhook=webhook,
-                        auth=auth)
+                        auth=auth, clusters=clusters)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
         app = build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook,
-                        leadership=leadership, auth=auth)
+                        leadership=leadership, auth=auth, cluster_check=clusters.readiness)
         async with serve(app, agent.listen_host, agent.listen_port, ssl_context=tls):
-            log.info("gitops-agent %s started: %d applications, API server %s, listening on %s",
-                     __version__, len(settings.applications), kube.host, agent.listen)
+            log.info("gitops-agent %s started: %d applications, %d clusters, API server %s, listening on %s",
+                     __version__, len(settings.applications), len(clusters.clusters()), kube.host, agent.listen)
             # Leads (controller running) or follows; on stop: STOPPING=1, drain, release the lease.
             await Lifecycle(controller=controller, leadership=leadership, notifier=notifier).run(
                 stop, drain_timeout=DRAIN_TIMEOUT)
@@ -134,6 +162,7 @@ async def run_agent(settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await reloader.close()
+        await clusters.close()
         await kube.close()
     log.info("stopped")
     return 0

@@ -30,6 +30,7 @@ class AppEntry:
     index: int
     namespace: str
     self_heal: bool = False
+    cluster: str = ""  # empty: the cluster the agent runs against
 
 
 def _toml_value(text: str) -> str:
@@ -43,8 +44,9 @@ def _toml_value(text: str) -> str:
 
 def agent_config(*, port: int, state_dir: Path, kubeconfig: Path, repo_url: str, apps: Sequence[AppEntry],
                  poll_interval: str, poll_jitter: str = "0s", agent_set: Sequence[str] = (),
-                 webhook_secret_env: str = "") -> str:
-    """The TOML configuration: `[agent]` (plus `agent_set` KEY=VALUE overrides) and one entry per app."""
+                 webhook_secret_env: str = "", clusters: Mapping[str, Path] | None = None) -> str:
+    """The TOML configuration: `[agent]` (plus `agent_set` KEY=VALUE overrides), `[[clusters]]` (name →
+    kubeconfig) and one entry per app."""
     extra: dict[str, str] = {}
     if webhook_secret_env:
         extra["webhook_secret_env"] = json.dumps(webhook_secret_env)
@@ -54,10 +56,13 @@ def agent_config(*, port: int, state_dir: Path, kubeconfig: Path, repo_url: str,
             raise BenchError(f"--agent-set wants KEY=VALUE, not {item!r}")
         extra[key.strip()] = _toml_value(value.strip())
     entries = [application_toml(app.name, repo_url, namespace=app.namespace, path=f"apps/{app_dir(app.index)}",
-                                revision="main", sync_policy={"self_heal": "true"} if app.self_heal else None)
+                                revision="main", sync_policy={"self_heal": "true"} if app.self_heal else None,
+                                extra={"cluster": json.dumps(app.cluster)} if app.cluster else None)
                for app in apps]
+    declared = [f"[[clusters]]\nname = {json.dumps(name)}\nkubeconfig = {json.dumps(str(path))}\n\n"
+                for name, path in (clusters or {}).items()]
     return agent_table(port=port, state_dir=state_dir, kubeconfig=kubeconfig, poll_interval=poll_interval,
-                       poll_jitter=poll_jitter, extra=extra) + "".join(entries)
+                       poll_jitter=poll_jitter, extra=extra) + "".join(declared) + "".join(entries)
 
 
 def synced_at(sha: str) -> Callable[[Obj], bool]:

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,9 @@ class Bench:
         return [AppEntry(self.app_name(i), i, namespace, self_heal) for i in range(1, count + 1)]
 
     async def start_agent(self, apps: Sequence[AppEntry], *, poll_interval: str, poll_jitter: str = "0s",
-                          webhook_secret: str = "") -> AgentProcess:
-        """Write the config and spawn the agent (with the cluster's kustomize on PATH); it is stopped at exit."""
+                          webhook_secret: str = "", clusters: Mapping[str, Path] | None = None) -> AgentProcess:
+        """Write the config and spawn the agent (with the cluster's kustomize on PATH); it is stopped at exit.
+        `clusters`: more clusters for `[[clusters]]`, name → kubeconfig."""
         assert self.cluster is not None
         port = free_port()
         config = self.tmp / f"agent-{port}.toml"
@@ -148,7 +149,7 @@ class Bench:
             port=port, state_dir=self.tmp / f"state-{port}", kubeconfig=self.cluster.kubeconfig,
             repo_url=self.repo_url, apps=apps, poll_interval=poll_interval, poll_jitter=poll_jitter,
             agent_set=getattr(self.args, "agent_set", None) or (),
-            webhook_secret_env=WEBHOOK_SECRET_ENV if webhook_secret else ""))
+            webhook_secret_env=WEBHOOK_SECRET_ENV if webhook_secret else "", clusters=clusters))
         env = dict(os.environ, PATH=f"{self.cluster.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         if webhook_secret:
             env[WEBHOOK_SECRET_ENV] = webhook_secret

@@ -29,6 +29,19 @@ def cluster() -> Iterator[LocalCluster]:
         stop_cluster()
 
 
+SECOND_CLUSTER = "second"
+
+
+@pytest.fixture(scope="session")
+def second_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """Another, independent control plane (`local-cluster up --name second`), for tests of an agent
+    with several clusters. Started on first use only: it costs about 600 MB and a core for seconds."""
+    local = ensure_cluster(SECOND_CLUSTER)
+    yield local
+    if not os.environ.get("GITOPS_AGENT_KEEP_CLUSTER"):
+        stop_cluster(SECOND_CLUSTER)
+
+
 @pytest.fixture(scope="session")
 async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
     client = await KubeClient.connect(str(cluster.kubeconfig))

@@ -9,6 +9,7 @@ error rather than silently ignored: a typo in `prune` must not leave pruning off
     lists        [[repositories]] and [[health_checks]]
     projects     [[projects]]: Argo CD AppProjects (repositories, destinations, kinds, roles, windows)
     auth         [auth]: API tokens and RBAC; which listen addresses may go without
+    clusters     [[clusters]]: more clusters than the one the agent runs against
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from typing import Any
 from agent.config.agent import AgentSettings, LeaderElectionSettings, parse_agent
 from agent.config.apps import AppSpec, parse_app
 from agent.config.auth import AuthSettings, check_listen, parse_auth
+from agent.config.clusters import parse_clusters
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
 from agent.config.projects import parse_projects
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
 from agent.model import (
+    IN_CLUSTER,
+    ClusterSpec,
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
@@ -42,6 +46,7 @@ __all__ = [
     "AgentSettings",
     "AppSpec",
     "AuthSettings",
+    "ClusterSpec",
     "DirectorySpec",
     "HealthCheckSpec",
     "IgnoreDifference",
@@ -68,6 +73,7 @@ class Settings:
     health_checks: tuple[HealthCheckSpec, ...] = ()
     projects: tuple[ProjectSpec, ...] = ()  # declared in TOML; `default` is built in unless declared
     auth: AuthSettings | None = None  # None: the API is open (loopback only, or insecure_no_auth)
+    clusters: tuple[ClusterSpec, ...] = ()
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
@@ -85,18 +91,27 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     health_checks = parse_health_checks(top.sub_array("health_checks"))
     projects = parse_projects(top.sub_array("projects"))
     auth = parse_auth(Table(file, "auth", top.get("auth", dict)) if "auth" in data else None)
+    clusters = parse_clusters(top.sub_array("clusters"), kube_qps=agent.kube_qps, kube_burst=agent.kube_burst)
+    known_clusters = {IN_CLUSTER, *(cluster.name for cluster in clusters)}
     apps: list[AppSpec] = []
     for table in top.sub_array("applications"):
         app = parse_app(table)
         if any(existing.name == app.name for existing in apps):
             raise table.error("name", f"{app.name!r} is used by another application")
+        # A server URL may be a kubeconfig's, known once it is read; a name without Secrets to
+        # declare more clusters must be one of the file's (a typo would leave the app Unknown).
+        if "://" not in app.cluster and app.cluster not in known_clusters and not agent.credentials_namespace:
+            raise table.error("cluster", f"{app.cluster!r} names no [[clusters]] entry (known: "
+                                         f"{', '.join(sorted(known_clusters))}; or set [agent] credentials_namespace "
+                                         "to read Argo CD cluster Secrets)")
         apps.append(app)
     unknown = sorted(set(data) - top.used)
     if unknown:
         raise ConfigError(f"{file}: {unknown[0]}: unknown table or key")
     check_listen(agent, auth, file=file)
     return Settings(agent=agent, applications=tuple(apps), source=Path(file) if file != "<config>" else None,
-                    repositories=repositories, health_checks=health_checks, projects=projects, auth=auth)
+                    repositories=repositories, health_checks=health_checks, projects=projects, auth=auth,
+                    clusters=clusters)
 
 
 def load_settings(path: Path) -> Settings:

@@ -10,6 +10,7 @@ from agent.config.reader import Table, parse_duration
 from agent.model import (
     APP_SYNC_OPTIONS,
     DEFAULT_PROJECT,
+    IN_CLUSTER,
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
@@ -52,6 +53,7 @@ class AppSpec:
     # Where it was declared, for messages only: `FILE: applications[N]`, or a file in the parent's
     # repository. Not compared: moving a declaration does not change the app.
     origin: str = field(default="", compare=False)
+    cluster: str = IN_CLUSTER  # where it deploys: a cluster's name, or its server URL (Argo CD's destination)
 
 
 def parse_app(table: Table) -> AppSpec:
@@ -77,8 +79,11 @@ def parse_app(table: Table) -> AppSpec:
         prune_on_delete=table.get("prune_on_delete", bool, False),
         project=project,
         origin=f"{table.file}: {table.where}",
+        cluster=table.get("cluster", str, IN_CLUSTER),
     )
     table.finish()
+    if not spec.cluster.strip():
+        raise table.error("cluster", f"must name a cluster (default {IN_CLUSTER!r}), not an empty string")
     return spec
 
 

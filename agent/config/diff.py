@@ -69,7 +69,7 @@ RELOADABLE_AUTH_KEYS = frozenset({"token_file", "policy_csv", "policy_default", 
 
 # AppSpec fields that decide the desired objects: a change is a new desired state, synced as
 # a new revision would be (Argo CD compares the source along with the revision the same way).
-_DESIRED_STATE_FIELDS = ("repo", "revision", "path", "namespace", "directory", "kustomize")
+_DESIRED_STATE_FIELDS = ("repo", "revision", "path", "namespace", "directory", "kustomize", "cluster")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class SettingsChange:
     projects: bool = False  # [[projects]] differ
     auth: bool = False  # [auth] differs in keys that take effect on reload
     auth_restart: bool = False  # [auth] was added or removed, or its TLS files changed: kept until a restart
+    clusters: bool = False  # [[clusters]] differ
 
     @property
     def applied_keys(self) -> tuple[str, ...]:
@@ -112,6 +113,7 @@ def diff_settings(running: Settings, loaded: Settings) -> SettingsChange:
         projects=running.projects != loaded.projects,
         auth=not _auth_needs_restart(running, loaded) and running.auth != loaded.auth,
         auth_restart=_auth_needs_restart(running, loaded),
+        clusters=running.clusters != loaded.clusters,
     )
 
 

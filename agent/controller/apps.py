@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 
 from agent.config import AppSpec
 from agent.controller.reconcile import AppReconciler
 from agent.controller.worker import AppWorker
-from agent.errors import KubeError, KubeUnreachable
+from agent.errors import AgentError, KubeError, KubeUnreachable
 from agent.metrics import Metrics
 from agent.model import AppState, AppStatus, AutoSyncPause, InventoryEntry
 from agent.state import LoadResult, StateStore, state_to_dict
@@ -24,15 +26,22 @@ from agent.state import LoadResult, StateStore, state_to_dict
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
 
+DestServer = Callable[[AppSpec], str]  # the server URL of the app's cluster, for metrics
+
+
 class AppTable:
-    def __init__(self, specs: tuple[AppSpec, ...], *, metrics: Metrics, snapshot: StateStore | None) -> None:
+    def __init__(self, specs: tuple[AppSpec, ...], *, metrics: Metrics, snapshot: StateStore | None,
+                 dest_server: DestServer | None = None) -> None:
         self._metrics = metrics
         self._snapshot = snapshot
+        self._dest_server = dest_server or (lambda spec: "")
         self.workers: dict[str, AppWorker] = {spec.name: AppWorker(spec) for spec in specs}
-        self._states: dict[str, AppState] = {spec.name: AppState.new(spec.name) for spec in specs}
+        self._states: dict[str, AppState] = {spec.name: AppState.new(spec.name, cluster=spec.cluster)
+                                             for spec in specs}
         self._unclaimed: dict[str, AppState] = {}  # states of apps not configured (see add)
         self._restored = False
-        self._inventory_lock = asyncio.Lock()
+        # Per cluster: a rebuild that waits on one cluster does not hold up another's.
+        self._inventory_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # ------------------------------------------------------------- reading
 
@@ -61,7 +70,7 @@ class AppTable:
             next_state = replace(next_state, pause=current.pause)
         stored = replace(next_state, version=current.version + 1)
         self._states[base.name] = stored
-        self._metrics.observe_status(stored.status, app=self.workers[base.name].spec)
+        self._observe(stored, self.workers[base.name].spec)
         if persist:
             self.persist(base.name)
         return stored
@@ -77,16 +86,23 @@ class AppTable:
         kinds = current.kinds | {(entry.api_version, entry.ref.kind) for entry in entries}
         self.store(current, replace(current, inventory=entries, kinds=kinds, inventory_known=True))
 
-    async def ensure_inventory(self, name: str, reconciler: AppReconciler) -> KubeError | KubeUnreachable | None:
-        """Rebuild, once and for every app that needs it, the inventory the snapshot did not have.
+    def _observe(self, state: AppState, spec: AppSpec) -> None:
+        self._metrics.observe_status(state.status, app=spec, dest_server=self._dest_server(spec))
 
-        Returns the error (nothing runs, nothing is pruned) when the cluster cannot be listed.
+    async def ensure_inventory(self, name: str, reconciler: AppReconciler) -> AgentError | None:
+        """Rebuild, once and for every app of the same cluster that needs it, the inventory the snapshot
+        did not have.
+
+        Returns the error (nothing runs, nothing is pruned) when the cluster cannot be listed, or is
+        not known.
         """
         state = self._states.get(name)
         if state is None or state.inventory_known:
             return None
-        async with self._inventory_lock:
-            waiting = [s.name for s in self.states() if not s.inventory_known]
+        cluster = self.workers[name].spec.cluster
+        async with self._inventory_locks[cluster]:
+            waiting = [s.name for s in self.states()
+                       if not s.inventory_known and self.workers[s.name].spec.cluster == cluster]
             if name not in waiting:
                 return None  # rebuilt while this one waited
             started = time.time()
@@ -94,6 +110,8 @@ class AppTable:
                 rebuilt = await reconciler.rebuild_inventories([self.workers[n].spec for n in waiting])
             except (KubeError, KubeUnreachable) as exc:
                 return type(exc)(f"cannot rebuild the inventory from the cluster: {exc.message}")
+            except AgentError as exc:  # the app names no known cluster
+                return exc
             for waiter in waiting:
                 self.rebuilt(waiter, rebuilt.entries.get(waiter, ()))
             log.info("inventories rebuilt from the cluster: %d applications, %d objects, %d resource types listed",
@@ -123,8 +141,9 @@ class AppTable:
             if name not in self.workers:  # no longer configured: dropped from the next snapshot, unless added back
                 self._unclaimed[name] = state
                 continue
-            self._states[name] = replace(state, inventory_known=loaded.source == "primary")
-            self._metrics.observe_status(state.status, app=self.workers[name].spec)
+            spec = self.workers[name].spec
+            self._states[name] = replace(state, inventory_known=loaded.source == "primary").on_cluster(spec.cluster)
+            self._observe(state, spec)
             self.persist(name)
 
     # ------------------------------------------------------------- the configuration changes
@@ -135,9 +154,10 @@ class AppTable:
         inventory is rebuilt."""
         worker = self.workers[spec.name] = AppWorker(spec)
         known = self._unclaimed.pop(spec.name, None)
-        self._states[spec.name] = AppState.new(spec.name) if known is None else replace(known, inventory_known=False)
+        self._states[spec.name] = AppState.new(spec.name, cluster=spec.cluster) if known is None else \
+            replace(known, inventory_known=False).on_cluster(spec.cluster)
         if known is not None:
-            self._metrics.observe_status(known.status, app=spec)
+            self._observe(known, spec)
             self.persist(spec.name)
         return worker
 
@@ -157,5 +177,5 @@ class AppTable:
         self.workers[spec.name].spec = spec
         if desired_changed:
             current = self._states[spec.name]
-            self.store(current, replace(current, last_sync=None, unchanged=None))
+            self.store(current, replace(current, last_sync=None, unchanged=None).on_cluster(spec.cluster))
             self.workers[spec.name].retry_at = None

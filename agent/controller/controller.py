@@ -18,15 +18,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 
 from agent.config import AppSpec, Settings
-from agent.controller.apps import AppTable
+from agent.controller.apps import AppTable, DestServer
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, KubeError, KubeUnreachable, NotLeader, UnexpectedError
+from agent.errors import AgentError, NotLeader, UnexpectedError
 from agent.metrics import Metrics
 from agent.model import (
     AppState,
@@ -51,14 +52,18 @@ class QueueFull(Exception):
 
 class Controller:
     def __init__(self, settings: Settings, reconciler: AppReconciler, metrics: Metrics, *,
-                 state: StateStore | None = None, random_fraction: Callable[[], float] = random.random) -> None:
+                 state: StateStore | None = None, random_fraction: Callable[[], float] = random.random,
+                 dest_server: DestServer | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self._metrics = metrics
         self._snapshot = state
         self._random = random_fraction
-        self._slots = asyncio.Semaphore(settings.agent.max_concurrent_reconciles)
-        self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state)
+        # Reconcile slots per cluster (as apps name it): apps of a cluster that hangs hold only its own.
+        slots = settings.agent.max_concurrent_reconciles
+        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(slots))
+        self.dest_server = dest_server or (lambda spec: "")
+        self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state, dest_server=self.dest_server)
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
         self._stopping = asyncio.Event()
@@ -126,6 +131,13 @@ class Controller:
         if content_changed:
             log.info("live object changed", extra={"app": app, "object": str(ref)})
         worker.wake.set()
+
+    def wake_cluster(self, aliases: Collection[str]) -> None:
+        """A cluster came back, went down, or was added, changed or removed: reconcile its apps now
+        (those naming it by any of `aliases`), so their status follows at once."""
+        for worker in self.apps.workers.values():
+            if worker.spec.cluster in aliases:
+                worker.wake.set()
 
     def refresh_repository(self, urls: Iterable[str], ref: str) -> list[str]:
         """Refresh at once every app on one of `urls` whose revision `ref` can move (push webhooks);
@@ -327,7 +339,7 @@ class Controller:
 
     async def _run_once(self, worker: AppWorker, request: OperationRequest | None) -> ReconcileResult:
         await self.restore()
-        async with worker.lock, self._slots:
+        async with worker.lock, self._slots[worker.spec.cluster]:
             trigger = self._automatic_trigger(worker) if request is None else request.trigger
             self._in_flight += 1
             self._idle.clear()
@@ -410,7 +422,7 @@ class Controller:
                 self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
             log.debug("compared", extra=extra)
 
-    async def ensure_inventory(self, worker: AppWorker) -> KubeError | KubeUnreachable | None:
+    async def ensure_inventory(self, worker: AppWorker) -> AgentError | None:
         """The app's inventory, rebuilt from the cluster unless known; the error when it cannot be."""
         return await self.apps.ensure_inventory(worker.spec.name, self.reconciler)
 

@@ -27,7 +27,7 @@ from agent.engine.fingerprint import applied_versions, inventory
 from agent.engine.health import HealthAssessor, aggregate
 from agent.engine.history import append_history, history_entry
 from agent.engine.sync import Step, SyncResult, SyncRunner
-from agent.errors import AgentError, UnexpectedError
+from agent.errors import AgentError, KubeUnreachable, NotLeader, UnexpectedError, UnknownCluster
 from agent.kube import KubeClient
 from agent.kube.watch import WatchCache
 from agent.model import (
@@ -92,9 +92,14 @@ class Outcome:
 
 def failed_outcome(name: str, state: AppState, error: AgentError, *, started: float, duration: float = 0.0,
                    revision: Revision | None = None) -> Outcome:
-    """The outcome of a reconcile that could not compare: nothing applied, the error shown."""
-    kind = ConditionType.UNKNOWN_ERROR if isinstance(error, UnexpectedError) else ConditionType.COMPARISON_ERROR
-    status = statuses.failed(state.status, error=str(error), revision=revision, at=started, kind=kind)
+    """The outcome of a reconcile that could not compare: nothing applied, the error shown. An app naming
+    no known cluster has an invalid spec; one whose cluster does not answer has no known health either;
+    an exception nothing expected is an UnknownError."""
+    kind = (ConditionType.UNKNOWN_ERROR if isinstance(error, UnexpectedError)
+            else ConditionType.INVALID_SPEC_ERROR if isinstance(error, UnknownCluster)
+            else ConditionType.COMPARISON_ERROR)
+    status = statuses.failed(state.status, error=str(error), revision=revision, at=started, kind=kind,
+                             unseen=isinstance(error, KubeUnreachable) and not isinstance(error, NotLeader))
     result = ReconcileResult(name, started, duration, status, revision=revision, error=error,
                              running=state.operation is not None)
     return Outcome(result, replace(state, status=status, unchanged=None))

@@ -16,7 +16,7 @@ from agent.config.diff import SettingsChange, desired_state_changed, diff_settin
 from agent.controller.controller import Controller
 from agent.controller.teardown import Teardown
 from agent.engine.health import HealthAssessor
-from agent.errors import KubeError, KubeUnreachable
+from agent.errors import AgentError
 from agent.source import ExportLimits, SourceOptions
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
@@ -101,7 +101,7 @@ async def _teardown(controller: Controller, spec: AppSpec) -> Teardown | None:
     try:
         teardown = await controller.reconciler.delete_owned(
             spec, state.owned_kinds, {entry.ref.namespace for entry in state.inventory if entry.ref.namespace})
-    except (KubeError, KubeUnreachable) as exc:
+    except AgentError as exc:  # the API's answer, an unreachable or unknown cluster: nothing deleted
         log.error("application removed with prune_on_delete: %s", problem, extra={"app": spec.name, "error": str(exc)})
         return None
     level = logging.WARNING if teardown.failed else logging.INFO

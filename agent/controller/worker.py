@@ -71,15 +71,16 @@ def next_delay(*, failures: int, retry_at: float | None, running: bool, now: flo
                poll_jitter: float, fraction: float) -> float:
     """Seconds until the app's next reconcile when nothing wakes it sooner. Pure.
 
-    A running sync is stepped again soon; after failures, back off (2 s doubling up to the poll
-    interval, ±10%); otherwise the poll interval plus jitter, or earlier when a retry is due.
-    `fraction` is a random number in [0, 1).
+    After failures, back off (2 s doubling up to the poll interval, ±10%), a sync in progress too
+    (its cluster may be down: a watch event or the cluster's return wakes it sooner); a running
+    sync is stepped again soon; otherwise the poll interval plus jitter, or earlier when a retry
+    is due. `fraction` is a random number in [0, 1).
     """
-    if running:
-        return OPERATION_POLL
     if failures:
         backoff = ERROR_RETRY_MIN * 2 ** (failures - 1)
         return float(min(backoff, poll_interval) * (0.9 + 0.2 * fraction))
+    if running:
+        return OPERATION_POLL
     delay = poll_interval + poll_jitter * fraction
     if retry_at is not None:
         delay = min(delay, max(0.0, retry_at - now))

@@ -20,6 +20,7 @@ from agent.model import (
     ChangeSet,
     Condition,
     ConditionType,
+    HealthStatus,
     IgnoreDifference,
     KubeObject,
     LastSync,
@@ -119,10 +120,12 @@ def running(previous: AppStatus, operation: SyncOperation, *, at: float) -> AppS
 
 
 def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float,
-           kind: ConditionType = ConditionType.COMPARISON_ERROR) -> AppStatus:
-    """A reconcile that could not compare (git, render, API; or a bug: UnknownError): Unknown, the last
-    good revision kept."""
+           kind: ConditionType = ConditionType.COMPARISON_ERROR, unseen: bool = False) -> AppStatus:
+    """A reconcile that could not compare (git, render, API; a spec naming no known cluster: InvalidSpecError;
+    a bug: UnknownError): Unknown, the last good revision kept. `unseen`: the app's cluster does not
+    answer, so its health is not known either."""
     return replace(previous, sync_status=SyncStatus.UNKNOWN, revision=previous.revision or revision,
+                   health_status=HealthStatus.UNKNOWN if unseen else previous.health_status,
                    message=error, conditions=(Condition(kind, error),), reconciled_at=at)
 
 

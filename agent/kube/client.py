@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
 from agent import FIELD_MANAGER
 from agent.errors import (
@@ -34,13 +30,14 @@ from agent.errors import (
     NotLeader,
     api_error_class,
 )
-from agent.kube._library import ConfigException, Configuration, RESTClientObject, load_kube_config
+from agent.kube._library import Configuration
+from agent.kube.access import load_configuration, rest_client
 from agent.kube.deletion import Deleted
-from agent.kube.incluster import configure_in_cluster, in_cluster
 from agent.kube.ratelimit import TokenBucket
 from agent.model import KubeObject, ObjectRef
 
 REQUEST_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0  # a server that does not even accept the connection is down: say so well before 30 s
 WATCH_SECONDS = 300
 MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (client-go's limit)
 MAX_RETRY_AFTER = 30.0
@@ -58,6 +55,14 @@ class KubeRequest:
 
 
 RequestObserver = Callable[[KubeRequest], None]
+
+
+class ReachabilityListener(Protocol):
+    """Told whether each request got an answer at all (agent.kube.reachability)."""
+
+    def answered(self) -> None: ...
+
+    def unreachable(self, error: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,55 +87,13 @@ class ApiResource:
         return f"{base}/{quote(name, safe='')}" if name else base
 
 
-async def load_configuration(kubeconfig: str = "", context: str = "") -> Configuration:
-    """In-cluster when running in a pod and no kubeconfig is named; else kubeconfig."""
-    configuration = Configuration()
-    if not kubeconfig and in_cluster():
-        configure_in_cluster(configuration)  # the pod's service account, re-read when rotated
-        return configuration
-    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
-        Path.home() / ".kube" / "config"
-    )
-    try:
-        await load_kube_config(
-            config_file=path, context=context or None, client_configuration=configuration
-        )
-    except (ConfigException, OSError) as exc:
-        raise KubeUnreachable(f"cannot load kubeconfig {path}: {exc}") from exc
-    return configuration
-
-
-def _rest_client(configuration: Configuration) -> RESTClientObject:
-    """kubernetes-asyncio's REST layer, with the proxy settings of the environment read once.
-
-    Its session trusts the environment, so aiohttp would read ~/.netrc and the proxy
-    variables again for every request: a file read on the event loop each time. The
-    proxy (and its credentials) for the API server is looked up here instead.
-    """
-    rest = RESTClientObject(configuration)
-    if not rest.proxy:
-        try:
-            proxy, auth = get_env_proxy_for_url(URL(configuration.host or ""))
-        except LookupError:  # no proxy, or NO_PROXY names the server
-            pass
-        else:
-            rest.proxy = str(proxy)
-            if auth is not None:
-                rest.proxy_headers = {**(rest.proxy_headers or {}), "Proxy-Authorization": auth.encode()}
-    trusting = rest.pool_manager
-    rest.pool_manager = aiohttp.ClientSession(connector=trusting.connector, trust_env=False,
-                                              read_bufsize=READ_BUFFER_BYTES)
-    trusting.detach()  # the connector now belongs to the new session
-    return rest
-
-
 class KubeClient:
     """Requests against one API server, with cached discovery."""
 
     def __init__(self, configuration: Configuration, *, observer: RequestObserver | None = None,
                  limiter: TokenBucket | None = None) -> None:
         self._configuration = configuration
-        self._rest = _rest_client(configuration)
+        self._rest = rest_client(configuration)
         self._observer = observer
         self._limiter = limiter
         self._resources: dict[tuple[str, str], ApiResource] = {}
@@ -138,6 +101,7 @@ class KubeClient:
         self._discovery_lock = asyncio.Lock()
         self._listable: dict[str, list[ApiResource]] = {}  # group-version → listable resources
         self._may_write: Callable[[], bool] = _always
+        self._listeners: list[ReachabilityListener] = []
 
     @classmethod
     async def connect(cls, kubeconfig: str = "", context: str = "", *, observer: RequestObserver | None = None,
@@ -182,14 +146,14 @@ class KubeClient:
             raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         try:
-            response = await self._call(method, path, query, headers, body, REQUEST_TIMEOUT)
+            response = await self._call(method, path, query, headers, body, _REQUEST_DEADLINE)
             async with response:
                 payload = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._observe(method, kind, path, 0)
-            raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref=ref) from exc
+            raise self._unreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref) from exc
         self._observe(method, kind, path, status)
         return status, payload, retry_after
 
@@ -204,12 +168,12 @@ class KubeClient:
             await self._limiter.acquire()
         query = {"watch": "1", "labelSelector": selector, "resourceVersion": resource_version,
                  "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=timeout_seconds + 30)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=timeout_seconds + 30)
         try:
             response = await self._call("GET", resource.path(), query, {"Accept": "application/json"}, None, timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._observe("WATCH", resource.kind, resource.path(), 0)
-            raise KubeUnreachable(f"{self.host}: {type(exc).__name__}: {exc}") from exc
+            raise self._unreachable(f"{self.host}: {type(exc).__name__}: {exc}", None) from exc
         self._observe("WATCH", resource.kind, resource.path(), response.status)
         async with response:
             if response.status != 200:
@@ -243,9 +207,25 @@ class KubeClient:
         """Refuse applies (not dry runs) and deletes whenever `may_write()` is false (leader election)."""
         self._may_write = may_write
 
+    def add_listener(self, listener: ReachabilityListener) -> None:
+        """Tell `listener` whether each request from now on gets an answer."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: ReachabilityListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _observe(self, verb: str, kind: str, path: str, status: int) -> None:
         if self._observer is not None:
             self._observer(KubeRequest(verb.lower(), kind, path, status))
+        if status:
+            for listener in self._listeners:
+                listener.answered()
+
+    def _unreachable(self, message: str, ref: ObjectRef | None) -> KubeUnreachable:
+        for listener in self._listeners:
+            listener.unreachable(message)
+        return KubeUnreachable(message, ref=ref)
 
     async def ping(self) -> str:
         """The server's version; raises KubeUnreachable when it does not answer."""
@@ -404,6 +384,9 @@ class UnpacedRequests:
 
 def _always() -> bool:
     return True
+
+
+_REQUEST_DEADLINE = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
 
 
 def _retry_after(value: str | None) -> float:

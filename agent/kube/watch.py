@@ -9,6 +9,7 @@ are not reported: the caller's digest leaves status out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -56,6 +57,7 @@ class WatchCache:
         self._touches: dict[str, int] = {}
         self._tasks = TaskSet()
         self._lock = asyncio.Lock()
+        self._retry = asyncio.Event()
 
     # ------------------------------------------------------------------ reading
 
@@ -81,6 +83,11 @@ class WatchCache:
 
     def set_listener(self, listener: Listener) -> None:
         self._on_change = listener
+
+    def retry_now(self) -> None:
+        """The server answers again: watches waiting to list again do so now, not after their backoff."""
+        self._retry.set()
+        self._retry.clear()  # the waiters are already woken; later failures back off again
 
     def synced(self, kinds: Iterable[Kind]) -> bool:
         """Whether every kind is watched and listed (so `objects` is the whole truth for them)."""
@@ -149,7 +156,8 @@ class WatchCache:
         delay = RELIST_BACKOFF[min(failures, len(RELIST_BACKOFF) - 1)]
         watch.relists += 1
         log.warning("watch of %s failed (%s); listing again in %.1fs", watch.resource.kind, exc, delay)
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retry.wait(), delay)
         return failures + 1
 
     async def _list(self, watch: _KindWatch) -> str:

@@ -6,8 +6,10 @@
     plan    what a sync must do to each object (made by agent.engine.plan)
     state   AppState: everything learned about one app, and the sync operation in progress
     projects  ProjectSpec (Argo CD's AppProject): destinations, kinds, roles, sync windows
+    clusters  ClusterSpec: how to reach one cluster; the home cluster's names
 """
 
+from agent.model.clusters import IN_CLUSTER, IN_CLUSTER_SERVER, ClusterSpec
 from agent.model.core import (
     Change,
     ChangeAction,
@@ -64,6 +66,8 @@ from agent.model.state import (
 __all__ = [
     "APP_SYNC_OPTIONS",
     "DEFAULT_PROJECT",
+    "IN_CLUSTER",
+    "IN_CLUSTER_SERVER",
     "KIND_ORDER",
     "PRE_SYNC_KINDS",
     "Action",
@@ -75,6 +79,7 @@ __all__ = [
     "ChangeAction",
     "ChangeReason",
     "ChangeSet",
+    "ClusterSpec",
     "Condition",
     "ConditionType",
     "Destination",

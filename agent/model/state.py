@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from agent.model.clusters import IN_CLUSTER
 from agent.model.core import (
     Change,
     ChangeSet,
@@ -171,10 +172,20 @@ class AppState:
     operation: SyncOperation | None = None  # a sync in progress
     unchanged: UnchangedSince | None = None  # transient
     diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # transient: what a sync would change
+    cluster: str = IN_CLUSTER  # the cluster (as the spec names it) everything above was learned from
 
     @classmethod
-    def new(cls, name: str) -> AppState:
-        return cls(name=name, status=AppStatus(name=name))
+    def new(cls, name: str, *, cluster: str = IN_CLUSTER) -> AppState:
+        return cls(name=name, status=AppStatus(name=name), cluster=cluster)
+
+    def on_cluster(self, cluster: str) -> AppState:
+        """The state of the app deploying to `cluster`. Proofs, inventory, kinds, the last sync and a
+        sync in progress learned on another cluster say nothing about this one (its resourceVersions
+        are another etcd's); status and history stay, as the app's own record."""
+        if cluster == self.cluster:
+            return self
+        return replace(self, cluster=cluster, last_sync=None, kinds=frozenset(), applied={}, inventory=(),
+                       inventory_known=False, operation=None, unchanged=None, diffs={})
 
     @property
     def owned_kinds(self) -> frozenset[Kind]:

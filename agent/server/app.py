@@ -6,7 +6,7 @@ import contextlib
 import gzip
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -30,6 +30,8 @@ from agent.source import redact_url
 CONTROLLER = web.AppKey("controller", Controller)
 METRICS = web.AppKey("metrics", Metrics)
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
+ClusterCheck = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+CLUSTER_CHECK: web.AppKey[ClusterCheck] = web.AppKey("cluster_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
 
@@ -124,6 +126,11 @@ async def readyz(request: web.Request) -> web.Response:
     following = leadership.settled and not leadership.is_leader
     checks["leader"] = {"ok": leadership.settled, **leadership.details()}
     checks["applications"] = {"ok": controller.all_reconciled or following, "not_yet_reconciled": pending}
+    cluster_check = request.app.get(CLUSTER_CHECK)
+    if cluster_check is not None:
+        # Reported, never failing: one cluster that is down makes its own apps Unknown, not the agent
+        # unready (the home cluster is the `kube` check's).
+        checks["clusters"] = {"ok": True, "clusters": await cluster_check()}
     ready = all(check["ok"] for check in checks.values())
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -153,6 +160,7 @@ async def get_application(request: web.Request) -> web.Response:
         raise not_found(name)
     body = app_summary(state, namespace=spec.namespace)
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
+    body["destination"] = {"cluster": spec.cluster, "server": controller.dest_server(spec), "namespace": spec.namespace}
     body["resources"] = resource_views(state.status)
     body["history"] = [asdict(entry) for entry in state.history]
     return web.json_response(body)
@@ -167,7 +175,7 @@ async def refresh_application(request: web.Request) -> web.Response:
 
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
               webhook: WebhookReceiver | None = None, leadership: Leadership | None = None,
-              auth: ApiAuth | None = None) -> web.Application:
+              auth: ApiAuth | None = None, cluster_check: ClusterCheck | None = None) -> web.Application:
     """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token.
     A caller's identity is settled first (401, 403), then forged browser requests and malformed bodies
     are refused (agent.server.guard)."""
@@ -176,6 +184,8 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     app[METRICS] = metrics_
     probe: KubeCheck = SharedProbe(kube_check)
     app[KUBE_CHECK] = probe
+    if cluster_check is not None:
+        app[CLUSTER_CHECK] = cluster_check
     app[LEADERSHIP] = leadership or SingleInstance()
     app[SUMMARIES] = SummaryCache()
     app[ROUTES] = {}

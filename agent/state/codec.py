@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.model import (
+    IN_CLUSTER,
     AppliedVersion,
     AppState,
     AppStatus,
@@ -183,6 +184,7 @@ def state_to_dict(state: AppState) -> dict[str, Any]:
         "history": [history_to_dict(entry) for entry in state.history],
         "pause": _pause(state.pause),
         "operation": _operation(state.operation),
+        "cluster": state.cluster,
     }
 
 
@@ -205,6 +207,7 @@ def state_from_dict(name: str, data: Mapping[str, Any]) -> AppState:
             history=tuple(history_from_dict(entry) for entry in data["history"]),
             pause=_pause_from(data["pause"] if "pause" in data else status.get("paused")),
             operation=_operation_from(data.get("operation")),
+            cluster=str(data.get("cluster", IN_CLUSTER)),  # snapshots from before [[clusters]]: the home cluster
         )
     except RecordError:
         raise

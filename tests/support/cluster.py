@@ -3,7 +3,9 @@
 Fixtures call :func:`ensure_cluster` (start it, or reuse one that already runs) and,
 when ``started_here`` is true, :func:`stop_cluster` at the end. The script honours
 ``GITOPS_AGENT_CLUSTER_CACHE``, ``GITOPS_AGENT_CLUSTER_DIR`` and
-``GITOPS_AGENT_CLUSTER_NODES`` from the environment.
+``GITOPS_AGENT_CLUSTER_NODES`` from the environment. A `name` selects another,
+independent cluster (``--name``); :func:`pause_cluster` stops one and keeps its data,
+so that :func:`ensure_cluster` starts the same cluster again.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class LocalCluster:
     kubeconfig: Path
     bin_dir: Path
     started_here: bool  # True when ensure_cluster() started it, so the caller should stop it
+    name: str = ""  # empty: the default cluster; else the one `--name NAME` runs
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the cached kubectl against this cluster; output is captured as text."""
@@ -61,16 +64,17 @@ def _etcd_call(url: str, body: dict[str, object]) -> dict[str, Any]:
     return answer
 
 
-def _script(verb: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+def _script(verb: str, timeout: float | None = None, *, name: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), verb], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(SCRIPT), verb, *(["--name", name] if name else [])], cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=timeout,
     )
 
 
-def _checked(verb: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    proc = _script(verb, timeout)
+def _checked(verb: str, timeout: float | None = None, *, name: str = "") -> subprocess.CompletedProcess[str]:
+    proc = _script(verb, timeout, name=name)
     if proc.returncode != 0:
-        raise RuntimeError(f"scripts/local-cluster {verb} exited {proc.returncode}:\n{proc.stderr}")
+        raise RuntimeError(f"scripts/local-cluster {verb} {name} exited {proc.returncode}:\n{proc.stderr}")
     return proc
 
 
@@ -91,15 +95,21 @@ def cached_binary(name: str) -> Path:
     return binary
 
 
-def ensure_cluster() -> LocalCluster:
-    """Start the cluster (building the binaries on first use) or reuse the running one."""
-    already_running = _script("status", timeout=30).returncode == 0
-    lines = _checked("up").stdout.strip().splitlines()  # no timeout: a cold build takes minutes
+def ensure_cluster(name: str = "") -> LocalCluster:
+    """Start the cluster (building the binaries on first use), start it again after `pause_cluster`,
+    or reuse the running one."""
+    already_running = _script("status", timeout=30, name=name).returncode == 0
+    lines = _checked("up", name=name).stdout.strip().splitlines()  # no timeout: a cold build takes minutes
     if not lines:
-        raise RuntimeError("scripts/local-cluster up printed no kubeconfig path")
-    return LocalCluster(kubeconfig=Path(lines[-1]), bin_dir=_bin_dir(), started_here=not already_running)
+        raise RuntimeError(f"scripts/local-cluster up {name} printed no kubeconfig path")
+    return LocalCluster(kubeconfig=Path(lines[-1]), bin_dir=_bin_dir(), started_here=not already_running, name=name)
 
 
-def stop_cluster() -> None:
+def pause_cluster(name: str = "") -> None:
+    """Stop the cluster's processes and keep its data: `ensure_cluster` starts the same one again."""
+    _checked("stop", timeout=60, name=name)
+
+
+def stop_cluster(name: str = "") -> None:
     """Stop the cluster and remove its data directory (a no-op when nothing runs)."""
-    _checked("down", timeout=60)
+    _checked("down", timeout=60, name=name)

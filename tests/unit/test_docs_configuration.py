@@ -51,12 +51,16 @@ ONE_OF: dict[str, tuple[dict[str, Any], ...]] = {
                                         {"managed_fields_managers": ["kube-controller-manager"]}),
     "projects.destinations": ({"server": "https://kubernetes.default.svc"}, {"name": "in-cluster"}),
     "projects.sync_windows": ({"applications": ["*"]}, {"namespaces": ["*"]}),
+    "clusters": ({"kubeconfig": "/etc/gitops-agent/staging.kubeconfig"},
+                 {"server": "https://10.0.0.5:6443", "token_file": "/run/secrets/edge-token"}),
 }
 # Keys that are only valid together with another (a password needs a user name).
 COMPANIONS: dict[tuple[str, str], dict[tuple[str, str], Any]] = {
     ("repositories", "password_file"): {("repositories", "username"): "deploy-bot"},
     ("repositories", "password_env"): {("repositories", "username"): "deploy-bot"},
     ("auth", "tls_cert_file"): {("auth", "tls_key_file"): "/etc/gitops-agent/tls.key"},
+    ("clusters", "ca_file"): {("clusters", "server"): "https://10.0.0.5:6443",
+                              ("clusters", "token_file"): "/run/secrets/edge-token"},
     ("auth", "tls_key_file"): {("auth", "tls_cert_file"): "/etc/gitops-agent/tls.crt"},
 }
 # A value of the wrong kind for each documented type; the parser must refuse it.
@@ -139,16 +143,20 @@ def build_config(*, set_keys: Mapping[tuple[str, str], Any] | None = None,
                  drop: tuple[str, str] | None = None) -> dict[str, Any]:
     """A configuration holding every documented table once, with only what it requires."""
     set_keys = set_keys or {}
-    avoid = {table for table, _ in set_keys} | ({drop[0]} if drop else set())
     root: dict[str, Any] = {}
     for table in sorted(REFERENCE_TABLES.values(), key=lambda t: t.path.count(".")):
         body = {name: REQUIRED_SAMPLES.get(f"{table.path}.{name}", REQUIRED_SAMPLES.get(name, "sample"))
                 for name, key in table.keys.items() if key.required}
-        for choice in ONE_OF.get(table.path, ()):
-            if table.path not in avoid or not any((table.path, name) in set_keys or (table.path, name) == drop
-                                                  for name in choice):
-                body.update(choice)
-                break
+        # Of the alternatives, the one a key set to a real value belongs to (it needs its partners); else
+        # the first that neither sets a key being set (perhaps to its empty default) nor one being dropped.
+        choices = ONE_OF.get(table.path, ())
+        meant = {name for (path, name), value in set_keys.items() if path == table.path
+                 and (name not in table.keys or table.keys[name].required or value != table.keys[name].default_value())}
+        untouched = {name for (path, name) in set_keys if path == table.path} | ({drop[1]} if drop and
+                                                                                 drop[0] == table.path else set())
+        chosen = next((choice for choice in choices if meant & set(choice)),
+                      next((choice for choice in choices if not untouched & set(choice)), {}))
+        body.update(chosen)
         body.update({name: value for (path, name), value in set_keys.items() if path == table.path})
         if drop and drop[0] == table.path:
             body.pop(drop[1], None)

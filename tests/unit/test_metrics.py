@@ -21,14 +21,15 @@ def test_a_scrape_shows_each_apps_series_once_and_no_created_series() -> None:
     revision = Revision(sha="a" * 40, ref="main")
     for name in ("shop", "ledger"):
         metrics.observe_status(AppStatus(name=name, sync_status=SyncStatus.SYNCED, health_status=HealthStatus.HEALTHY,
-                                         revision=revision), app=spec(name))
+                                         revision=revision), app=spec(name),
+                               dest_server="https://kubernetes.default.svc")
         metrics.observe_reconcile(name, "synced", 0.2)
         metrics.observe_reconcile(name, "compared", 0.01)
         metrics.observe_sync(name, OperationPhase.SUCCEEDED, 1.5)
         metrics.observe_render(name, "rendered", 0.1)
     lines = scrape(metrics)
-    assert f'gitops_agent_app_info{{dest_namespace="payments",health_status="Healthy",name="shop",' \
-           f'revision="{"a" * 40}",sync_status="Synced"}} 1.0' in lines
+    assert f'gitops_agent_app_info{{dest_namespace="payments",dest_server="https://kubernetes.default.svc",' \
+           f'health_status="Healthy",name="shop",revision="{"a" * 40}",sync_status="Synced"}} 1.0' in lines
     assert 'gitops_agent_reconcile_total{name="ledger",result="compared"} 1.0' in lines
     assert 'gitops_agent_app_sync_total{name="shop",phase="Succeeded"} 1.0' in lines
     assert 'gitops_agent_render_total{name="shop",result="rendered"} 1.0' in lines
