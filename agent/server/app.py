@@ -6,7 +6,7 @@ import contextlib
 import gzip
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -21,7 +21,7 @@ from agent.server import operations
 from agent.server.auth import AUTH, AUTHENTICATED, PROJECT_OF, PUBLIC, ROUTES, ApiAuth, declare, may
 from agent.server.auth import middleware as auth_middleware
 from agent.server.guard import guard
-from agent.server.probe import KubeCheck, SharedProbe
+from agent.server.probe import ClusterCheck, KubeCheck, SharedProbe
 from agent.server.views import not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
@@ -30,7 +30,6 @@ from agent.source import redact_url
 CONTROLLER = web.AppKey("controller", Controller)
 METRICS = web.AppKey("metrics", Metrics)
 KUBE_CHECK: web.AppKey[KubeCheck] = web.AppKey("kube_check")
-ClusterCheck = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
 CLUSTER_CHECK: web.AppKey[ClusterCheck] = web.AppKey("cluster_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
@@ -185,7 +184,8 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     probe: KubeCheck = SharedProbe(kube_check)
     app[KUBE_CHECK] = probe
     if cluster_check is not None:
-        app[CLUSTER_CHECK] = cluster_check
+        shared: ClusterCheck = SharedProbe(cluster_check)
+        app[CLUSTER_CHECK] = shared
     app[LEADERSHIP] = leadership or SingleInstance()
     app[SUMMARIES] = SummaryCache()
     app[ROUTES] = {}
