@@ -46,6 +46,7 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
                             history_limit=agent.history_limit)
     controller = Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
     watch.set_listener(controller.on_live_change)
+    reconciler.use_claims(controller.apps.claims)  # what every app declares, for the ownership rules
     return controller
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 
 from agent.config import AppSpec
+from agent.controller.claims import ClaimIndex
 from agent.controller.reconcile import AppReconciler
 from agent.controller.worker import AppWorker
 from agent.errors import KubeError, KubeUnreachable
@@ -33,6 +34,7 @@ class AppTable:
         self._unclaimed: dict[str, AppState] = {}  # states of apps not configured (see add)
         self._restored = False
         self._inventory_lock = asyncio.Lock()
+        self.claims = ClaimIndex()  # which app declares which object: read by the ownership rules
 
     # ------------------------------------------------------------- reading
 
@@ -62,9 +64,18 @@ class AppTable:
         stored = replace(next_state, version=current.version + 1)
         self._states[base.name] = stored
         self._metrics.observe_status(stored.status, dest_namespace=self.workers[base.name].spec.namespace)
+        if stored.status.resources is not current.status.resources:
+            self._wake(self.claims.update(base.name, stored.status))
         if persist:
             self.persist(base.name)
         return stored
+
+    def _wake(self, apps: set[str]) -> None:
+        """What these apps share with another app changed: compare them again soon."""
+        for app in apps:
+            worker = self.workers.get(app)
+            if worker is not None:
+                worker.wake.set()
 
     def set_pause(self, name: str, pause: AutoSyncPause | None) -> None:
         current = self._states.get(name)
@@ -124,6 +135,7 @@ class AppTable:
                 self._unclaimed[name] = state
                 continue
             self._states[name] = replace(state, inventory_known=loaded.source == "primary")
+            self.claims.update(name, state.status)
             self._metrics.observe_status(state.status, dest_namespace=self.workers[name].spec.namespace)
             self.persist(name)
 
@@ -137,6 +149,7 @@ class AppTable:
         known = self._unclaimed.pop(spec.name, None)
         self._states[spec.name] = AppState.new(spec.name) if known is None else replace(known, inventory_known=False)
         if known is not None:
+            self._wake(self.claims.update(spec.name, known.status))
             self._metrics.observe_status(known.status, dest_namespace=spec.namespace)
             self.persist(spec.name)
         return worker
@@ -145,6 +158,7 @@ class AppTable:
         """An app the configuration lost; with `keep`, its state is remembered should it come back."""
         state = self._states.pop(name)
         del self.workers[name]
+        self._wake(self.claims.forget(name))
         self._metrics.forget_app(name)
         if self._snapshot is not None:
             self._snapshot.forget(set(self._states))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from agent.config import AppSpec
+from agent.controller.claims import ClaimIndex
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
 from agent.controller.observe import Observation, Observer
 from agent.controller.teardown import Teardown, delete_owned
@@ -120,13 +121,18 @@ class AppReconciler(Protocol):
 class Reconciler:
     def __init__(self, *, source: GitSource, kube: KubeClient, renderer: Renderer,
                  health: HealthAssessor | None = None, watch: WatchCache | None = None,
-                 history_limit: int = 50) -> None:
+                 history_limit: int = 50, claims: ClaimIndex | None = None) -> None:
         self._source = source
         self._kube = kube
         self._health = health or HealthAssessor()
         self._watch = watch
         self._observer = Observer(kube=kube, renderer=renderer, watch=watch)
         self._history_limit = history_limit
+        self._claims = claims or ClaimIndex()  # an empty one knows no other app: nothing is handed over
+
+    def use_claims(self, claims: ClaimIndex) -> None:
+        """Read what the other apps declare from the controller's index (see agent.controller.claims)."""
+        self._claims = claims
 
     async def close(self) -> None:
         """Stop the watches; close the repositories."""
@@ -173,8 +179,10 @@ class Reconciler:
             if unchanged is not None:
                 return unchanged
         revision = await self._source.fetch(app.repo, sha, ref=wanted)
+        selective = bool(request and request.resources)
+        prune = False if selective else request.prune if request else None
         try:
-            seen = await self._observer.observe(app, state, revision, prune=request.prune if request else None)
+            seen = await self._observer.observe(app, state, revision, prune=prune, claims=self._claims)
         except AgentError as exc:
             return failed_outcome(app.name, state, exc, started=clock.started, duration=clock.elapsed(),
                                revision=revision)
@@ -183,10 +191,10 @@ class Reconciler:
         decision = _decision(app, seen.plan, sha, state, request, now=clock.started)
         state = replace(state, kinds=seen.kinds, unchanged=None)
         if decision.sync:
-            prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
-            operation = SyncOperation(revision, request.trigger if request else trigger, prune,
-                                      manual=request is not None, started=clock.started, plan=seen.plan,
-                                      prints=seen.prints)
+            operation = SyncOperation(revision, request.trigger if request else trigger,
+                                      app.sync_policy.prune if prune is None else prune, manual=request is not None,
+                                      started=clock.started, plan=seen.plan, prints=seen.prints,
+                                      resources=request.resources if request else ())
             return await self._advance(app, state, operation, clock, decision=decision)
         return self._compared(app, state, seen, decision, clock, mark=(epoch, touches))
 
@@ -195,12 +203,13 @@ class Reconciler:
         plan = seen.plan
         resources = statuses.resource_states(plan, seen.live, None, self._health.assess)
         status = statuses.compared(state.status, revision=seen.revision, plan=plan, resources=resources,
-                                   conditions=statuses.conditions(app.name, plan), reason=decision.reason,
+                                   conditions=statuses.conditions(plan), reason=decision.reason,
                                    at=clock.started)
         diffs = statuses.diffs(plan, app.ignore_differences)
         unchanged = None
         if not plan.out_of_sync and self._watch is not None and self._watch.synced(seen.kinds):
-            unchanged = UnchangedSince(app, seen.revision.sha, mark[0], mark[1], self._health)
+            unchanged = UnchangedSince(app, seen.revision.sha, mark[0], mark[1], self._health,
+                                       self._claims.epoch(app.name))
         next_state = replace(state, status=status, diffs=diffs, unchanged=unchanged,
                              applied=applied_versions(plan, seen.prints, changes=None, responses={}),
                              inventory=inventory(app.name, plan, None))
@@ -214,7 +223,8 @@ class Reconciler:
         what a poll of an unchanged app costs."""
         mark, watch = state.unchanged, self._watch
         if mark is None or watch is None or mark.spec != app or mark.sha != sha \
-                or mark.epoch != watch.epoch(app.name) or not watch.synced(state.kinds):
+                or mark.epoch != watch.epoch(app.name) or not watch.synced(state.kinds) \
+                or mark.claims != self._claims.epoch(app.name):
             return None
         status = state.status
         touches = watch.touches(app.name)
@@ -237,11 +247,13 @@ class Reconciler:
         if operation.plan is None:  # restored from the snapshot: plan again at its revision, from the start
             try:
                 revision = await self._source.fetch(app.repo, operation.revision.sha, ref=operation.revision.ref)
-                seen = await self._observer.observe(app, state, revision, prune=operation.prune)
+                seen = await self._observer.observe(app, state, revision, prune=operation.prune,
+                                                    claims=self._claims)
             except AgentError as exc:  # the operation cannot go on: it ends here, nothing more applied
                 return failed_outcome(app.name, replace(state, operation=None), exc, started=clock.started,
                                    duration=clock.elapsed(), revision=operation.revision)
-            operation = replace(operation, plan=seen.plan, prints=seen.prints, wave=0, waiting_since=None,
+            # From the first step again; hooks already run are known from the operation and not run twice.
+            operation = replace(operation, plan=seen.plan, prints=seen.prints, step=0, waiting_since=None,
                                 changes=())
         runner = SyncRunner(self._kube, app.name, app.namespace, app.sync_policy, self._health.assess,
                             self._observer.read, revision=operation.revision.sha, author=operation.revision.author,
@@ -267,9 +279,11 @@ class Reconciler:
         failed = sync.message if sync.phase is not OperationPhase.SUCCEEDED else ""
         status = statuses.synced(state.status, revision=revision, phase=sync.phase, message=sync.message,
                                  changes=sync.changes, resources=resources,
-                                 conditions=statuses.conditions(app.name, plan, sync_failed=failed), at=clock.started)
+                                 conditions=statuses.conditions(plan, sync_failed=failed), at=clock.started,
+                                 blocked=plan.blocked)
         entry = history_entry(state.history, revision=revision, trigger=operation.trigger, phase=sync.phase,
-                              started=sync.started, finished=sync.finished, changes=sync.changes)
+                              started=sync.started, finished=sync.finished, changes=sync.changes,
+                              hooks=sync.hooks)
         next_state = replace(
             state, status=status, operation=None, diffs={}, unchanged=None,
             last_sync=statuses.next_last_sync(state.last_sync, revision=revision.sha, phase=sync.phase,

@@ -4,6 +4,7 @@
     specs   what users declare: sync and retry policy, ignore rules, repository access,
             directory and kustomize options, render settings
     plan    what a sync must do to each object (made by agent.engine.plan)
+    hooks   resource hooks (PreSync, Sync, PostSync, SyncFail, PostDelete) and their runs
     state   AppState: everything learned about one app, and the sync operation in progress
     projects  ProjectSpec (Argo CD's AppProject): destinations, kinds, roles, sync windows
 """
@@ -26,7 +27,8 @@ from agent.model.core import (
     SyncStatus,
     SyncTrigger,
 )
-from agent.model.plan import KIND_ORDER, PRE_SYNC_KINDS, Action, Plan, PlannedObject, PruneCandidate
+from agent.model.hooks import DeletePolicy, Hook, HookRun, HookType
+from agent.model.plan import KIND_ORDER, PRE_SYNC_KINDS, Action, Claims, Plan, PlannedObject, PruneCandidate
 from agent.model.projects import (
     DEFAULT_PROJECT,
     Destination,
@@ -37,6 +39,7 @@ from agent.model.projects import (
 )
 from agent.model.specs import (
     APP_SYNC_OPTIONS,
+    REFUSED_SYNC_OPTIONS,
     DirectorySpec,
     IgnoreDifference,
     ImageOverride,
@@ -66,6 +69,7 @@ __all__ = [
     "DEFAULT_PROJECT",
     "KIND_ORDER",
     "PRE_SYNC_KINDS",
+    "REFUSED_SYNC_OPTIONS",
     "Action",
     "AppState",
     "AppStatus",
@@ -75,12 +79,17 @@ __all__ = [
     "ChangeAction",
     "ChangeReason",
     "ChangeSet",
+    "Claims",
     "Condition",
     "ConditionType",
+    "DeletePolicy",
     "Destination",
     "DirectorySpec",
     "HealthStatus",
     "HistoryEntry",
+    "Hook",
+    "HookRun",
+    "HookType",
     "IgnoreDifference",
     "ImageOverride",
     "InventoryEntry",

@@ -153,5 +153,8 @@ def _check_object(source: str, index: int, obj: KubeObject) -> None:
         if not isinstance(obj.get(key), str) or not obj[key]:
             raise RenderError(f"{where}: missing {key}")
     meta = obj.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+    # generateName is for hooks (a fresh name each sync); agent.engine.desired refuses it elsewhere.
+    named = isinstance(meta, dict) and any(isinstance(meta.get(key), str) and meta[key]
+                                           for key in ("name", "generateName"))
+    if not named:
         raise RenderError(f"{where}: {obj['kind']} has no metadata.name")

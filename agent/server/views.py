@@ -7,11 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.model import ObjectRef
+from agent.model import HookRun, ObjectRef
 
 
 def ref_view(ref: ObjectRef) -> dict[str, str]:
     return {"group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
+
+
+def hook_view(run: HookRun) -> dict[str, Any]:
+    """One hook of a sync: its phase, the object created for it, and how it went."""
+    return {"phase": run.phase.value, **ref_view(run.ref), "wave": run.wave, "status": run.status.value,
+            "message": run.message, "deleted": run.deleted}
 
 
 def not_found(name: str) -> web.HTTPNotFound:

@@ -288,30 +288,59 @@ async def test_create_namespace_option(make_harness: Any, repo: WorkTree, kube: 
         await kube.delete(ns)
 
 
-async def test_immutable_field_change_fails_and_replace_recovers(make_harness: Any, repo: WorkTree) -> None:
-    def job(image: str, *, replace: bool) -> str:
-        annotations = {"argocd.argoproj.io/sync-options": "Replace=true"} if replace else {}
-        return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
-            "name": "migrate", "annotations": annotations}, "spec": {"template": {"spec": {
-                "restartPolicy": "Never", "containers": [{"name": "m", "image": image}]}}}})
+def job(image: str, *, options: str = "") -> str:
+    annotations = {"argocd.argoproj.io/sync-options": options} if options else {}
+    return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "migrate", "annotations": annotations}, "spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "m", "image": image}]}}}})
 
-    repo.commit_and_push({"app/job.yaml": job("migrate:v1", replace=False)}, "v1")
+
+@pytest.mark.parametrize("options", ["Force=true", "Force=true,Replace=true"])
+async def test_immutable_field_change_fails_and_force_recreates(make_harness: Any, repo: WorkTree,
+                                                                options: str) -> None:
+    repo.commit_and_push({"app/job.yaml": job("migrate:v1")}, "v1")
     app = make_harness(SyncPolicy(health_timeout=20))
     first = await app.reconcile()
     assert first.sync is not None and first.sync.phase is OperationPhase.SUCCEEDED, first.sync.message
     uid = (await app.live("Job", "migrate", "batch/v1"))["metadata"]["uid"]
 
-    repo.commit_and_push({"app/job.yaml": job("migrate:v2", replace=False)}, "v2")
+    repo.commit_and_push({"app/job.yaml": job("migrate:v2")}, "v2")
     failed = await app.reconcile()
     assert failed.sync is not None and failed.sync.phase is OperationPhase.FAILED
     assert "field is immutable" in failed.sync.message and failed.sync.message.startswith("Job/")
 
-    repo.commit_and_push({"app/job.yaml": job("migrate:v2", replace=True)}, "v2 replace")
+    repo.commit_and_push({"app/job.yaml": job("migrate:v2", options=options)}, "v2 forced")
     replaced = await app.reconcile()
     assert replaced.sync is not None and replaced.sync.phase is OperationPhase.SUCCEEDED, replaced.sync.message
     live = await app.live("Job", "migrate", "batch/v1")
     assert live["metadata"]["uid"] != uid
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "migrate:v2"
+
+
+async def test_replace_puts_the_whole_object_and_drops_what_others_set(make_harness: Any, repo: WorkTree,
+                                                                      kube: KubeClient, namespace: str) -> None:
+    replaced = annotated(configmap("replaced", {"k": "1"}), **{"argocd.argoproj.io/sync-options": "Replace=true"})
+    repo.commit_and_push({"app/replaced.yaml": replaced, "app/applied.yaml": configmap("applied", {"k": "1"})}, "one")
+    app = make_harness()
+    created = await app.reconcile()
+    assert actions(created) == {"applied(ConfigMap)": "created", "replaced(ConfigMap)": "created"}
+    for name in ("replaced", "applied"):  # another writer adds a key
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+        await kube.request("PATCH", path, body={"data": {"extra": "x"}}, content_type="application/merge-patch+json",
+                           query={"fieldManager": "someone-else"})
+    replaced = annotated(configmap("replaced", {"k": "2"}), **{"argocd.argoproj.io/sync-options": "Replace=true"})
+    repo.commit_and_push({"app/replaced.yaml": replaced, "app/applied.yaml": configmap("applied", {"k": "2"})}, "two")
+    result = await app.reconcile()
+    assert result.sync is not None and result.sync.phase is OperationPhase.SUCCEEDED, result.sync.message
+    assert (await app.live("ConfigMap", "replaced"))["data"] == {"k": "2"}, "a replace drops the other writer's key"
+    assert (await app.live("ConfigMap", "applied"))["data"] == {"k": "2", "extra": "x"}, "an apply keeps it"
+
+    repo.commit_and_push({"app/job.yaml": job("migrate:v1", options="Replace=true")}, "a job")
+    await app.reconcile()
+    repo.commit_and_push({"app/job.yaml": job("migrate:v2", options="Replace=true")}, "its template changes")
+    refused = await app.reconcile()
+    assert refused.sync is not None and refused.sync.phase is OperationPhase.FAILED
+    assert "field is immutable" in refused.sync.message, "Replace=true alone replaces, it does not recreate"
 
 
 async def test_waves_are_applied_in_order_and_wait_for_health(make_harness: Any, repo: WorkTree) -> None:
