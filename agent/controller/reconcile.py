@@ -11,6 +11,7 @@ last good status is kept with the error as a condition.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
 from agent.controller.observe import Observation, Observer
+from agent.controller.post_delete import run_post_delete
 from agent.controller.teardown import Teardown, delete_owned
 from agent.engine import status as statuses
 from agent.engine.autosync import SyncDecision, decide, still_paused
@@ -34,6 +36,7 @@ from agent.model import (
     AppState,
     AppStatus,
     HealthStatus,
+    HookType,
     Kind,
     ObjectRef,
     OperationPhase,
@@ -48,6 +51,8 @@ from agent.model import (
 )
 from agent.render import Renderer
 from agent.source import GitSource, SourceOptions
+
+log = logging.getLogger("agent.controller.teardown")
 
 
 @dataclass(frozen=True)
@@ -309,8 +314,24 @@ class Reconciler:
                                          namespaces={app.namespace for app in apps})
 
     async def delete_owned(self, app: AppSpec, kinds: Iterable[Kind], namespaces: Iterable[str]) -> Teardown:
-        """Delete what an app removed with `prune_on_delete = true` owns (see teardown)."""
-        return await delete_owned(self._kube, app, kinds, namespaces=namespaces)
+        """Delete what an app removed with `prune_on_delete = true` owns (see teardown), objects another
+        app declares apart; then run its PostDelete hooks (see post_delete)."""
+        kinds = tuple(kinds)
+        teardown = await delete_owned(self._kube, app, kinds, namespaces=namespaces, claims=self._claims)
+        try:
+            revision = await self._source.fetch(app.repo, await self.resolve_tracked(app), ref=app.revision)
+            hooks = [hook for hook in (await self._observer.desired(app, revision)).hooks
+                     if hook.phase is HookType.POST_DELETE]
+        except AgentError as exc:
+            log.error("PostDelete hooks not run: the app cannot be rendered", extra={"app": app.name,
+                                                                                     "error": str(exc)})
+            return teardown
+        if not hooks:
+            return teardown
+        versions = {kind: api_version for api_version, kind in kinds}
+        gone = [(versions[ref.kind], ref) for ref in teardown.deleted if ref.kind in versions]
+        runs = await run_post_delete(self._kube, app, hooks, revision, deleted=gone, health=self._health.assess)
+        return replace(teardown, hooks=runs)
 
 
 class _Clock:

@@ -1,5 +1,6 @@
 """Resource hooks on the real cluster (issue 19): PreSync before the rollout, PostSync after it, fresh
-names for generateName, and a failing hook that stops the sync and runs the SyncFail hooks.
+names for generateName, a failing hook that stops the sync and runs the SyncFail hooks, and PostDelete
+hooks when an app is removed with prune_on_delete.
 
 kwok completes the pods of Jobs at once; a pod annotated `local-cluster.test/outcome: Failed`
 fails; a pod whose node selector no node matches stays Pending until a node gets the label.
@@ -9,17 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from agent.config import AppSpec
+from agent.controller.reload import apply_settings
 from agent.kube import KubeClient
+from agent.metrics import Metrics
 from agent.model import HookType, OperationPhase, SyncPolicy, SyncStatus
-from tests.integration.helpers import configmap, deployment, eventually
+from agent.runtime import build_controller
+from tests.integration.helpers import configmap, deployment, eventually, settings_for
 from tests.integration.sync_support import MakeHarness
-from tests.support.gitserver import WorkTree
+from tests.support.agent import StartAgent, application_toml
+from tests.support.cluster import LocalCluster
+from tests.support.gitserver import GitServer, WorkTree
 
 HOOK = "argocd.argoproj.io/hook"
 POLICY = "argocd.argoproj.io/hook-delete-policy"
@@ -169,3 +179,68 @@ async def test_a_failing_hook_stops_the_sync_and_runs_the_sync_fail_hooks(make_h
     status = app.controller.status(app.name)
     assert status is not None and status.conditions[-1].type.value == "SyncError"
     assert status.sync_status is SyncStatus.OUT_OF_SYNC
+
+
+async def test_post_delete_hooks_run_when_the_app_is_removed_with_prune(
+        tmp_path: Path, cluster: LocalCluster, kube: KubeClient, git_server: GitServer, repo: WorkTree,
+        namespace: str) -> None:
+    repo.commit_and_push({"app/settings.yaml": configmap("settings", {}),
+                          "app/goodbye.yaml": job("goodbye", "PostDelete")}, "a hook for the end")
+    name = f"leaving-{secrets.token_hex(3)}"
+    spec = AppSpec(name=name, repo=git_server.url(repo.name), revision="main", path="app", namespace=namespace,
+                   prune_on_delete=True)
+    settings = settings_for([spec], state_dir=tmp_path / "state", kubeconfig=cluster.kubeconfig)
+    controller = build_controller(settings, kube, Metrics())
+    controller.start()
+    try:
+        def synced() -> bool:
+            state = controller.state(name)
+            return state is not None and state.status.operation_phase is OperationPhase.SUCCEEDED
+        await eventually(synced, what="the app synced")
+        assert not await hook_jobs(kube, name), "a PostDelete hook does not run in a sync"
+
+        summary = await apply_settings(controller, replace(settings, applications=()))
+        teardown = summary.teardowns[name]
+        assert [ref.name for ref in teardown.deleted] == ["settings"]
+        assert [(h.phase, h.ref.name, h.status, h.deleted) for h in teardown.hooks] == [
+            (HookType.POST_DELETE, "goodbye", OperationPhase.SUCCEEDED, True)]
+        await eventually(lambda: _no_jobs(kube, name), what="the PostDelete hook cleaned up")
+    finally:
+        await controller.stop(drain_timeout=2)
+
+
+async def test_a_hook_in_progress_is_shown_and_carried_on_after_a_restart_without_running_again(
+        start_agent: StartAgent, kube: KubeClient, git_server: GitServer, repo: WorkTree, namespace: str,
+        node_label: tuple[str, str]) -> None:
+    label, node = node_label
+    repo.commit_and_push({"app/api.yaml": deployment("api"), "app/migrate.yaml": job("migrate", "PreSync",
+                                                                                     node_label=label)}, "one")
+    name = f"restarted-{secrets.token_hex(3)}"
+    body = application_toml(name, git_server.url(repo.name), namespace=namespace, path="app", revision="main")
+    agent = await start_agent(body)
+
+    async def running() -> dict[str, Any] | None:
+        app = await agent.app(name)
+        return app if app and app["operation"] and app["operation"]["hooks"] else None
+
+    app = await eventually(running, within=30, what="the sync running its PreSync hook")
+    assert app["operation_phase"] == "Running" and app["message"] == "waiting for completion of hook batch/Job/migrate"
+    (hook,) = app["operation"]["hooks"]
+    assert (hook["phase"], hook["kind"], hook["name"], hook["status"]) == ("PreSync", "Job", "migrate", "Running")
+    (created,) = await hook_jobs(kube, name)
+    agent.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(agent.proc.wait(), timeout=15) == 0
+
+    await kube.request("PATCH", f"/api/v1/nodes/{node}", body={"metadata": {"labels": {label: "true"}}},
+                       content_type="application/merge-patch+json")
+    agent = await start_agent(body)
+
+    async def synced() -> dict[str, Any] | None:
+        app = await agent.app(name)
+        return app if app and app["operation_phase"] == "Succeeded" else None
+
+    app = await eventually(synced, within=30, what="the carried-on sync to succeed")
+    (run,) = app["history"][0]["hooks"]
+    assert (run["name"], run["status"]) == ("migrate", "Succeeded")
+    (after,) = await hook_jobs(kube, name)
+    assert after["metadata"]["uid"] == created["metadata"]["uid"], "the hook was followed, not run again"
