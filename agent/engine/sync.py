@@ -76,10 +76,12 @@ class SyncRunner:
         progress = Progress(operation)
         hooks = HookRunner(self.kube, self.app, operation.revision.sha, operation.started, self.health)
         steps = sync_steps(plan, selection=operation.resources)
+        refusal = "" if operation.failure else self._refusal(plan, operation)
+        if refusal:  # refused before anything ran: no step, no SyncFail hook (as Argo CD's FailOnSharedResource)
+            return progress.finish(OperationPhase.FAILED, refusal, self.clock())
         try:
             if operation.failure:
                 return await self._failing(progress, plan, hooks)
-            self._check_start(plan, operation)
             if progress.op.step == 0 and progress.op.waiting_since is None and \
                     self.policy.has("CreateNamespace=true"):
                 await self._ensure_namespace()
@@ -114,13 +116,14 @@ class SyncRunner:
             return progress.finish(OperationPhase.ERROR, str(exc), self.clock())
         return progress.finish(OperationPhase.SUCCEEDED, "", self.clock())
 
-    def _check_start(self, plan: Plan, operation: SyncOperation) -> None:
+    def _refusal(self, plan: Plan, operation: SyncOperation) -> str:
+        """Why the sync must not start at all ('' when it may)."""
         if plan.refusal:
-            raise SyncFailed(plan.refusal)
+            return plan.refusal
         for wanted in operation.resources:
             if not any(selected(obj.ref, [wanted]) for obj in plan.objects):
-                raise SyncFailed(f"{wanted}: not a resource of application {self.app} at "
-                                 f"{operation.revision.sha[:7]}")
+                return f"{wanted}: not a resource of application {self.app} at {operation.revision.sha[:7]}"
+        return ""
 
     # ------------------------------------------------------------------ waiting
 
