@@ -43,6 +43,7 @@ from agent.model import (
     OperationRequest,
     Plan,
     RepoSpec,
+    ResourceState,
     Revision,
     SyncOperation,
     SyncStatus,
@@ -265,12 +266,22 @@ class Reconciler:
                             on_write=self._watch.note_write if self._watch else None)
         step = await runner.step(operation)
         if step.result is None:
-            status = statuses.running(state.status, step.operation, at=clock.started)
+            status = statuses.running(state.status, step.operation, at=clock.started,
+                                      resources=self._health_meanwhile(state, step.operation))
             result = ReconcileResult(app.name, clock.started, clock.elapsed(), status,
                                      revision=operation.revision, plan=operation.plan, decision=decision,
                                      running=True)
             return Outcome(result, replace(state, status=status, operation=step.operation, diffs={}))
         return await self._finished(app, state, step, clock, decision)
+
+    def _health_meanwhile(self, state: AppState, operation: SyncOperation) -> tuple[ResourceState, ...] | None:
+        """Every desired object's health while a sync runs, from the watch cache (what the sync wrote when
+        the cache has not seen it yet), so a long first sync does not show Unknown; None without a cache."""
+        if self._watch is None or operation.plan is None or not self._watch.synced(state.kinds):
+            return None
+        seen = {obj.ref: obj.live for obj in operation.plan.objects if obj.live is not None}
+        live = {**seen, **operation.written, **self._watch.objects(state.name, state.kinds)}
+        return statuses.resource_states(operation.plan, live, None, self._health.assess)
 
     async def _finished(self, app: AppSpec, state: AppState, step: Step, clock: _Clock,
                         decision: SyncDecision | None) -> Outcome:

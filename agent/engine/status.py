@@ -110,11 +110,16 @@ def synced(previous: AppStatus, *, revision: Revision, phase: OperationPhase, me
     )
 
 
-def running(previous: AppStatus, operation: SyncOperation, *, at: float) -> AppStatus:
-    """The status while a sync operation is in progress (waiting for a wave's health, say)."""
-    return replace(previous, sync_status=SyncStatus.OUT_OF_SYNC, revision=operation.revision,
-                   operation_phase=OperationPhase.RUNNING, message=operation.message,
-                   changes=ChangeSet(operation.changes), reconciled_at=at)
+def running(previous: AppStatus, operation: SyncOperation, *, at: float,
+            resources: tuple[ResourceState, ...] | None = None) -> AppStatus:
+    """The status while a sync operation is in progress (waiting for a wave's health, say), with the
+    health of the objects as they are now when `resources` are known."""
+    status = replace(previous, sync_status=SyncStatus.OUT_OF_SYNC, revision=operation.revision,
+                     operation_phase=OperationPhase.RUNNING, message=operation.message,
+                     changes=ChangeSet(operation.changes), reconciled_at=at)
+    if resources is None:
+        return status
+    return replace(status, resources=resources, health_status=aggregate(r.health_status for r in resources))
 
 
 def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float) -> AppStatus:

@@ -135,6 +135,10 @@ async def test_a_multi_wave_sync_says_what_it_waits_for(make_harness: MakeHarnes
             status.message == "waiting for healthy state of apps/Deployment/cache and 1 more resources"
 
     await eventually(waiting, within=4, interval=0.05, what="the sync saying what it waits for")
+    status = app.controller.status(app.name)
+    # Not Unknown while it waits: the health of what is there (the wave-1 ConfigMap is not, yet).
+    assert status is not None and status.health_status is HealthStatus.MISSING
+    assert {r.ref.name: r.health_status for r in status.resources}["db"] is HealthStatus.PROGRESSING
     result = await asyncio.wait_for(sync, timeout=20)
     assert result.sync is not None and result.sync.phase is OperationPhase.FAILED
     assert result.sync.message.startswith("timed out after 4s waiting for health: Deployment/")
