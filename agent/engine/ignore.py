@@ -33,6 +33,8 @@ def matching_rules(ref: ObjectRef, rules: Iterable[IgnoreDifference]) -> list[Ig
     ]
 
 
+# Compiled programs, by expression: every comparison of a matching object runs them, and compiling
+# costs far more than running. Bounded; the expressions come from the configuration.
 @functools.lru_cache(maxsize=512)
 def _deletion(expression: str) -> Any:
     return jq.compile(f"del({expression})")
