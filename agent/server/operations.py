@@ -93,7 +93,8 @@ class Operations:
         operation = await _operation_request(request)
         unknown = _unknown_resource(self.controller.state(name), operation.resources)
         if unknown is not None:
-            raise bad_request(f"{unknown} is not a resource of application {name}")
+            raise bad_request(f"{unknown} is not a resource of application {name} (as of its last comparison: "
+                              "refresh it first if a commit just added it)")
         try:
             result = await self.controller.sync_now(name, operation)
         except QueueFull as exc:
