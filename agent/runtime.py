@@ -69,6 +69,7 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics, *,
                             dest_server=lambda spec: registry.server_of(spec.cluster))
     registry.set_listener(controller.on_live_change)
     registry.on_event(controller.wake_cluster)
+    fleet.use_claims(controller.apps.claims)  # what every app declares, for the ownership rules
     return controller
 
 

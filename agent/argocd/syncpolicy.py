@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from agent.argocd.durations import parse_go_duration
 from agent.argocd.fields import Fields
-from agent.model import APP_SYNC_OPTIONS, IgnoreDifference, RetryPolicy, SyncPolicy
+from agent.engine.ignore import jq_problem
+from agent.model import APP_SYNC_OPTIONS, REFUSED_SYNC_OPTIONS, IgnoreDifference, RetryPolicy, SyncPolicy
 
-# `K=true` options whose `K=false` is what happens anyway, and the other way round: Argo CD
-# accepts the explicit default, so an Application may spell it out.
+# Boolean options spelled with their default value: Argo CD accepts them and so does an
+# Application here, as what happens anyway (`ServerSideApply=false` included: objects are
+# always written with server-side apply, which an Application need not know).
 _DEFAULT_SPELLINGS = frozenset(
-    option.rpartition("=")[0] + ("=false" if option.endswith("=true") else "=true") for option in APP_SYNC_OPTIONS
+    key + ("=false" if value == "true" else "=true")
+    for key, _, value in (option.partition("=") for option in APP_SYNC_OPTIONS) if value in ("true", "false")
 )
-_GLOB = frozenset("*?[")
 
 # Argo CD's retry defaults (pkg/apis/application/v1alpha1 application_defaults.go).
 DEFAULT_BACKOFF_DURATION = 5.0
@@ -45,6 +47,9 @@ def _sync_options(fields: Fields) -> frozenset[str]:
     for index, option in enumerate(fields.strings("syncOptions")):
         if option in APP_SYNC_OPTIONS:
             options.add(option)
+        elif option in REFUSED_SYNC_OPTIONS and option not in _DEFAULT_SPELLINGS:
+            raise fields.unsupported(f"syncOptions[{index}]", f"{option!r} is not supported: "
+                                                            f"{REFUSED_SYNC_OPTIONS[option]}")
         elif option not in _DEFAULT_SPELLINGS:
             known = ", ".join(sorted(APP_SYNC_OPTIONS))
             raise fields.unsupported(f"syncOptions[{index}]", f"{option!r} is not supported (supported: {known})")
@@ -93,16 +98,15 @@ def _ignore_difference(fields: Fields) -> IgnoreDifference:
         namespace=fields.string("namespace"),
         json_pointers=tuple(fields.strings("jsonPointers")),
         managed_fields_managers=tuple(fields.strings("managedFieldsManagers")),
+        jq_path_expressions=tuple(fields.strings("jqPathExpressions")),
     )
-    fields.refuse(["jqPathExpressions"], "is not supported yet: use jsonPointers")
-    for key, value in (("group", rule.group), ("kind", rule.kind)):
-        if _GLOB & set(value):
-            raise fields.unsupported(key, f"{fields.field(key)}: wildcards ({value!r}) are not supported yet; "
-                                          "name the group and kind")
     for index, pointer in enumerate(rule.json_pointers):
         if not pointer.startswith("/"):
             raise fields.invalid(f"jsonPointers[{index}]", f"{pointer!r} is not a JSON pointer (it starts with '/')")
-    if not rule.json_pointers and not rule.managed_fields_managers:
-        raise fields.invalid("jsonPointers", "give jsonPointers or managedFieldsManagers")
+    for index, expression in enumerate(rule.jq_path_expressions):
+        if problem := jq_problem(expression):
+            raise fields.invalid(f"jqPathExpressions[{index}]", problem)
+    if not rule.json_pointers and not rule.managed_fields_managers and not rule.jq_path_expressions:
+        raise fields.invalid("jsonPointers", "give jsonPointers, jqPathExpressions or managedFieldsManagers")
     fields.finish()
     return rule

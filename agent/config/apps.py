@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config.reader import Table, parse_duration
+from agent.engine.ignore import jq_problem
 from agent.model import (
     APP_SYNC_OPTIONS,
     DEFAULT_PROJECT,
     IN_CLUSTER,
+    REFUSED_SYNC_OPTIONS,
     DirectorySpec,
     IgnoreDifference,
     KustomizeSpec,
@@ -92,10 +94,7 @@ def _sync_policy(table: Table | None) -> SyncPolicy:
         return SyncPolicy()
     defaults = SyncPolicy()
     options = table.strings("options")
-    unknown = sorted(set(options) - APP_SYNC_OPTIONS)
-    if unknown:
-        known = ", ".join(sorted(APP_SYNC_OPTIONS))
-        raise table.error("options", f"unknown sync option {unknown[0]!r} (known: {known})")
+    _check_sync_options(table, options)
     retry_table = table.sub("retry")
     policy = SyncPolicy(
         automated=table.get("automated", bool, defaults.automated),
@@ -108,6 +107,22 @@ def _sync_policy(table: Table | None) -> SyncPolicy:
     )
     table.finish()
     return policy
+
+
+def _check_sync_options(table: Table, options: list[str]) -> None:
+    """Every option must be one the agent implements: an option accepted and ignored would mislead."""
+    for option in options:
+        if option in REFUSED_SYNC_OPTIONS:
+            raise table.error("options", f"sync option {option!r} is not supported: {REFUSED_SYNC_OPTIONS[option]}")
+        if option not in APP_SYNC_OPTIONS:
+            known = ", ".join(sorted(APP_SYNC_OPTIONS))
+            raise table.error("options", f"unknown sync option {option!r} (known: {known})")
+    if "Validate=false" in options and "Replace=true" not in options:
+        raise table.error("options", "sync option 'Validate=false' only has an effect with 'Replace=true': the API "
+                                     "server validates every server-side apply (unknown fields are always refused)")
+    propagation = [option for option in options if option.startswith("PrunePropagationPolicy=")]
+    if len(propagation) > 1:
+        raise table.error("options", f"give one PrunePropagationPolicy, not {', '.join(propagation)}")
 
 
 def _retry_policy(table: Table) -> RetryPolicy:
@@ -135,12 +150,18 @@ def _ignore_difference(table: Table) -> IgnoreDifference:
         namespace=table.get("namespace", str, ""),
         json_pointers=tuple(table.strings("json_pointers")),
         managed_fields_managers=tuple(table.strings("managed_fields_managers")),
+        jq_path_expressions=tuple(table.strings("jq_path_expressions")),
     )
     for pointer in rule.json_pointers:
         if not pointer.startswith("/"):
             raise table.error("json_pointers", f"{pointer!r} is not a JSON pointer (it must start with '/')")
-    if not rule.json_pointers and not rule.managed_fields_managers:
-        raise table.error("json_pointers", "give json_pointers or managed_fields_managers")
+    for index, expression in enumerate(rule.jq_path_expressions):
+        if problem := jq_problem(expression):
+            raise table.error(f"jq_path_expressions[{index}]", problem)
+    if not rule.json_pointers and not rule.managed_fields_managers and not rule.jq_path_expressions:
+        raise table.error("json_pointers", "give json_pointers, jq_path_expressions or managed_fields_managers")
+    if not rule.kind:
+        raise table.error("kind", 'must not be empty (use "*" for every kind)')
     table.finish()
     return rule
 

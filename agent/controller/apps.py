@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from agent.config import AppSpec
+from agent.controller.claims import ClaimIndex
 from agent.controller.reconcile import AppReconciler
 from agent.controller.worker import AppWorker
 from agent.errors import AgentError, KubeError, KubeUnreachable
@@ -42,6 +43,7 @@ class AppTable:
         self._restored = False
         # Per cluster: a rebuild that waits on one cluster does not hold up another's.
         self._inventory_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.claims = ClaimIndex()  # which app declares which object: read by the ownership rules
 
     # ------------------------------------------------------------- reading
 
@@ -71,9 +73,18 @@ class AppTable:
         stored = replace(next_state, version=current.version + 1)
         self._states[base.name] = stored
         self._observe(stored, self.workers[base.name].spec)
+        if stored.status.resources is not current.status.resources:
+            self._wake(self.claims.update(base.name, stored.status))
         if persist:
             self.persist(base.name)
         return stored
+
+    def _wake(self, apps: set[str]) -> None:
+        """What these apps share with another app changed: compare them again soon."""
+        for app in apps:
+            worker = self.workers.get(app)
+            if worker is not None:
+                worker.wake.set()
 
     def set_pause(self, name: str, pause: AutoSyncPause | None) -> None:
         current = self._states.get(name)
@@ -143,6 +154,7 @@ class AppTable:
                 continue
             spec = self.workers[name].spec
             self._states[name] = replace(state, inventory_known=loaded.source == "primary").on_cluster(spec.cluster)
+            self.claims.update(name, state.status)
             self._observe(state, spec)
             self.persist(name)
 
@@ -157,6 +169,7 @@ class AppTable:
         self._states[spec.name] = AppState.new(spec.name, cluster=spec.cluster) if known is None else \
             replace(known, inventory_known=False).on_cluster(spec.cluster)
         if known is not None:
+            self._wake(self.claims.update(spec.name, known.status))
             self._observe(known, spec)
             self.persist(spec.name)
         return worker
@@ -165,6 +178,7 @@ class AppTable:
         """An app the configuration lost; with `keep`, its state is remembered should it come back."""
         state = self._states.pop(name)
         del self.workers[name]
+        self._wake(self.claims.forget(name))
         self._metrics.forget_app(name)
         if self._snapshot is not None:
             self._snapshot.forget(set(self._states))

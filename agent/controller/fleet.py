@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from agent.config import AppSpec
+from agent.controller.claims import ClaimIndex
 from agent.controller.inventory import RebuiltInventory
 from agent.controller.reconcile import Outcome, Reconciler, failed_outcome
 from agent.controller.revisions import check_manual_revision
@@ -40,6 +41,7 @@ class FleetReconciler:
         # A cluster replaced (a Secret changed) or removed takes its Reconciler with it.
         self._reconcilers: weakref.WeakKeyDictionary[Cluster, Reconciler] = weakref.WeakKeyDictionary()
         self._settings: dict[str, Any] | None = None  # the last reconfigure, for Reconcilers made after it
+        self._claims: ClaimIndex | None = None  # what every app declares, for the ownership rules
 
     def _for(self, cluster: Cluster) -> Reconciler:
         reconciler = self._reconcilers.get(cluster)
@@ -48,7 +50,15 @@ class FleetReconciler:
             reconciler = self._reconcilers[cluster] = self._make(cluster.kube, cluster.watch)
             if self._settings is not None:
                 reconciler.reconfigure(**self._settings)
+            if self._claims is not None:
+                reconciler.use_claims(self._claims)
         return reconciler
+
+    def use_claims(self, claims: ClaimIndex) -> None:
+        """Every cluster's reconciler reads what the other apps declare from the controller's index."""
+        self._claims = claims
+        for reconciler in self._reconcilers.values():
+            reconciler.use_claims(claims)
 
     async def reconcile(self, app: AppSpec, state: AppState, request: OperationRequest | None = None, *,
                         trigger: SyncTrigger = SyncTrigger.AUTO) -> Outcome:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from agent import APP_LABEL
 from agent.config import AppSpec
-from agent.engine.desired import desired_objects
+from agent.controller.claims import ClaimIndex
+from agent.engine.desired import DesiredState, desired_state
 from agent.engine.fingerprint import fingerprints, proven_unchanged, resource_version
 from agent.engine.plan import make_plan
 from agent.errors import KubeError, KubeUnreachable
@@ -40,21 +41,27 @@ class Observer:
     def __init__(self, *, kube: KubeClient, renderer: Renderer, watch: WatchCache | None) -> None:
         self.kube, self.renderer, self.watch = kube, renderer, watch
 
-    async def observe(self, app: AppSpec, state: AppState, revision: Revision, *,
-                      prune: bool | None = None) -> Observation:
-        """Render, place, read live, and plan: dry runs only for objects not proven unchanged."""
-        desired = await self.desired(app, revision)
+    async def observe(self, app: AppSpec, state: AppState, revision: Revision, *, prune: bool | None = None,
+                      claims: ClaimIndex | None = None, adopt_existing: bool = True) -> Observation:
+        """Render, place, read live, and plan: dry runs only for objects not proven unchanged. `claims`
+        tells what other apps declare (the ownership rules need it)."""
+        rendered = await self.desired(app, revision)
+        desired = rendered.objects
         kinds = frozenset({(o["apiVersion"], o["kind"]) for o in desired} | state.kinds)
-        live = await self.live(app, desired, kinds)
+        expected = frozenset(entry.ref for entry in state.inventory)
+        live = await self.live(app, desired, kinds, adopt_existing=adopt_existing, expected=expected)
         prints = fingerprints(desired, app.ignore_differences)
         proven = proven_unchanged(prints, live, state.applied)
-        predicted, errors = await self.dry_runs([obj for obj in desired
-                                                 if ObjectRef.of(obj) in live and ObjectRef.of(obj) not in proven])
+        compared = [obj for obj in desired if ObjectRef.of(obj) in live and ObjectRef.of(obj) not in proven]
+        predicted, errors = await self.dry_runs(compared)
+        await self._catch_up(live, predicted, compared)
+        known = claims.claims(app.name, {*live, *prints}) if claims is not None else None
         plan = make_plan(app.name, desired, live, predicted, policy=app.sync_policy, ignore=app.ignore_differences,
-                         dry_run_errors=errors, prune=prune, proven=proven)
+                         dry_run_errors=errors, prune=prune, proven=proven, hooks=rendered.hooks,
+                         warnings=rendered.warnings, claims=known, adopt_existing=adopt_existing)
         return Observation(revision, live, prints, plan, kinds)
 
-    async def desired(self, app: AppSpec, revision: Revision) -> list[KubeObject]:
+    async def desired(self, app: AppSpec, revision: Revision) -> DesiredState:
         manifests = await self.renderer.render(app, revision)
         crd_scopes = _declared_crd_scopes(manifests)
         namespaced: dict[Kind, bool | None] = {}
@@ -62,21 +69,35 @@ class Observer:
             resource = await self.kube.resource(api_version, kind)
             scope = resource.namespaced if resource else crd_scopes.get((api_version.rpartition("/")[0], kind))
             namespaced[(api_version, kind)] = scope
-        return desired_objects(app.name, manifests, namespace=app.namespace,
-                               is_namespaced=lambda api_version, kind: namespaced.get((api_version, kind)))
+        return desired_state(app.name, manifests, namespace=app.namespace,
+                             is_namespaced=lambda api_version, kind: namespaced.get((api_version, kind)))
 
-    async def live(self, app: AppSpec, desired: Sequence[KubeObject],
-                   kinds: Iterable[Kind]) -> dict[ObjectRef, KubeObject]:
-        """Everything labelled for this app (one LIST per kind), plus desired objects not labelled yet.
+    async def live(self, app: AppSpec, desired: Sequence[KubeObject], kinds: Iterable[Kind], *,
+                   adopt_existing: bool = True, expected: frozenset[ObjectRef] = frozenset()
+                   ) -> dict[ObjectRef, KubeObject]:
+        """Everything labelled for this app (one LIST per kind), plus desired objects labelled for another
+        app or not labelled yet.
 
         Where listing across all namespaces is forbidden, the namespaces the desired objects
         use and the destination namespace are listed one by one.
         """
         if await self._watching(kinds):
             assert self.watch is not None
-            # The cache holds every labelled object of these kinds; a desired object it lacks is new
-            # (or not labelled yet, which the apply adopts).
-            return self.watch.objects(app.name, kinds)
+            # The cache holds every labelled object of these kinds, whichever app's; a desired object it
+            # lacks is new, or not labelled yet (which the apply adopts, unless adopting is refused:
+            # then it is looked for), or so recent the watch has not shown it yet (`expected`).
+            cached = self.watch.objects(app.name, kinds)
+            for obj in desired:
+                ref = ObjectRef.of(obj)
+                if ref not in cached:
+                    found = self.watch.get(obj["apiVersion"], ref)
+                    # The app's own object missing from the cache: just written and not seen yet by
+                    # the watch, or deleted by someone. A GET tells, instead of a create that is none.
+                    if found is None and (ref in expected or not adopt_existing):
+                        found = await self.kube.get(obj)
+                    if found is not None:
+                        cached[ref] = found
+            return cached
         live: dict[ObjectRef, KubeObject] = {}
         namespaces = ({obj["metadata"].get("namespace") or "" for obj in desired} - {""}) | {app.namespace}
         for api_version, kind in sorted(kinds):
@@ -112,6 +133,24 @@ class Observer:
 
         await bounded(objects, dry_run, limit=CONCURRENT_CALLS)
         return predicted, errors
+
+    async def _catch_up(self, live: dict[ObjectRef, KubeObject], predicted: Mapping[ObjectRef, KubeObject],
+                        compared: Sequence[KubeObject]) -> None:
+        """Read again the objects that changed between the (cached) live copy and their dry run: a
+        dry run keeps the stored resourceVersion, so a different one means the cache is behind (a
+        controller just updated the object), and comparing the two would find a change nobody made."""
+        stale = [obj for obj in compared if ObjectRef.of(obj) in predicted
+                 and resource_version(predicted[ObjectRef.of(obj)]) != resource_version(live[ObjectRef.of(obj)])]
+
+        async def refresh(obj: KubeObject) -> None:
+            try:
+                fresh = await self.kube.get(obj)
+            except KubeError:
+                return
+            if fresh is not None:
+                live[ObjectRef.of(obj)] = fresh
+
+        await bounded(stale, refresh, limit=CONCURRENT_CALLS)
 
     async def read(self, obj: PlannedObject, written: KubeObject | None) -> KubeObject | None:
         """The object's current state: the newer of the watch cache's copy and what we wrote (the

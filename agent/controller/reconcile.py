@@ -11,14 +11,17 @@ last good status is kept with the error as a condition.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from agent.config import AppSpec
+from agent.controller.claims import ClaimIndex
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
 from agent.controller.observe import Observation, Observer
+from agent.controller.post_delete import run_post_delete
 from agent.controller.revisions import check_manual_revision
 from agent.controller.teardown import Teardown, delete_owned
 from agent.engine import status as statuses
@@ -35,12 +38,14 @@ from agent.model import (
     AppStatus,
     ConditionType,
     HealthStatus,
+    HookType,
     Kind,
     ObjectRef,
     OperationPhase,
     OperationRequest,
     Plan,
     RepoSpec,
+    ResourceState,
     Revision,
     SyncOperation,
     SyncStatus,
@@ -49,6 +54,8 @@ from agent.model import (
 )
 from agent.render import Renderer
 from agent.source import GitSource, SourceOptions
+
+log = logging.getLogger("agent.controller.teardown")
 
 
 @dataclass(frozen=True)
@@ -130,13 +137,18 @@ class AppReconciler(Protocol):
 class Reconciler:
     def __init__(self, *, source: GitSource, kube: KubeClient, renderer: Renderer,
                  health: HealthAssessor | None = None, watch: WatchCache | None = None,
-                 history_limit: int = 50) -> None:
+                 history_limit: int = 50, claims: ClaimIndex | None = None) -> None:
         self._source = source
         self._kube = kube
         self._health = health or HealthAssessor()
         self._watch = watch
         self._observer = Observer(kube=kube, renderer=renderer, watch=watch)
         self._history_limit = history_limit
+        self._claims = claims or ClaimIndex()  # an empty one knows no other app: nothing is handed over
+
+    def use_claims(self, claims: ClaimIndex) -> None:
+        """Read what the other apps declare from the controller's index (see agent.controller.claims)."""
+        self._claims = claims
 
     async def close(self) -> None:
         """Stop the watches; close the repositories."""
@@ -183,8 +195,10 @@ class Reconciler:
             if unchanged is not None:
                 return unchanged
         revision = await self._source.fetch(app.repo, sha, ref=wanted)
+        selective = bool(request and request.resources)
+        prune = False if selective else request.prune if request else None
         try:
-            seen = await self._observer.observe(app, state, revision, prune=request.prune if request else None)
+            seen = await self._observer.observe(app, state, revision, prune=prune, claims=self._claims)
         except AgentError as exc:
             return failed_outcome(app.name, state, exc, started=clock.started, duration=clock.elapsed(),
                                revision=revision)
@@ -193,10 +207,11 @@ class Reconciler:
         decision = _decision(app, seen.plan, sha, state, request, now=clock.started)
         state = replace(state, kinds=seen.kinds, unchanged=None)
         if decision.sync:
-            prune = app.sync_policy.prune if request is None or request.prune is None else request.prune
-            operation = SyncOperation(revision, request.trigger if request else trigger, prune,
-                                      manual=request is not None, started=clock.started, plan=seen.plan,
-                                      prints=seen.prints, initiated_by=request.initiated_by if request else "")
+            operation = SyncOperation(revision, request.trigger if request else trigger,
+                                      app.sync_policy.prune if prune is None else prune, manual=request is not None,
+                                      started=clock.started, plan=seen.plan, prints=seen.prints,
+                                      resources=request.resources if request else (),
+                                      initiated_by=request.initiated_by if request else "")
             return await self._advance(app, state, operation, clock, decision=decision)
         return self._compared(app, state, seen, decision, clock, mark=(epoch, touches))
 
@@ -205,12 +220,13 @@ class Reconciler:
         plan = seen.plan
         resources = statuses.resource_states(plan, seen.live, None, self._health.assess)
         status = statuses.compared(state.status, revision=seen.revision, plan=plan, resources=resources,
-                                   conditions=statuses.conditions(app.name, plan), reason=decision.reason,
+                                   conditions=statuses.conditions(plan), reason=decision.reason,
                                    at=clock.started)
         diffs = statuses.diffs(plan, app.ignore_differences)
         unchanged = None
         if not plan.out_of_sync and self._watch is not None and self._watch.synced(seen.kinds):
-            unchanged = UnchangedSince(app, seen.revision.sha, mark[0], mark[1], self._health)
+            unchanged = UnchangedSince(app, seen.revision.sha, mark[0], mark[1], self._health,
+                                       self._claims.epoch(app.name))
         next_state = replace(state, status=status, diffs=diffs, unchanged=unchanged,
                              applied=applied_versions(plan, seen.prints, changes=None, responses={}),
                              inventory=inventory(app.name, plan, None))
@@ -224,7 +240,8 @@ class Reconciler:
         what a poll of an unchanged app costs."""
         mark, watch = state.unchanged, self._watch
         if mark is None or watch is None or mark.spec != app or mark.sha != sha \
-                or mark.epoch != watch.epoch(app.name) or not watch.synced(state.kinds):
+                or mark.epoch != watch.epoch(app.name) or not watch.synced(state.kinds) \
+                or mark.claims != self._claims.epoch(app.name):
             return None
         status = state.status
         touches = watch.touches(app.name)
@@ -247,23 +264,35 @@ class Reconciler:
         if operation.plan is None:  # restored from the snapshot: plan again at its revision, from the start
             try:
                 revision = await self._source.fetch(app.repo, operation.revision.sha, ref=operation.revision.ref)
-                seen = await self._observer.observe(app, state, revision, prune=operation.prune)
+                seen = await self._observer.observe(app, state, revision, prune=operation.prune,
+                                                    claims=self._claims)
             except AgentError as exc:  # the operation cannot go on: it ends here, nothing more applied
                 return failed_outcome(app.name, replace(state, operation=None), exc, started=clock.started,
                                    duration=clock.elapsed(), revision=operation.revision)
-            operation = replace(operation, plan=seen.plan, prints=seen.prints, wave=0, waiting_since=None,
+            # From the first step again; hooks already run are known from the operation and not run twice.
+            operation = replace(operation, plan=seen.plan, prints=seen.prints, step=0, waiting_since=None,
                                 changes=())
         runner = SyncRunner(self._kube, app.name, app.namespace, app.sync_policy, self._health.assess,
                             self._observer.read, revision=operation.revision.sha, author=operation.revision.author,
                             on_write=self._watch.note_write if self._watch else None)
         step = await runner.step(operation)
         if step.result is None:
-            status = statuses.running(state.status, step.operation, at=clock.started)
+            status = statuses.running(state.status, step.operation, at=clock.started,
+                                      resources=self._health_meanwhile(state, step.operation))
             result = ReconcileResult(app.name, clock.started, clock.elapsed(), status,
                                      revision=operation.revision, plan=operation.plan, decision=decision,
                                      running=True)
             return Outcome(result, replace(state, status=status, operation=step.operation, diffs={}))
         return await self._finished(app, state, step, clock, decision)
+
+    def _health_meanwhile(self, state: AppState, operation: SyncOperation) -> tuple[ResourceState, ...] | None:
+        """Every desired object's health while a sync runs, from the watch cache (what the sync wrote when
+        the cache has not seen it yet), so a long first sync does not show Unknown; None without a cache."""
+        if self._watch is None or operation.plan is None or not self._watch.synced(state.kinds):
+            return None
+        seen = {obj.ref: obj.live for obj in operation.plan.objects if obj.live is not None}
+        live = {**seen, **operation.written, **self._watch.objects(state.name, state.kinds)}
+        return statuses.resource_states(operation.plan, live, None, self._health.assess)
 
     async def _finished(self, app: AppSpec, state: AppState, step: Step, clock: _Clock,
                         decision: SyncDecision | None) -> Outcome:
@@ -277,10 +306,11 @@ class Reconciler:
         failed = sync.message if sync.phase is not OperationPhase.SUCCEEDED else ""
         status = statuses.synced(state.status, revision=revision, phase=sync.phase, message=sync.message,
                                  changes=sync.changes, resources=resources,
-                                 conditions=statuses.conditions(app.name, plan, sync_failed=failed), at=clock.started)
+                                 conditions=statuses.conditions(plan, sync_failed=failed), at=clock.started,
+                                 blocked=plan.blocked)
         entry = history_entry(state.history, revision=revision, trigger=operation.trigger, phase=sync.phase,
                               started=sync.started, finished=sync.finished, changes=sync.changes,
-                              initiated_by=operation.initiated_by)
+                              initiated_by=operation.initiated_by, hooks=sync.hooks)
         next_state = replace(
             state, status=status, operation=None, diffs={}, unchanged=None,
             last_sync=statuses.next_last_sync(state.last_sync, revision=revision.sha, phase=sync.phase,
@@ -310,8 +340,24 @@ class Reconciler:
                                          namespaces={app.namespace for app in apps})
 
     async def delete_owned(self, app: AppSpec, kinds: Iterable[Kind], namespaces: Iterable[str]) -> Teardown:
-        """Delete what an app removed with `prune_on_delete = true` owns (see teardown)."""
-        return await delete_owned(self._kube, app, kinds, namespaces=namespaces)
+        """Delete what an app removed with `prune_on_delete = true` owns (see teardown), objects another
+        app declares apart; then run its PostDelete hooks (see post_delete)."""
+        kinds = tuple(kinds)
+        teardown = await delete_owned(self._kube, app, kinds, namespaces=namespaces, claims=self._claims)
+        try:
+            revision = await self._source.fetch(app.repo, await self.resolve_tracked(app), ref=app.revision)
+            hooks = [hook for hook in (await self._observer.desired(app, revision)).hooks
+                     if hook.phase is HookType.POST_DELETE]
+        except AgentError as exc:
+            log.error("PostDelete hooks not run: the app cannot be rendered", extra={"app": app.name,
+                                                                                     "error": str(exc)})
+            return teardown
+        if not hooks:
+            return teardown
+        versions = {kind: api_version for api_version, kind in kinds}
+        gone = [(versions[ref.kind], ref) for ref in teardown.deleted if ref.kind in versions]
+        runs = await run_post_delete(self._kube, app, hooks, revision, deleted=gone, health=self._health.assess)
+        return replace(teardown, hooks=runs)
 
 
 class _Clock:

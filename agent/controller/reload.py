@@ -105,6 +105,7 @@ async def _teardown(controller: Controller, spec: AppSpec) -> Teardown | None:
         log.error("application removed with prune_on_delete: %s", problem, extra={"app": spec.name, "error": str(exc)})
         return None
     level = logging.WARNING if teardown.failed else logging.INFO
-    log.log(level, "application removed with prune_on_delete: %d objects deleted, %d kept, %d failed",
-            len(teardown.deleted), len(teardown.kept), len(teardown.failed), extra={"app": spec.name})
+    log.log(level, "application removed with prune_on_delete: %d objects deleted, %d kept, %d failed, "
+            "%d PostDelete hooks run", len(teardown.deleted), len(teardown.kept), len(teardown.failed),
+            len(teardown.hooks), extra={"app": spec.name})
     return teardown

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from agent import APP_LABEL
 from agent.config import AppSpec
+from agent.controller.claims import ClaimIndex
 from agent.engine.teardown import deletion_plan
 from agent.errors import KubeError, KubeUnreachable
 from agent.kube import Deleted, KubeClient, preconditions
-from agent.model import KubeObject, ObjectRef
+from agent.model import HookRun, KubeObject, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ class Teardown:
     deleted: tuple[ObjectRef, ...] = ()
     kept: tuple[tuple[ObjectRef, str], ...] = ()  # and why
     failed: tuple[tuple[ObjectRef, str], ...] = ()  # and the error
+    hooks: tuple[HookRun, ...] = ()  # the PostDelete hooks run afterwards (agent.controller.post_delete)
 
 
 async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
-                       namespaces: Iterable[str] = ()) -> Teardown:
+                       namespaces: Iterable[str] = (), claims: ClaimIndex | None = None) -> Teardown:
     """List the app's labelled objects of `kinds` and delete those it owns that are not protected.
 
     `namespaces` are listed one by one where listing across all namespaces is forbidden
@@ -46,7 +48,7 @@ async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
     for api_version, kind in sorted(set(kinds)):
         for obj in await kube.list_labelled(api_version, kind, f"{APP_LABEL}={app.name}", namespaces=spread):
             live[ObjectRef.of(obj)] = obj
-    plan = deletion_plan(app.name, live)
+    plan = deletion_plan(app.name, live, claims.claims(app.name, live) if claims is not None else None)
     for candidate in plan.kept:
         _audit(f"kept: {candidate.blocked}", app.name, candidate.ref, "kept")
     deleted: list[ObjectRef] = []

@@ -4,7 +4,8 @@ The comparison is between the live object and the server's dry-run of our apply
 (the predicted live object), both normalized: fields the server owns or stamps
 (managedFields, resourceVersion, generation, uid, creationTimestamp, status) never
 count, Secret `stringData` is folded into `data`, and `ignore_differences` rules
-remove fields from both sides. Secret values never leave this module unredacted.
+(agent.engine.ignore) remove fields from both sides. Secret values never leave this
+module unredacted.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import base64
 import copy
 import difflib
-import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import yaml
 
+from agent.engine.ignore import matching_rules, strip
 from agent.model import IgnoreDifference, KubeObject, ObjectRef
+
+__all__ = ["comparable", "differs", "matching_rules", "normalize", "redact_secrets", "unified_diff"]
 
 SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -50,70 +52,9 @@ def _fold_string_data(secret: KubeObject) -> None:
             data[key] = base64.b64encode(str(value).encode()).decode()
 
 
-def matching_rules(ref: ObjectRef, rules: Iterable[IgnoreDifference]) -> list[IgnoreDifference]:
-    return [
-        rule for rule in rules
-        if rule.kind == ref.kind and rule.group == ref.group
-        and rule.name in ("", ref.name) and rule.namespace in ("", ref.namespace)
-    ]
-
-
-def remove_pointer(obj: Any, pointer: str) -> None:
-    """Delete the value at a JSON pointer (RFC 6901), if it is there."""
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
-    node = obj
-    for part in parts[:-1]:
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return
-    last = parts[-1]
-    if isinstance(node, dict):
-        node.pop(last, None)
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        del node[int(last)]
-
-
-def remove_managed_fields(obj: Any, fields: dict[str, Any]) -> None:
-    """Delete what a managedFields `fieldsV1` tree names: `f:` keys and `k:` list items."""
-    for key, sub in fields.items():
-        if key == ".":
-            continue
-        if key.startswith("f:") and isinstance(obj, dict):
-            name = key[2:]
-            if name not in obj:
-                continue
-            if sub and sub != {".": {}} and isinstance(obj[name], dict | list):
-                remove_managed_fields(obj[name], sub)
-            else:
-                obj.pop(name)
-        elif key.startswith("k:") and isinstance(obj, list):
-            wanted = json.loads(key[2:])
-            for item in obj:
-                if isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items()):
-                    remove_managed_fields(item, sub)
-
-
-def _fields_of(live: KubeObject, managers: Sequence[str]) -> list[dict[str, Any]]:
-    return [
-        entry.get("fieldsV1") or {}
-        for entry in (live.get("metadata") or {}).get("managedFields") or []
-        if entry.get("manager") in managers
-    ]
-
-
 def comparable(obj: KubeObject, *, rules: Sequence[IgnoreDifference], live: KubeObject | None) -> KubeObject:
     """Normalized, with every matching ignore rule applied."""
-    result = normalize(obj)
-    for rule in rules:
-        for pointer in rule.json_pointers:
-            remove_pointer(result, pointer)
-        if rule.managed_fields_managers and live is not None:
-            for fields in _fields_of(live, rule.managed_fields_managers):
-                remove_managed_fields(result, fields)
-    return result
+    return strip(normalize(obj), rules, live=live)
 
 
 def differs(predicted: KubeObject, live: KubeObject, rules: Sequence[IgnoreDifference]) -> bool:

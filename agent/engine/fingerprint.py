@@ -116,7 +116,10 @@ def inventory(app: str, plan: Plan, changes: ChangeSet | None) -> tuple[Inventor
     done = {change.ref: change.action for change in changes.entries} if changes is not None else {}
     entries = set()
     for obj in plan.objects:
-        if obj.live is not None or done.get(obj.ref) in (ChangeAction.CREATED, ChangeAction.CONFIGURED):
+        if obj.blocked:  # not applied: in the inventory only when it is ours already (a `hook: Skip` object)
+            if obj.live is not None and owned_by(app, obj.live):
+                entries.add(InventoryEntry(str(obj.desired["apiVersion"]), obj.ref))
+        elif obj.live is not None or done.get(obj.ref) in (ChangeAction.CREATED, ChangeAction.CONFIGURED):
             entries.add(InventoryEntry(str(obj.desired["apiVersion"]), obj.ref))
     for candidate in plan.prune:
         if done.get(candidate.ref) is not ChangeAction.PRUNED and owned_by(app, candidate.live):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.model import ChangeSet, HistoryEntry, OperationPhase, Revision, SyncTrigger
+from agent.model import ChangeSet, HistoryEntry, HookRun, OperationPhase, Revision, SyncTrigger
 
 DEFAULT_HISTORY_LIMIT = 50
 MIN_PREFIX = 4  # shortest revision prefix a rollback accepts
@@ -16,13 +16,13 @@ class RollbackRefused(Exception):
 
 def history_entry(previous: Sequence[HistoryEntry], *, revision: Revision, trigger: SyncTrigger,
                   phase: OperationPhase, started: float, finished: float, changes: ChangeSet,
-                  initiated_by: str = "") -> HistoryEntry:
+                  initiated_by: str = "", hooks: tuple[HookRun, ...] = ()) -> HistoryEntry:
     counts = changes.counts()
     return HistoryEntry(
         id=(previous[0].id + 1) if previous else 1, revision=revision.sha, author=revision.author,
         message=revision.message, trigger=trigger, started=started, finished=finished, phase=phase,
         created=counts["created"], configured=counts["configured"], pruned=counts["pruned"],
-        failed=counts["failed"], initiated_by=initiated_by,
+        failed=counts["failed"], initiated_by=initiated_by, hooks=hooks,
     )
 
 

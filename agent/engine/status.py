@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-from agent import TRACKING_ANNOTATION
-from agent.engine.desired import tracking_id
 from agent.engine.diff import unified_diff
 from agent.engine.health import Health, aggregate
 from agent.model import (
@@ -39,11 +37,13 @@ _IN_SYNC = (ChangeAction.CREATED, ChangeAction.CONFIGURED, ChangeAction.UNCHANGE
 
 def resource_states(plan: Plan, live: Mapping[ObjectRef, KubeObject], changes: ChangeSet | None,
                     assess: HealthCheck) -> tuple[ResourceState, ...]:
-    """Every desired object with its sync status (after `changes`, when a sync ran) and its health."""
-    applied = {c.ref for c in changes.entries if c.action in _IN_SYNC} if changes is not None else set()
+    """Every desired object with its sync status (after `changes`, when a sync ran: an object it did
+    not touch, as in a selective sync, keeps the comparison's verdict) and its health."""
+    touched = {c.ref: c.action for c in changes.entries} if changes is not None else {}
     states = []
     for obj in plan.objects:
-        in_sync = obj.ref in applied or (changes is None and obj.action is Action.UNCHANGED)
+        action = touched.get(obj.ref)
+        in_sync = action in _IN_SYNC if action is not None else (obj.action is Action.UNCHANGED)
         health = assess(live.get(obj.ref))
         states.append(ResourceState(obj.ref, SyncStatus.SYNCED if in_sync else SyncStatus.OUT_OF_SYNC,
                                     health.status, health.message))
@@ -67,13 +67,9 @@ def diffs(plan: Plan, ignore: Iterable[IgnoreDifference]) -> dict[ObjectRef, str
             for obj in plan.to_apply}
 
 
-def conditions(app: str, plan: Plan, *, sync_failed: str = "") -> tuple[Condition, ...]:
-    """SharedResourceWarning for desired objects another app tracks; SyncError for a failed sync."""
-    found = []
-    for obj in plan.objects:
-        owner = ((obj.live or {}).get("metadata", {}).get("annotations") or {}).get(TRACKING_ANNOTATION)
-        if owner and owner != tracking_id(app, obj.ref):
-            found.append(Condition(ConditionType.SHARED_RESOURCE_WARNING, f"{obj.ref} is also tracked as {owner!r}"))
+def conditions(plan: Plan, *, sync_failed: str = "") -> tuple[Condition, ...]:
+    """The plan's warnings (SharedResourceWarning, unsupported annotations); SyncError for a failed sync."""
+    found = list(plan.warnings)
     if sync_failed:
         found.append(Condition(ConditionType.SYNC_ERROR, sync_failed))
     return tuple(found)
@@ -97,13 +93,16 @@ def compared(previous: AppStatus, *, revision: Revision, plan: Plan, resources: 
 
 
 def synced(previous: AppStatus, *, revision: Revision, phase: OperationPhase, message: str, changes: ChangeSet,
-           resources: tuple[ResourceState, ...], conditions: tuple[Condition, ...], at: float) -> AppStatus:
-    """The status after a sync operation ended."""
+           resources: tuple[ResourceState, ...], conditions: tuple[Condition, ...], at: float,
+           blocked: frozenset[ObjectRef] = frozenset()) -> AppStatus:
+    """The status after a sync operation ended. Synced when it succeeded and left nothing out of sync
+    (a selective sync may have), objects no sync may apply (`blocked`) apart."""
     pruning = changes.requires_pruning
     messages = [message] if message else []
     if pruning:
         messages.append(f"{pruning} resources require pruning")
-    in_sync = phase is OperationPhase.SUCCEEDED and not pruning
+    left = any(r.sync_status is not SyncStatus.SYNCED for r in resources if r.ref not in blocked)
+    in_sync = phase is OperationPhase.SUCCEEDED and not pruning and not left
     return AppStatus(
         name=previous.name, sync_status=SyncStatus.SYNCED if in_sync else SyncStatus.OUT_OF_SYNC,
         health_status=aggregate(r.health_status for r in resources), revision=revision,
@@ -112,11 +111,16 @@ def synced(previous: AppStatus, *, revision: Revision, phase: OperationPhase, me
     )
 
 
-def running(previous: AppStatus, operation: SyncOperation, *, at: float) -> AppStatus:
-    """The status while a sync operation is in progress (waiting for a wave's health, say)."""
-    return replace(previous, sync_status=SyncStatus.OUT_OF_SYNC, revision=operation.revision,
-                   operation_phase=OperationPhase.RUNNING, message=operation.message,
-                   changes=ChangeSet(operation.changes), reconciled_at=at)
+def running(previous: AppStatus, operation: SyncOperation, *, at: float,
+            resources: tuple[ResourceState, ...] | None = None) -> AppStatus:
+    """The status while a sync operation is in progress (waiting for a wave's health, say), with the
+    health of the objects as they are now when `resources` are known."""
+    status = replace(previous, sync_status=SyncStatus.OUT_OF_SYNC, revision=operation.revision,
+                     operation_phase=OperationPhase.RUNNING, message=operation.message,
+                     changes=ChangeSet(operation.changes), reconciled_at=at)
+    if resources is None:
+        return status
+    return replace(status, resources=resources, health_status=aggregate(r.health_status for r in resources))
 
 
 def failed(previous: AppStatus, *, error: str, revision: Revision | None, at: float,

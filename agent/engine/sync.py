@@ -1,77 +1,59 @@
-"""Carry out a plan through the Kubernetes API, one step at a time: pre-sync kinds, waves in order,
-health between waves, prune.
+"""Carry out a plan through the Kubernetes API, one step at a time: PreSync hooks, Namespaces and CRDs,
+the Sync phase wave by wave (objects and Sync hooks), prune, PostSync hooks; SyncFail hooks
+when it failed. The steps and when a step waits are agent.engine.steps'.
 
 Decisions were made by `plan`; this module only carries them out and records what happened.
 A sync is a `SyncOperation` advanced by `SyncRunner.step`, as gitops-engine's SyncContext is:
-each step applies waves until one needs to become healthy, and returns. The caller keeps
-the operation and steps it again when something changed (the watch cache wakes the app) or
-a moment later; nothing waits in here, so a slow rollout holds no lock and no slot.
+each step runs until it has to wait (for hooks to complete, for health, for an earlier hook
+object to go away) and returns. The caller keeps the operation and steps it again when
+something changed (the watch cache wakes the app) or a moment later; nothing waits in here,
+so a slow rollout or a long migration holds no lock and no slot.
 
-A failure in one wave stops every later wave and all pruning; objects in the failing wave
-are still attempted (as Argo CD does).
+A failure stops every later step and all pruning; objects of the failing step are still
+attempted (as Argo CD does), then the SyncFail hooks run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from agent.engine.desired import tracking_owner
 from agent.engine.health import Health, wave_status
-from agent.errors import KubeConflict, KubeError, KubeInvalid, KubeUnreachable
+from agent.engine.progress import Progress, Step, SyncFailed, SyncResult
+from agent.engine.steps import SyncStep, multi_step, selected, sync_fail_hooks, sync_steps
+from agent.engine.sync_apply import ObjectWriter
+from agent.engine.sync_hooks import HookRunner
+from agent.errors import KubeError, KubeUnreachable
 from agent.kube import Deleted, KubeClient, preconditions
 from agent.model import (
     Action,
     Change,
     ChangeAction,
     ChangeReason,
-    ChangeSet,
     HealthStatus,
     KubeObject,
     ObjectRef,
     OperationPhase,
+    Plan,
     PlannedObject,
     PruneCandidate,
     SyncOperation,
     SyncPolicy,
 )
 
-log = logging.getLogger(__name__)
+__all__ = ["Step", "SyncFailed", "SyncResult", "SyncRunner"]
 
-HealthCheck = Callable[[KubeObject | None], Health]
-Reader = Callable[[PlannedObject, KubeObject | None], Awaitable[KubeObject | None]]
-RECREATE_OPTIONS = frozenset({"Replace=true", "Force=true"})
-WAITING_LISTED = 1  # objects named in "waiting for healthy state of …" before "and N more"
+log = logging.getLogger(__name__)
 CHANGED_SINCE_READ = ("not pruned: the object changed, or was created again, since it was read (precondition "
                       "failed); left alone, looked at again by the next reconcile")
 
-
-@dataclass(frozen=True)
-class SyncResult:
-    """A finished sync operation."""
-
-    phase: OperationPhase
-    revision: str
-    changes: ChangeSet
-    message: str = ""
-    started: float = 0.0
-    finished: float = 0.0
-    responses: Mapping[ObjectRef, KubeObject] = field(default_factory=dict)  # what each apply returned
-
-
-@dataclass(frozen=True)
-class Step:
-    """What one step did: the operation advanced, and its result once it ended."""
-
-    operation: SyncOperation
-    result: SyncResult | None = None
-
-
-class SyncFailed(Exception):
-    """A step failed; the message names the object and the API's reason."""
+HealthCheck = Callable[[KubeObject | None], Health]
+Reader = Callable[[PlannedObject, KubeObject | None], Awaitable[KubeObject | None]]
+WAITING_LISTED = 1  # objects named in "waiting for healthy state of …" before "and N more"
 
 
 @dataclass
@@ -86,69 +68,88 @@ class SyncRunner:
     author: str = ""
     on_write: Callable[[KubeObject], None] | None = None  # told about every object the sync wrote
     clock: Callable[[], float] = time.time
+    adopt_existing: bool = True  # whether an existing object no app manages may be taken over
 
     async def step(self, operation: SyncOperation) -> Step:
-        """Advance the operation: check the health of the wave it waits for; apply waves until one
-        has to become healthy; after the last, prune."""
+        """Advance the operation: check the step it waits for; run steps until one has to wait; when
+        the last has run, delete the hooks the operation's success says to."""
         plan = operation.plan
         assert plan is not None, "an operation is stepped with its plan"
-        progress = _Progress(operation)
-        waves = plan.waves()
+        progress = Progress(operation)
+        hooks = HookRunner(self.kube, self.app, operation.revision.sha, operation.started, self.health)
+        steps = sync_steps(plan, selection=operation.resources)
+        refusal = "" if operation.failure else self._refusal(plan, operation)
+        if refusal:  # refused before anything ran: no step, no SyncFail hook (as Argo CD's FailOnSharedResource)
+            return progress.finish(OperationPhase.FAILED, refusal, self.clock())
         try:
-            if plan.refusal:
-                raise SyncFailed(plan.refusal)
-            if progress.op.wave == 0 and progress.op.waiting_since is None and \
+            if operation.failure:
+                return await self._failing(progress, plan, hooks)
+            if progress.op.step == 0 and progress.op.waiting_since is None and \
                     self.policy.has("CreateNamespace=true"):
-                await self._ensure_namespace(progress)
-            if progress.op.waiting_since is not None and not await self._wave_healthy(progress, waves):
+                await self._ensure_namespace()
+            waits = multi_step(plan, prune=operation.prune, selection=operation.resources)
+            if progress.op.waiting_since is not None and \
+                    not await self._settled(progress, steps[progress.op.step - 1], waits, hooks):
                 return progress.step()
-            while progress.op.wave < len(waves):
-                objects = waves[progress.op.wave][1]
-                progress.op = replace(progress.op, wave=progress.op.wave + 1)
-                if await self._apply_wave(progress, objects):
+            while progress.op.step < len(steps):
+                current = steps[progress.op.step]
+                if current.prune:
+                    if operation.prune:
+                        await self._prune(progress, plan.prune_order())
+                    self._record_blocked(progress, plan.prune, prune=operation.prune)
+                    progress.op = replace(progress.op, step=progress.op.step + 1)
+                    continue
+                going = await hooks.clear(progress, current.hooks)
+                if going:
+                    progress.op = replace(progress.op, message=waiting_message("deletion of", going, "resources"))
+                    return progress.step()
+                progress.op = replace(progress.op, step=progress.op.step + 1)
+                wrote = await self._apply_step(progress, current.objects)
+                await hooks.create(progress, current.hooks)
+                if current.hooks or (wrote and (waits or current.pre_sync)):
                     progress.op = replace(progress.op, waiting_since=self.clock())
-                    if not await self._wave_healthy(progress, waves):
+                    if not await self._settled(progress, current, waits, hooks):
                         return progress.step()
-            if operation.prune:
-                await self._prune(progress, plan.prune_order())
-            self._record_blocked(progress, plan.prune, prune=operation.prune)
+            await hooks.delete_after(progress, plan.hooks, succeeded=True)
         except (SyncFailed, KubeError) as exc:
-            if progress.op.wave > 0:  # a wave failed (applying, or becoming healthy): none after it is applied
-                for _, skipped in waves[progress.op.wave:]:
-                    for obj in skipped:
-                        progress.add(Change(obj.ref, ChangeAction.SKIPPED, "not applied: an earlier wave failed",
-                                            ChangeReason.EARLIER_WAVE_FAILED))
-            return progress.finish(OperationPhase.FAILED, str(exc), self.clock())
+            self._skip_rest(progress, steps)
+            return await self._fail(progress, plan, hooks, str(exc))
         except KubeUnreachable as exc:
             return progress.finish(OperationPhase.ERROR, str(exc), self.clock())
         return progress.finish(OperationPhase.SUCCEEDED, "", self.clock())
 
-    # ------------------------------------------------------------------ health between waves
+    def _refusal(self, plan: Plan, operation: SyncOperation) -> str:
+        """Why the sync must not start at all ('' when it may)."""
+        if plan.refusal:
+            return plan.refusal
+        for wanted in operation.resources:
+            if not any(selected(obj.ref, [wanted]) for obj in plan.objects):
+                return f"{wanted}: not a resource of application {self.app} at {operation.revision.sha[:7]}"
+        return ""
 
-    async def _wave_healthy(self, progress: _Progress, waves: Sequence[tuple[int, list[PlannedObject]]]) -> bool:
-        """Whether the wave just applied (the one before `op.wave`) is healthy; SyncFailed when it is
-        Degraded or the wait timed out. A CRD counts when it is established."""
-        objects = waves[progress.op.wave - 1][1]
-        healths: dict[ObjectRef, Health] = {}
-        for obj in objects:
-            current = await self.read(obj, progress.written.get(obj.ref))
-            is_crd = obj.ref.kind == "CustomResourceDefinition"
-            healths[obj.ref] = _established(current) if is_crd else self.health(current)
-        wave = wave_status(healths)
-        if wave.failed:
-            raise SyncFailed(wave.describe())
-        waiting_since = progress.op.waiting_since or self.clock()
-        if not wave.done:
-            if self.clock() - waiting_since > self.policy.health_timeout:
-                raise SyncFailed(f"timed out after {self.policy.health_timeout:.0f}s waiting for health: "
-                                 f"{wave.describe()}")
-            progress.op = replace(progress.op, message=_waiting_message([ref for ref, _ in wave.unhealthy]))
+    # ------------------------------------------------------------------ waiting
+
+    async def _settled(self, progress: Progress, step: SyncStep, waits: bool, hooks: HookRunner) -> bool:
+        """Whether the step just run may be left: its hooks completed and, when the sync waits for health
+        (multi-step, or Namespaces and CRDs), its objects healthy. SyncFailed when a hook failed, an
+        object is Degraded, or the objects' health timed out (hooks have no timeout: a Job bounds
+        itself with activeDeadlineSeconds)."""
+        running, failed = await hooks.follow(progress, step.hooks)
+        if failed:
+            raise SyncFailed(failed[0] if len(failed) == 1 else f"{len(failed)} hooks failed: {failed[0]}")
+        unhealthy: list[ObjectRef] = []
+        if step.objects and (waits or step.pre_sync):
+            unhealthy = await self._unhealthy(progress, step.objects)
+        if running or unhealthy:
+            message = waiting_message("completion of hook", [run.ref for run in running], "hooks") if running \
+                else waiting_message("healthy state of", unhealthy, "resources")
+            progress.op = replace(progress.op, message=message)
             return False
-        crds = [obj for obj in objects if obj.ref.kind == "CustomResourceDefinition"]
+        crds = [obj for obj in step.objects if obj.ref.kind == "CustomResourceDefinition"]
         if crds:
             self.kube.forget_discovery()
             # Established comes a moment before discovery serves the new kind; custom resources
-            # of the next wave could not be applied until it does.
+            # of the next step could not be applied until it does.
             unserved = [obj.ref for obj in crds if not await self._served(obj.desired)]
             if unserved:
                 progress.op = replace(progress.op, message=f"waiting for the API server to serve {unserved[0]}")
@@ -165,18 +166,91 @@ class SyncRunner:
                 return False
         return True
 
+    async def _unhealthy(self, progress: Progress, objects: Sequence[PlannedObject]) -> list[ObjectRef]:
+        """The step's objects not yet Healthy (or Suspended); SyncFailed when one is Degraded or the wait
+        timed out. A CRD counts when it is established."""
+        healths: dict[ObjectRef, Health] = {}
+        for obj in objects:
+            if obj.blocked:
+                continue
+            current = await self.read(obj, progress.written.get(obj.ref))
+            is_crd = obj.ref.kind == "CustomResourceDefinition"
+            healths[obj.ref] = _established(current) if is_crd else self.health(current)
+        wave = wave_status(healths)
+        if wave.failed:
+            raise SyncFailed(wave.describe())
+        waiting_since = progress.op.waiting_since or self.clock()
+        if not wave.done and self.clock() - waiting_since > self.policy.health_timeout:
+            raise SyncFailed(f"timed out after {self.policy.health_timeout:.0f}s waiting for health: "
+                             f"{wave.describe()}")
+        return [ref for ref, _ in wave.unhealthy]
+
+    # ------------------------------------------------------------------ failure
+
+    def _skip_rest(self, progress: Progress, steps: Sequence[SyncStep]) -> None:
+        if progress.op.step == 0:
+            return  # refused before anything ran
+        for later in steps[progress.op.step:]:
+            for obj in later.objects:
+                progress.add(Change(obj.ref, ChangeAction.SKIPPED, "not applied: an earlier step failed",
+                                    ChangeReason.EARLIER_WAVE_FAILED))
+
+    async def _fail(self, progress: Progress, plan: Plan, hooks: HookRunner, message: str) -> Step:
+        """The sync failed: run its SyncFail hooks (not for a selective sync), else end it."""
+        if sync_fail_hooks(plan) and not progress.op.resources:
+            progress.op = replace(progress.op, failure=message, waiting_since=None)
+            return await self._failing(progress, plan, hooks)
+        await hooks.delete_after(progress, plan.hooks, succeeded=False)
+        return progress.finish(OperationPhase.FAILED, message, self.clock())
+
+    async def _failing(self, progress: Progress, plan: Plan, hooks: HookRunner) -> Step:
+        """Run the SyncFail hooks until they have completed; then the sync ends Failed, with why (and why a
+        SyncFail hook failed, if one did)."""
+        fail_hooks = sync_fail_hooks(plan)
+        failure = progress.op.failure
+        try:
+            going = await hooks.clear(progress, fail_hooks)
+            if going:
+                progress.op = replace(progress.op, message=f"{failure}; "
+                                      + waiting_message("deletion of", going, "resources"))
+                return progress.step()
+            await hooks.create(progress, fail_hooks)
+            running, failed = await hooks.follow(progress, fail_hooks)
+        except (SyncFailed, KubeError) as exc:
+            running, failed = [], [str(exc)]
+        except KubeUnreachable as exc:
+            return progress.finish(OperationPhase.ERROR, f"{failure}; {exc}", self.clock())
+        if running:
+            progress.op = replace(progress.op, message=f"{failure}; " + waiting_message(
+                "completion of hook", [run.ref for run in running], "hooks"))
+            return progress.step()
+        message = "; ".join([failure, *failed])
+        try:
+            await hooks.delete_after(progress, plan.hooks, succeeded=False)
+        except KubeUnreachable as exc:
+            message = f"{message}; hooks not deleted: {exc}"
+        return progress.finish(OperationPhase.FAILED, message, self.clock())
+
     # ------------------------------------------------------------------ apply
 
-    async def _apply_wave(self, progress: _Progress, objects: Sequence[PlannedObject]) -> bool:
-        """Apply one wave; True when something was written (its health is then waited for)."""
+    async def _apply_step(self, progress: Progress, objects: Sequence[PlannedObject]) -> bool:
+        """Apply one step's objects; True when something was written (its health may then be waited for)."""
         failures: list[str] = []
         applied = False
+        writer = ObjectWriter(self.kube, self.policy, lambda message, ref, action: self._audit(message, ref, action))
         for obj in objects:
+            if obj.blocked and obj.action is not Action.UNCHANGED:
+                progress.add(Change(obj.ref, ChangeAction.SKIPPED, obj.blocked, ChangeReason.NOT_APPLIED))
+                continue
             if obj.action is Action.UNCHANGED:
                 progress.add(Change(obj.ref, ChangeAction.UNCHANGED))
                 continue
+            taken = await self._taken_meanwhile(obj) if obj.action is Action.CREATE else ""
+            if taken:
+                progress.add(Change(obj.ref, ChangeAction.SKIPPED, taken, ChangeReason.NOT_APPLIED))
+                continue
             try:
-                response = await self._apply(obj)
+                response = await writer.write(obj)
             except KubeError as exc:
                 progress.add(Change(obj.ref, ChangeAction.FAILED, str(exc)))
                 self._audit("apply failed", obj.ref, "failed", level=logging.WARNING, error=exc.message)
@@ -194,33 +268,20 @@ class SyncRunner:
             raise SyncFailed(failures[0] if len(failures) == 1 else f"{len(failures)} objects failed: {failures[0]}")
         return applied
 
-    async def _apply(self, obj: PlannedObject) -> KubeObject:
-        try:
-            return await self.kube.apply(obj.desired)
-        except KubeInvalid as exc:
-            recreate = (obj.options | self.policy.options) & RECREATE_OPTIONS
-            if not recreate or obj.live is None or "immutable" not in exc.message:
-                raise
-        # An immutable field changed and the object allows it: delete, then create. Only the object
-        # that was read is deleted (its uid; its content is being replaced anyway), in the background;
-        # the create waits until it is gone.
-        self._audit("replacing", obj.ref, "replaced")
-        deleted = await self.kube.delete(obj.live, propagation="Background",
-                                         only_if=preconditions(obj.live, version=False))
-        if deleted is Deleted.CHANGED:
-            raise KubeConflict("not replaced: the object was deleted and created again since it was read "
-                               "(uid precondition failed)", ref=obj.ref)
-        return await self._create_when_gone(obj)
+    async def _taken_meanwhile(self, obj: PlannedObject) -> str:
+        """Why an object planned as new must not be applied after all: another app created it since the
+        plan was made (its tracking id is not ours), or it exists unmanaged and may not be adopted."""
+        current = await self.read(obj, None)
+        if current is None:
+            return ""
+        owner = tracking_owner(current)
+        if owner and owner != self.app:
+            return f"{obj.ref} was created meanwhile by application {owner!r}: not applied"
+        if not owner and not self.adopt_existing:
+            return f"{obj.ref} exists and no application manages it; the project does not allow adopting it"
+        return ""
 
-    async def _create_when_gone(self, obj: PlannedObject) -> KubeObject:
-        deadline = time.monotonic() + min(self.policy.health_timeout, 60.0)
-        while await self.kube.get(obj.desired) is not None:
-            if time.monotonic() > deadline:
-                raise SyncFailed(f"{obj.ref}: still present after deleting it for replacement")
-            await asyncio.sleep(0.2)
-        return await self.kube.apply(obj.desired)
-
-    async def _ensure_namespace(self, progress: _Progress) -> None:
+    async def _ensure_namespace(self) -> None:
         # Created without our label: a namespace the app did not declare is never pruned.
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         if await self.kube.get(namespace) is None:
@@ -229,12 +290,13 @@ class SyncRunner:
 
     # ------------------------------------------------------------------ prune
 
-    async def _prune(self, progress: _Progress, candidates: Sequence[PruneCandidate]) -> None:
+    async def _prune(self, progress: Progress, candidates: Sequence[PruneCandidate]) -> None:
         """Delete each candidate only as it was read (uid and resourceVersion): waves before it, or a
         stale cache, may have let someone delete and re-create it, or change it, meanwhile."""
         for candidate in candidates:
             try:
-                deleted = await self.kube.delete(candidate.live, only_if=preconditions(candidate.live))
+                deleted = await self.kube.delete(candidate.live, propagation=self.policy.prune_propagation,
+                                                 only_if=preconditions(candidate.live))
             except KubeError as exc:
                 progress.add(Change(candidate.ref, ChangeAction.FAILED, f"prune failed: {exc.message}"))
                 self._audit("prune failed", candidate.ref, "failed", level=logging.WARNING, error=exc.message)
@@ -250,7 +312,7 @@ class SyncRunner:
                 progress.add(Change(candidate.ref, ChangeAction.PRUNED))
             self._audit("pruned", candidate.ref, "pruned")
 
-    def _record_blocked(self, progress: _Progress, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:
+    def _record_blocked(self, progress: Progress, candidates: Sequence[PruneCandidate], *, prune: bool) -> None:
         for candidate in candidates:
             if candidate.blocked:
                 if candidate.extraneous_ignored:
@@ -272,38 +334,13 @@ class SyncRunner:
         log.log(level, message, extra=extra)
 
 
-class _Progress:
-    """The operation as one step advances it, with the changes and writes made so far."""
-
-    def __init__(self, operation: SyncOperation) -> None:
-        self.op = operation
-        self.started = operation.started
-        self.changes = list(operation.changes)
-        self.written = dict(operation.written)
-
-    def add(self, change: Change) -> None:
-        self.changes.append(change)
-
-    def wrote(self, ref: ObjectRef, response: KubeObject) -> None:
-        self.written[ref] = response
-
-    def step(self) -> Step:
-        return Step(replace(self.op, changes=tuple(self.changes), written=self.written))
-
-    def finish(self, phase: OperationPhase, message: str, now: float) -> Step:
-        operation = replace(self.op, changes=tuple(self.changes), written=self.written, waiting_since=None,
-                            message=message)
-        result = SyncResult(phase, operation.revision.sha, ChangeSet(tuple(self.changes)), message,
-                            self.started, now, self.written)
-        return Step(operation, result)
-
-
-def _waiting_message(refs: Sequence[ObjectRef]) -> str:
-    """Argo CD's words: `waiting for healthy state of apps/Deployment/api and 3 more resources`."""
+def waiting_message(what: str, refs: Sequence[ObjectRef], things: str) -> str:
+    """Argo CD's words: `waiting for healthy state of apps/Deployment/api and 3 more resources`,
+    `waiting for completion of hook batch/Job/migrate`."""
     shown = ", ".join(f"{ref.group}/{ref.kind}/{ref.name}" if ref.group else f"{ref.kind}/{ref.name}"
                       for ref in refs[:WAITING_LISTED])
     more = len(refs) - WAITING_LISTED
-    return f"waiting for healthy state of {shown}" + (f" and {more} more resources" if more > 0 else "")
+    return f"waiting for {what} {shown}" + (f" and {more} more {things}" if more > 0 else "")
 
 
 def _existed_before(response: KubeObject, started: float) -> bool:
@@ -326,3 +363,4 @@ def _established(crd: KubeObject | None) -> Health:
         if condition.get("type") == "Established" and condition.get("status") == "True":
             return Health(HealthStatus.HEALTHY)
     return Health(HealthStatus.PROGRESSING, "waiting for the CustomResourceDefinition to be established")
+

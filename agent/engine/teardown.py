@@ -4,7 +4,8 @@ Argo CD's cascading deletion of an Application, with prune's rules (agent.engine
 an object is deleted only when its label and tracking id both name the app; one annotated
 `Delete=false` (Argo CD's option for exactly this) or `Prune=false`, in our spelling or Argo
 CD's, is kept. A Namespace that holds a kept object is kept too: deleting it would delete
-what the annotation protects. Deletions run in prune order (reverse waves, PruneLast last).
+what the annotation protects. An object another app declares passes to it instead of being
+deleted (agent.engine.ownership). Deletions run in prune order (reverse waves, PruneLast last).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from agent.engine.options import sync_options
 from agent.engine.plan import Plan, PruneCandidate, make_plan
-from agent.model import KubeObject, ObjectRef, SyncPolicy
+from agent.model import Claims, KubeObject, ObjectRef, SyncPolicy
 
 DELETE_FALSE = "Delete=false"
 
@@ -25,10 +26,10 @@ class DeletionPlan:
     kept: tuple[PruneCandidate, ...]  # each with the reason in `blocked`
 
 
-def deletion_plan(app: str, live: Mapping[ObjectRef, KubeObject]) -> DeletionPlan:
+def deletion_plan(app: str, live: Mapping[ObjectRef, KubeObject], claims: Claims | None = None) -> DeletionPlan:
     """Split the app's labelled live objects into those to delete and those to keep."""
     # An empty render with pruning on: every labelled object is a prune candidate, with prune's verdict.
-    plan = make_plan(app, (), live, {}, policy=SyncPolicy(prune=True, allow_empty=True))
+    plan = make_plan(app, (), live, {}, policy=SyncPolicy(prune=True, allow_empty=True), claims=claims)
     candidates = [_delete_false(candidate) for candidate in plan.prune]
     holding = {c.ref.namespace for c in candidates if c.blocked and c.ref.namespace}
     candidates = [replace(c, blocked="holds objects that are kept")

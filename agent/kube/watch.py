@@ -170,9 +170,13 @@ class WatchCache:
         relist = watch.synced.is_set()  # the first list is what the cache starts from, not a change
         for ref in set(watch.objects) - set(fresh):
             self._changed(ref, None, watch.app_of[ref], notify=relist)
+        previous_apps = watch.app_of
         watch.objects, watch.app_of, watch.by_app = {}, {}, {}
         for ref, obj in fresh.items():
             app = _app_of(obj)
+            before = previous_apps.get(ref)
+            if before and before != app:
+                self._moved(ref, before)
             self._changed(ref, obj, app, notify=relist)
             watch.objects[ref], watch.app_of[ref] = _compact(obj), app
             watch.by_app.setdefault(app, set()).add(ref)
@@ -196,6 +200,8 @@ class WatchCache:
             if previous_app is not None:
                 watch.by_app.get(previous_app, set()).discard(ref)
             app = _app_of(obj)
+            if previous_app and previous_app != app:
+                self._moved(ref, previous_app)
             if kind == "DELETED":
                 self._changed(ref, None, app)
             else:
@@ -212,6 +218,13 @@ class WatchCache:
             meta.pop("managedFields", None)
         (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
         return obj
+
+    def _moved(self, ref: ObjectRef, app: str) -> None:
+        """The object's app label no longer names `app` (another app took it over): for that app it is gone."""
+        self._touches[app] = self._touches.get(app, 0) + 1
+        self._epochs[app] = self._epochs.get(app, 0) + 1
+        if self._on_change is not None:
+            self._on_change(app, ref, True)
 
     def _changed(self, ref: ObjectRef, obj: KubeObject | None, app: str, *, notify: bool = True) -> None:
         """Count and report a change; the agent's own writes (see note_write) are not reported as drift."""

@@ -4,6 +4,7 @@
     specs   what users declare: sync and retry policy, ignore rules, repository access,
             directory and kustomize options, render settings
     plan    what a sync must do to each object (made by agent.engine.plan)
+    hooks   resource hooks (PreSync, Sync, PostSync, SyncFail, PostDelete) and their runs
     state   AppState: everything learned about one app, and the sync operation in progress
     projects  ProjectSpec (Argo CD's AppProject): destinations, kinds, roles, sync windows
     clusters  ClusterSpec: how to reach one cluster; the home cluster's names
@@ -28,7 +29,8 @@ from agent.model.core import (
     SyncStatus,
     SyncTrigger,
 )
-from agent.model.plan import KIND_ORDER, PRE_SYNC_KINDS, Action, Plan, PlannedObject, PruneCandidate
+from agent.model.hooks import DeletePolicy, Hook, HookRun, HookType
+from agent.model.plan import KIND_ORDER, PRE_SYNC_KINDS, Action, Claims, Plan, PlannedObject, PruneCandidate
 from agent.model.projects import (
     DEFAULT_PROJECT,
     Destination,
@@ -39,6 +41,7 @@ from agent.model.projects import (
 )
 from agent.model.specs import (
     APP_SYNC_OPTIONS,
+    REFUSED_SYNC_OPTIONS,
     DirectorySpec,
     IgnoreDifference,
     ImageOverride,
@@ -70,6 +73,7 @@ __all__ = [
     "IN_CLUSTER_SERVER",
     "KIND_ORDER",
     "PRE_SYNC_KINDS",
+    "REFUSED_SYNC_OPTIONS",
     "Action",
     "AppState",
     "AppStatus",
@@ -79,13 +83,18 @@ __all__ = [
     "ChangeAction",
     "ChangeReason",
     "ChangeSet",
+    "Claims",
     "ClusterSpec",
     "Condition",
     "ConditionType",
+    "DeletePolicy",
     "Destination",
     "DirectorySpec",
     "HealthStatus",
     "HistoryEntry",
+    "Hook",
+    "HookRun",
+    "HookType",
     "IgnoreDifference",
     "ImageOverride",
     "InventoryEntry",

@@ -97,6 +97,7 @@ class ChangeReason(enum.StrEnum):
     EARLIER_WAVE_FAILED = "EarlierWaveFailed"  # not applied: a wave before it failed
     ALREADY_GONE = "AlreadyGone"  # pruned, but someone had deleted it already
     CHANGED_MEANWHILE = "ChangedMeanwhile"  # not deleted: it was replaced or re-created since it was seen
+    NOT_APPLIED = "NotApplied"  # not applied: another app owns it, adopting is refused, or `hook: Skip`
 
 
 @dataclass(frozen=True)

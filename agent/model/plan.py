@@ -4,9 +4,11 @@ made by `agent.engine.plan.make_plan` and carried out wave by wave by `agent.eng
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from agent.model.core import KubeObject, ObjectRef
+from agent.model.core import Condition, KubeObject, ObjectRef
+from agent.model.hooks import Hook
 
 # Apply order of well-known kinds (Argo CD's), everything else after them.
 KIND_ORDER = (
@@ -35,6 +37,8 @@ class PlannedObject:
     options: frozenset[str]
     predicted: KubeObject | None = None  # the server's dry-run of applying `desired`
     note: str = ""  # why the comparison could not use a dry-run, for example
+    blocked: str = ""  # why a sync must not apply it (another app owns it, `hook: Skip`, ...); empty: it may
+    shared: bool = False  # blocked because another app owns it (FailOnSharedResource fails the sync for it)
 
     @property
     def sort_key(self) -> tuple[int, int, str, str, str]:
@@ -58,14 +62,32 @@ class PruneCandidate:
 
 
 @dataclass(frozen=True)
+class Claims:
+    """What the other apps of this agent declare, for the ownership rules of a plan.
+
+    `declared` maps an object to the other apps whose last render declared it; `known` are
+    the apps whose declarations are known at all (an app not known might still declare
+    anything, so nothing is handed over to or taken from it).
+    """
+
+    declared: Mapping[ObjectRef, frozenset[str]] = field(default_factory=dict)
+    known: frozenset[str] = frozenset()
+
+    def others(self, ref: ObjectRef) -> frozenset[str]:
+        return self.declared.get(ref, frozenset())
+
+
+@dataclass(frozen=True)
 class Plan:
     objects: tuple[PlannedObject, ...]
     prune: tuple[PruneCandidate, ...]
     refusal: str = ""  # a reason to apply and delete nothing at all
+    hooks: tuple[Hook, ...] = ()  # never compared, applied as resources, inventoried or pruned
+    warnings: tuple[Condition, ...] = ()  # shared objects, unsupported annotations: shown, not fatal
 
     @property
     def to_apply(self) -> tuple[PlannedObject, ...]:
-        return tuple(o for o in self.objects if o.action is not Action.UNCHANGED)
+        return tuple(o for o in self.objects if o.action is not Action.UNCHANGED and not o.blocked)
 
     @property
     def requires_pruning(self) -> tuple[PruneCandidate, ...]:
@@ -73,18 +95,13 @@ class Plan:
 
     @property
     def out_of_sync(self) -> bool:
-        return bool(self.to_apply or self.requires_pruning)
+        """Whether a sync has something to do (or must be tried and fail: a refusal). Objects a sync
+        must not apply do not count, so they never make automated sync loop."""
+        return bool(self.to_apply or self.requires_pruning or self.refusal)
 
-    def waves(self) -> list[tuple[int, list[PlannedObject]]]:
-        """Objects grouped by wave, each group in apply order; pre-sync kinds come first as their own group."""
-        ordered = sorted(self.objects, key=lambda o: (not o.pre_sync, *o.sort_key))
-        groups: list[tuple[int, list[PlannedObject]]] = []
-        for obj in ordered:
-            key = -(2**31) if obj.pre_sync else obj.wave
-            if not groups or groups[-1][0] != key:
-                groups.append((key, []))
-            groups[-1][1].append(obj)
-        return groups
+    @property
+    def blocked(self) -> frozenset[ObjectRef]:
+        return frozenset(o.ref for o in self.objects if o.blocked)
 
     def prune_order(self) -> list[PruneCandidate]:
         """Deletable candidates: reverse wave order, PruneLast ones after all others."""

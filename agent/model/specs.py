@@ -24,8 +24,19 @@ class RetryPolicy:
 
 APP_SYNC_OPTIONS = frozenset({
     "CreateNamespace=true", "PruneLast=true", "ApplyOutOfSyncOnly=true", "ServerSideApply=true",
-    "Replace=true", "Force=true", "Prune=false", "Validate=false",
+    "SkipDryRunOnMissingResource=true", "Replace=true", "Force=true", "Prune=false", "Validate=false",
+    "RespectIgnoreDifferences=true", "FailOnSharedResource=true", "PrunePropagationPolicy=foreground",
+    "PrunePropagationPolicy=background", "PrunePropagationPolicy=orphan",
 })
+# Argo CD's sync options this agent does not implement, and why: refused rather than ignored.
+REFUSED_SYNC_OPTIONS = {
+    "Prune=confirm": "pruning that waits for a confirmation is not supported; use Prune=false and delete by hand",
+    "Delete=confirm": "deletion that waits for a confirmation is not supported; use Delete=false",
+    "ServerSideApply=false": "objects are always written with server-side apply (or replaced, with Replace=true)",
+    "ClientSideApplyMigration=false": "there is no client-side apply to migrate from",
+    "CreateNamespace=false": "leave CreateNamespace=true out instead",
+}
+_PROPAGATION = {"foreground": "Foreground", "background": "Background", "orphan": "Orphan"}
 
 
 @dataclass(frozen=True)
@@ -41,10 +52,23 @@ class SyncPolicy:
     def has(self, option: str) -> bool:
         return option in self.options
 
+    @property
+    def prune_propagation(self) -> str:
+        """The deletion propagation of a prune (`PrunePropagationPolicy=…`; Argo CD's default: foreground)."""
+        for option in self.options:
+            key, _, value = option.partition("=")
+            if key == "PrunePropagationPolicy":
+                return _PROPAGATION[value]
+        return "Foreground"
+
 
 @dataclass(frozen=True)
 class IgnoreDifference:
-    """Fields left out of the comparison for matching objects (Argo CD's `ignoreDifferences`)."""
+    """Fields left out of the comparison for matching objects (Argo CD's `ignoreDifferences`).
+
+    `group` and `kind` are globs (`*` matches every group or kind); `jq_path_expressions` are
+    jq paths, each removed as `del(<expression>)` does.
+    """
 
     kind: str
     group: str = ""
@@ -52,6 +76,7 @@ class IgnoreDifference:
     namespace: str = ""
     json_pointers: tuple[str, ...] = ()
     managed_fields_managers: tuple[str, ...] = ()
+    jq_path_expressions: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- repository credentials (read from config)

@@ -26,6 +26,7 @@ from agent.model.core import (
     SyncStatus,
     SyncTrigger,
 )
+from agent.model.hooks import HookRun
 from agent.model.plan import Plan
 
 
@@ -81,6 +82,7 @@ class HistoryEntry:
     pruned: int = 0
     failed: int = 0
     initiated_by: str = ""  # who asked for it through the API (the token's user); "" for automated syncs
+    hooks: tuple[HookRun, ...] = ()  # every hook the sync ran, with its result
 
 
 @dataclass(frozen=True)
@@ -110,16 +112,20 @@ class OperationRequest:
     dry_run: bool = False  # plan and diff only
     trigger: SyncTrigger = SyncTrigger.MANUAL  # recorded in the sync history
     initiated_by: str = ""  # the API caller (token's user), recorded in the sync history
+    # Selective sync (`argocd app sync --resource`): apply only these, no prune, no hooks. A
+    # namespace of "" matches the object in any namespace.
+    resources: tuple[ObjectRef, ...] = ()
 
 
 @dataclass(frozen=True)
 class SyncOperation:
     """A sync in progress, as gitops-engine's SyncContext keeps it: each reconcile of the app
-    advances it by (at most) one wave and returns, so waiting for a wave's health holds
-    neither the app's lock nor a reconcile slot.
+    advances it by (at most) one step (a wave of a phase) and returns, so waiting for health
+    or a hook holds neither the app's lock nor a reconcile slot.
 
-    `wave` is the index of the next group of `plan.waves()` to apply. While `waiting_since`
-    is set, the group before it was applied and its health is awaited (since then).
+    `step` is the index of the next of the plan's sync steps (agent.engine.steps) to run.
+    While `waiting_since` is set, the step before it was run and its hooks or health are
+    awaited (since then). `failure` is set once the sync failed and its SyncFail hooks run.
     """
 
     revision: Revision
@@ -127,15 +133,18 @@ class SyncOperation:
     prune: bool
     manual: bool  # asked for by a person: retries of the revision are counted afresh
     started: float
-    wave: int = 0
+    step: int = 0
     waiting_since: float | None = None
     changes: tuple[Change, ...] = ()
     message: str = ""  # what it waits for, for the status
     initiated_by: str = ""  # the person who asked for it (OperationRequest.initiated_by)
+    hooks: tuple[HookRun, ...] = ()  # the hooks run so far: a finished one is never run again
+    failure: str = ""  # why the sync failed, while its SyncFail hooks run
+    resources: tuple[ObjectRef, ...] = ()  # a selective sync's objects (see OperationRequest)
     # Transient: the plan being carried out, the fingerprints of its desired objects, and what
     # the server answered to each apply so far (proofs of sync are made from them at the end).
     # After a restart the operation plans afresh at its revision and starts again from the
-    # first wave (applying is idempotent).
+    # first step (applying is idempotent; hooks already run are known from `hooks`).
     plan: Plan | None = field(default=None, compare=False, repr=False)
     prints: Mapping[ObjectRef, str] = field(default_factory=dict, compare=False, repr=False)
     written: Mapping[ObjectRef, KubeObject] = field(default_factory=dict, compare=False, repr=False)
@@ -152,6 +161,7 @@ class UnchangedSince:
     epoch: int  # the watch cache's count of content changes to the app's objects
     touches: int  # its count of any change (status too): health is assessed again when it moves
     rules: object  # the health rules health was assessed with (a reload may change them)
+    claims: int = 0  # what other apps declare of this app's objects changed when this count moves
 
 
 @dataclass(frozen=True)

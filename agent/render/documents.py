@@ -262,11 +262,12 @@ def _check_object(source: str, index: int, obj: KubeObject) -> None:
         if not isinstance(obj.get(key), str) or not obj[key]:
             raise RenderError(f"{where}: missing {key}")
     meta = obj.get("metadata")
-    if not isinstance(meta, dict) or meta.get("name") in (None, ""):
+    # generateName is for hooks (a fresh name each sync); agent.engine.desired refuses it elsewhere.
+    if not isinstance(meta, dict) or all(meta.get(key) in (None, "") for key in ("name", "generateName")):
         raise RenderError(f"{where}: {obj['kind']} has no metadata.name")
     problem = metadata_problem(meta)
     if problem:
-        named = f" {meta['name']!r}" if isinstance(meta["name"], str) else ""
+        named = f" {meta['name']!r}" if isinstance(meta.get("name"), str) else ""
         raise RenderError(f"{where}: {obj['kind']}{named}: {problem}")
 
 

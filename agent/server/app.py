@@ -15,14 +15,14 @@ from aiohttp import web
 from agent.controller import Controller
 from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppState, AppStatus, AutoSyncPause
+from agent.model import AppState, AppStatus, AutoSyncPause, HistoryEntry, SyncOperation
 from agent.server import auth as access
 from agent.server import operations
 from agent.server.auth import AUTH, AUTHENTICATED, PROJECT_OF, PUBLIC, ROUTES, ApiAuth, declare, may
 from agent.server.auth import middleware as auth_middleware
 from agent.server.guard import guard
 from agent.server.probe import ClusterCheck, KubeCheck, SharedProbe
-from agent.server.views import not_found, ref_view
+from agent.server.views import hook_view, not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
 from agent.source import redact_url
@@ -161,8 +161,23 @@ async def get_application(request: web.Request) -> web.Response:
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
     body["destination"] = {"cluster": spec.cluster, "server": controller.dest_server(spec), "namespace": spec.namespace}
     body["resources"] = resource_views(state.status)
-    body["history"] = [asdict(entry) for entry in state.history]
+    body["operation"] = operation_view(state.operation)
+    body["history"] = [history_view(entry) for entry in state.history]
     return web.json_response(body)
+
+
+def operation_view(operation: SyncOperation | None) -> dict[str, Any] | None:
+    """The sync in progress: what it waits for, and each hook's progress."""
+    if operation is None:
+        return None
+    return {"phase": "Running", "revision": operation.revision.sha, "trigger": operation.trigger.value,
+            "started": operation.started, "message": operation.message, "failure": operation.failure or None,
+            "hooks": [hook_view(run) for run in operation.hooks],
+            "resources": [ref_view(ref) for ref in operation.resources]}
+
+
+def history_view(entry: HistoryEntry) -> dict[str, Any]:
+    return {**asdict(entry), "hooks": [hook_view(run) for run in entry.hooks]}
 
 
 async def refresh_application(request: web.Request) -> web.Response:

@@ -9,9 +9,10 @@ from aiohttp import web
 
 from agent.controller import Controller, QueueFull, RevisionRefused, RollbackRefused
 from agent.controller.reconcile import ReconcileResult
-from agent.model import OperationRequest
+from agent.engine.steps import selected
+from agent.model import AppState, ObjectRef, OperationRequest
 from agent.server.auth import declare, require, subject_of
-from agent.server.views import bad_request, error_response, json_fields, not_found, ref_view
+from agent.server.views import bad_request, error_response, hook_view, json_fields, not_found, ref_view
 
 
 def initiator(request: web.Request) -> str:
@@ -21,7 +22,7 @@ def initiator(request: web.Request) -> str:
 
 
 async def _operation_request(request: web.Request) -> OperationRequest:
-    body = await json_fields(request, ("revision", "prune", "dry_run"))
+    body = await json_fields(request, ("revision", "prune", "dry_run", "resources"))
     revision, prune, dry_run = body.get("revision"), body.get("prune"), body.get("dry_run", False)
     if revision is not None and not isinstance(revision, str):
         raise bad_request("revision must be a string")
@@ -29,8 +30,36 @@ async def _operation_request(request: web.Request) -> OperationRequest:
         raise bad_request("prune must be true or false")
     if not isinstance(dry_run, bool):
         raise bad_request("dry_run must be true or false")
-    return OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run,
+    resources = _selection(body.get("resources", []))
+    if resources and prune:
+        raise bad_request("a sync of selected resources does not prune: leave out prune or resources")
+    return OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run, resources=resources,
                             initiated_by=initiator(request))
+
+
+def _selection(value: Any) -> tuple[ObjectRef, ...]:
+    """`resources: [{group, kind, namespace, name}]` (group and namespace may be left out; group and kind
+    may be globs) as `argocd app sync --resource GROUP:KIND:NAME` takes them."""
+    if not isinstance(value, list):
+        raise bad_request("resources must be a list of {group, kind, namespace, name}")
+    selection = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) - {"group", "kind", "namespace", "name"}:
+            raise bad_request(f"resources[{index}] must be an object with group, kind, namespace and name")
+        fields = {key: item.get(key, "") for key in ("group", "kind", "namespace", "name")}
+        if not all(isinstance(text, str) for text in fields.values()) or not fields["kind"] or not fields["name"]:
+            raise bad_request(f"resources[{index}]: kind and name are required strings")
+        selection.append(ObjectRef(**fields))
+    return tuple(selection)
+
+
+def _unknown_resource(state: AppState | None, wanted: tuple[ObjectRef, ...]) -> ObjectRef | None:
+    """A selected resource the app did not declare at its last comparison (None when all are known,
+    or nothing is known yet: the sync itself then says)."""
+    known = [resource.ref for resource in state.status.resources] if state is not None else []
+    if not known:
+        return None
+    return next((want for want in wanted if not any(selected(ref, [want]) for ref in known)), None)
 
 
 async def _rollback_revision(request: web.Request) -> str | None:
@@ -53,8 +82,9 @@ def result_view(result: ReconcileResult) -> dict[str, Any]:
         "message": sync.message if sync else (result.decision.reason if result.decision else ""),
         "changes": [{**ref_view(c.ref), "action": c.action.value, "message": c.message}
                     for c in (sync.changes.entries if sync else ())],
-        "plan": [{**ref_view(o.ref), "action": o.action.value, "wave": o.wave} for o in plan.objects]
-        if plan else [],
+        "hooks": [hook_view(run) for run in (sync.hooks if sync else ())],
+        "plan": [{**ref_view(o.ref), "action": o.action.value, "wave": o.wave, "blocked": o.blocked}
+                 for o in plan.objects] if plan else [],
         "prune": [{**ref_view(c.ref), "blocked": c.blocked} for c in plan.prune] if plan else [],
         "diffs": {str(ref): diff for ref, diff in result.diffs.items()},
     }
@@ -72,6 +102,10 @@ class Operations:
         spec = self.controller.spec(name)
         if spec is not None and operation.revision is not None and operation.revision != spec.revision:
             require(request, "override", name)  # Argo CD: syncing another revision than the tracked one
+        unknown = _unknown_resource(self.controller.state(name), operation.resources)
+        if unknown is not None:
+            raise bad_request(f"{unknown} is not a resource of application {name} (as of its last comparison: "
+                              "refresh it first if a commit just added it)")
         try:
             result = await self.controller.sync_now(name, operation)
         except QueueFull as exc:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.model import ObjectRef
+from agent.model import HookRun, ObjectRef
 
 MAX_JSON_DEPTH = 64  # far deeper than any request or webhook payload; Python's decoder recurses per level
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -37,6 +37,12 @@ def loads_bounded(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 def ref_view(ref: ObjectRef) -> dict[str, str]:
     return {"group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name}
+
+
+def hook_view(run: HookRun) -> dict[str, Any]:
+    """One hook of a sync: its phase, the object created for it, and how it went."""
+    return {"phase": run.phase.value, **ref_view(run.ref), "wave": run.wave, "status": run.status.value,
+            "message": run.message, "deleted": run.deleted}
 
 
 def not_found(name: str) -> web.HTTPNotFound:

@@ -24,6 +24,8 @@ from agent.model import (
     ConditionType,
     HealthStatus,
     HistoryEntry,
+    HookRun,
+    HookType,
     InventoryEntry,
     LastSync,
     ObjectRef,
@@ -77,6 +79,18 @@ def _pause_from(data: Any) -> AutoSyncPause | None:
                                                    float(data["since"]))
 
 
+def _hook(run: HookRun) -> list[Any]:
+    return [run.phase.value, *_ref(run.template), *_ref(run.ref), run.api_version, run.wave, run.status.value,
+            run.message, run.deleted]
+
+
+def _hook_from(value: Any) -> HookRun:
+    if not isinstance(value, list) or len(value) != 14:
+        raise RecordError(f"not a hook run: {value!r}")
+    return HookRun(HookType(value[0]), _ref_from(value[1:5]), _ref_from(value[5:9]), str(value[9]), int(value[10]),
+                   OperationPhase(value[11]), str(value[12]), bool(value[13]))
+
+
 # ------------------------------------------------------------------ status
 
 
@@ -128,6 +142,7 @@ def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
         "trigger": entry.trigger.value, "started": entry.started, "finished": entry.finished,
         "phase": entry.phase.value, "created": entry.created, "configured": entry.configured,
         "pruned": entry.pruned, "failed": entry.failed, "initiated_by": entry.initiated_by,
+        "hooks": [_hook(run) for run in entry.hooks],
     }
 
 
@@ -139,6 +154,7 @@ def history_from_dict(data: Mapping[str, Any]) -> HistoryEntry:
             finished=float(data["finished"]), phase=OperationPhase(data["phase"]), created=int(data["created"]),
             configured=int(data["configured"]), pruned=int(data["pruned"]), failed=int(data["failed"]),
             initiated_by=str(data.get("initiated_by", "")),  # absent in snapshots written before it existed
+            hooks=tuple(_hook_from(run) for run in data.get("hooks", ())),  # absent before hooks existed
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"history: {type(exc).__name__}: {exc}") from exc
@@ -148,12 +164,15 @@ def history_from_dict(data: Mapping[str, Any]) -> HistoryEntry:
 
 
 def _operation(operation: SyncOperation | None) -> dict[str, Any] | None:
-    """What a restart needs to carry on: the revision, trigger and options. It plans afresh."""
+    """What a restart needs to carry on: the revision, trigger and options, the hooks run so far (a
+    finished one is not run again) and a failure whose SyncFail hooks run. It plans afresh."""
     if operation is None:
         return None
     return {"revision": _revision(operation.revision), "trigger": operation.trigger.value,
             "prune": operation.prune, "manual": operation.manual, "started": operation.started,
-            "initiated_by": operation.initiated_by}
+            "initiated_by": operation.initiated_by,
+            "hooks": [_hook(run) for run in operation.hooks], "failure": operation.failure,
+            "resources": [_ref(ref) for ref in operation.resources]}
 
 
 def _operation_from(data: Any) -> SyncOperation | None:
@@ -162,8 +181,12 @@ def _operation_from(data: Any) -> SyncOperation | None:
     revision = _revision_from(data["revision"])
     if revision is None:
         raise RecordError("operation: no revision")
+    # Snapshots written before hooks and selective syncs have none of their keys.
     return SyncOperation(revision, SyncTrigger(data["trigger"]), bool(data["prune"]), bool(data["manual"]),
-                         float(data["started"]), initiated_by=str(data.get("initiated_by", "")))
+                         float(data["started"]), initiated_by=str(data.get("initiated_by", "")),
+                         hooks=tuple(_hook_from(run) for run in data.get("hooks", ())),
+                         failure=str(data.get("failure", "")),
+                         resources=tuple(_ref_from(ref) for ref in data.get("resources", ())))
 
 
 # ------------------------------------------------------------------ the whole state

@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from agent import APP_LABEL
 from agent.config import parse_settings
 from agent.controller import Reconciler
 from agent.controller.reload import source_options
+from agent.engine.health import object_health
 from agent.errors import RenderError
 from agent.kube import KubeClient
-from agent.model import AppState
+from agent.model import AppState, HealthStatus
 from agent.render import Renderer
 from agent.source import GitSource
+from tests.integration.helpers import eventually
 from tests.integration.render_support import kustomize_binary, platform_files
 from tests.support.gitserver import GitServer, WorkTree
 
@@ -90,7 +93,9 @@ async def test_app_with_kustomize_overrides_is_reconciled_into_the_namespace(
     repo.commit_and_push({"apps/payment-service/overlays/staging/kustomization.yaml": broken,
                           "apps/payment-service/base/service.yaml": None}, "typo")
     source.invalidate(app.repo)
-    before = deployment["metadata"]["resourceVersion"]
+    # A sync of one wave does not wait for the rollout; wait here until the controller is done writing status.
+    settled = await eventually(lambda: _rolled_out(kube, deployment), what="the Deployment rolled out")
+    before = settled["metadata"]["resourceVersion"]
 
     failed = (await reconciler.reconcile(app, outcome.state)).result
 
@@ -98,7 +103,12 @@ async def test_app_with_kustomize_overrides_is_reconciled_into_the_namespace(
     assert str(failed.error).startswith("app payments-staging-eu: apps/payment-service/overlays/staging/"
                                         "kustomization.yaml: resources: '../../bsae' does not exist")
     after = await kube.get(deployment)
-    assert after is not None and after["metadata"]["resourceVersion"] == before
+    assert after is not None and after["metadata"]["resourceVersion"] == before, "nothing is applied"
     service = await kube.get({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name,
                                                                                    "namespace": namespace}})
     assert service is not None, "nothing is pruned on a render error"
+
+
+async def _rolled_out(kube: KubeClient, deployment: dict[str, Any]) -> dict[str, Any] | None:
+    live = await kube.get(deployment)
+    return live if live is not None and object_health(live).status is HealthStatus.HEALTHY else None

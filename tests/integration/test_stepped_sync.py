@@ -36,12 +36,20 @@ def stuck_deployment(name: str, node_label: str, *, wave: str = "0") -> str:
     })
 
 
+def wave_one_configmap(name: str) -> str:
+    later = yaml.safe_load(configmap(name, {"wave": "1"}))
+    later["metadata"]["annotations"] = {WAVE: "1"}
+    return yaml.safe_dump(later)
+
+
 async def test_twenty_slow_rollouts_do_not_delay_an_unrelated_app(
     tmp_path: Path, cluster: LocalCluster, kube: KubeClient, git_server: GitServer, repo: WorkTree, namespace: str
 ) -> None:
     tag = secrets.token_hex(3)
+    # Two waves each: a sync waits for health only when it has more than one step (gitops-engine's rule).
     files = {f"slow/{i:02d}/deploy.yaml": stuck_deployment(f"slow-{i:02d}", f"example.com/never-{tag}")
              for i in range(SLOW)}
+    files |= {f"slow/{i:02d}/after.yaml": wave_one_configmap(f"after-{i:02d}") for i in range(SLOW)}
     files["fast/cm.yaml"] = configmap("fast", {"v": "1"})
     repo.commit_and_push(files, "twenty rollouts that never finish, and a config map")
     url = git_server.url(repo.name)
@@ -84,10 +92,8 @@ async def test_sigterm_mid_sync_is_carried_on_by_the_next_start(
 ) -> None:
     tag = secrets.token_hex(3)
     node_label = f"example.com/ready-{tag}"
-    later = yaml.safe_load(configmap("later", {"wave": "1"}))
-    later["metadata"]["annotations"] = {WAVE: "1"}
     sha = repo.commit_and_push({"app/db.yaml": stuck_deployment("db", node_label), "app/later.yaml":
-                                yaml.safe_dump(later)}, "a rollout, then a config map")
+                                wave_one_configmap("later")}, "a rollout, then a config map")
     name = f"stepped-{tag}"
     body = (f'[[applications]]\nname = "{name}"\nrepo = "{git_server.url(repo.name)}"\nrevision = "main"\n'
             f'path = "app"\nnamespace = "{namespace}"\n[applications.sync_policy]\nhealth_timeout = "10m"\n')

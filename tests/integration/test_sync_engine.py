@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from agent.config import AppSpec
-from agent.controller import Controller
-from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
-from agent.metrics import Metrics
 from agent.model import (
     ChangeAction,
     IgnoreDifference,
@@ -25,54 +20,9 @@ from agent.model import (
     SyncPolicy,
     SyncStatus,
 )
-from agent.runtime import build_controller
-from tests.integration.helpers import configmap, deployment, eventually, settings_for
-from tests.support.cluster import LocalCluster
-from tests.support.gitserver import GitServer, WorkTree
-
-
-class Harness:
-    """The real controller and reconciler for one app, driven one reconcile at a time."""
-
-    def __init__(self, controller: Controller, kube: KubeClient, name: str, namespace: str) -> None:
-        self.controller, self.kube, self.name, self.namespace = controller, kube, name, namespace
-
-    async def reconcile(self, request: OperationRequest | None = None) -> ReconcileResult:
-        self.controller.request_refresh(self.name)  # ask git again, as a refresh does
-        result = await self.controller.reconcile_once(self.name, request)
-        assert result is not None
-        return result
-
-    async def live(self, kind: str, name: str, api_version: str = "v1", *, namespaced: bool = True) -> Any:
-        meta = {"name": name, "namespace": self.namespace} if namespaced else {"name": name}
-        return await self.kube.get({"apiVersion": api_version, "kind": kind, "metadata": meta})
-
-
-@pytest.fixture
-def make_harness(tmp_path: Path, cluster: LocalCluster, kube: KubeClient, git_server: GitServer, repo: WorkTree,
-                 namespace: str) -> Any:
-    def make(policy: SyncPolicy | None = None, *, path: str = "app", app_namespace: str | None = None,
-             ignore: tuple[IgnoreDifference, ...] = ()) -> Harness:
-        # Labels are per app name across the cluster: each test's app gets a name of its own.
-        name = f"app-{secrets.token_hex(3)}"
-        spec = AppSpec(name=name, repo=git_server.url(repo.name), revision="main", path=path,
-                       namespace=app_namespace or namespace, sync_policy=policy or SyncPolicy(),
-                       ignore_differences=ignore)
-        settings = settings_for([spec], state_dir=tmp_path / "state", kubeconfig=cluster.kubeconfig)
-        return Harness(build_controller(settings, kube, Metrics()), kube, name, namespace)
-
-    return make
-
-
-def actions(result: ReconcileResult) -> dict[str, str]:
-    assert result.sync is not None, result.decision
-    return {str(c.ref).rsplit("/", 1)[-1] + f"({c.ref.kind})": c.action.value for c in result.sync.changes.entries}
-
-
-def annotated(doc: str, **annotations: str) -> str:
-    obj = yaml.safe_load(doc)
-    obj["metadata"]["annotations"] = annotations
-    return yaml.safe_dump(obj)
+from tests.integration.helpers import configmap, deployment, eventually
+from tests.integration.sync_support import Harness, actions, annotated
+from tests.support.gitserver import WorkTree
 
 
 async def test_create_update_and_unchanged_keep_resource_version(make_harness: Any, repo: WorkTree) -> None:
@@ -288,30 +238,59 @@ async def test_create_namespace_option(make_harness: Any, repo: WorkTree, kube: 
         await kube.delete(ns)
 
 
-async def test_immutable_field_change_fails_and_replace_recovers(make_harness: Any, repo: WorkTree) -> None:
-    def job(image: str, *, replace: bool) -> str:
-        annotations = {"argocd.argoproj.io/sync-options": "Replace=true"} if replace else {}
-        return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
-            "name": "migrate", "annotations": annotations}, "spec": {"template": {"spec": {
-                "restartPolicy": "Never", "containers": [{"name": "m", "image": image}]}}}})
+def job(image: str, *, options: str = "") -> str:
+    annotations = {"argocd.argoproj.io/sync-options": options} if options else {}
+    return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "migrate", "annotations": annotations}, "spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "m", "image": image}]}}}})
 
-    repo.commit_and_push({"app/job.yaml": job("migrate:v1", replace=False)}, "v1")
+
+@pytest.mark.parametrize("options", ["Force=true", "Force=true,Replace=true"])
+async def test_immutable_field_change_fails_and_force_recreates(make_harness: Any, repo: WorkTree,
+                                                                options: str) -> None:
+    repo.commit_and_push({"app/job.yaml": job("migrate:v1")}, "v1")
     app = make_harness(SyncPolicy(health_timeout=20))
     first = await app.reconcile()
     assert first.sync is not None and first.sync.phase is OperationPhase.SUCCEEDED, first.sync.message
     uid = (await app.live("Job", "migrate", "batch/v1"))["metadata"]["uid"]
 
-    repo.commit_and_push({"app/job.yaml": job("migrate:v2", replace=False)}, "v2")
+    repo.commit_and_push({"app/job.yaml": job("migrate:v2")}, "v2")
     failed = await app.reconcile()
     assert failed.sync is not None and failed.sync.phase is OperationPhase.FAILED
     assert "field is immutable" in failed.sync.message and failed.sync.message.startswith("Job/")
 
-    repo.commit_and_push({"app/job.yaml": job("migrate:v2", replace=True)}, "v2 replace")
+    repo.commit_and_push({"app/job.yaml": job("migrate:v2", options=options)}, "v2 forced")
     replaced = await app.reconcile()
     assert replaced.sync is not None and replaced.sync.phase is OperationPhase.SUCCEEDED, replaced.sync.message
     live = await app.live("Job", "migrate", "batch/v1")
     assert live["metadata"]["uid"] != uid
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "migrate:v2"
+
+
+async def test_replace_puts_the_whole_object_and_drops_what_others_set(make_harness: Any, repo: WorkTree,
+                                                                      kube: KubeClient, namespace: str) -> None:
+    replaced = annotated(configmap("replaced", {"k": "1"}), **{"argocd.argoproj.io/sync-options": "Replace=true"})
+    repo.commit_and_push({"app/replaced.yaml": replaced, "app/applied.yaml": configmap("applied", {"k": "1"})}, "one")
+    app = make_harness()
+    created = await app.reconcile()
+    assert actions(created) == {"applied(ConfigMap)": "created", "replaced(ConfigMap)": "created"}
+    for name in ("replaced", "applied"):  # another writer adds a key
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+        await kube.request("PATCH", path, body={"data": {"extra": "x"}}, content_type="application/merge-patch+json",
+                           query={"fieldManager": "someone-else"})
+    replaced = annotated(configmap("replaced", {"k": "2"}), **{"argocd.argoproj.io/sync-options": "Replace=true"})
+    repo.commit_and_push({"app/replaced.yaml": replaced, "app/applied.yaml": configmap("applied", {"k": "2"})}, "two")
+    result = await app.reconcile()
+    assert result.sync is not None and result.sync.phase is OperationPhase.SUCCEEDED, result.sync.message
+    assert (await app.live("ConfigMap", "replaced"))["data"] == {"k": "2"}, "a replace drops the other writer's key"
+    assert (await app.live("ConfigMap", "applied"))["data"] == {"k": "2", "extra": "x"}, "an apply keeps it"
+
+    repo.commit_and_push({"app/job.yaml": job("migrate:v1", options="Replace=true")}, "a job")
+    await app.reconcile()
+    repo.commit_and_push({"app/job.yaml": job("migrate:v2", options="Replace=true")}, "its template changes")
+    refused = await app.reconcile()
+    assert refused.sync is not None and refused.sync.phase is OperationPhase.FAILED
+    assert "field is immutable" in refused.sync.message, "Replace=true alone replaces, it does not recreate"
 
 
 async def test_waves_are_applied_in_order_and_wait_for_health(make_harness: Any, repo: WorkTree) -> None:

@@ -107,6 +107,18 @@ def test_sync_options_spelled_as_their_default_are_accepted() -> None:
     assert app.sync_policy.options == frozenset({"ServerSideApply=true"})
 
 
+def test_argo_cd_sync_options_and_ignore_rules_carry_over() -> None:
+    app = parse_application(minimal(
+        syncPolicy={"syncOptions": ["PrunePropagationPolicy=foreground", "Replace=true"]},
+        ignoreDifferences=[{"group": "*", "kind": "*", "managedFieldsManagers": ["kube-controller-manager"]},
+                           {"kind": "ConfigMap", "jqPathExpressions": ['.data["config.yaml"]']}]), file="a.yaml")
+    assert app.sync_policy.options == frozenset({"PrunePropagationPolicy=foreground", "Replace=true"})
+    assert app.ignore_differences == (
+        IgnoreDifference(kind="*", group="*", managed_fields_managers=("kube-controller-manager",)),
+        IgnoreDifference(kind="ConfigMap", jq_path_expressions=('.data["config.yaml"]',)),
+    )
+
+
 def test_background_cascading_finalizer_also_deletes_objects() -> None:
     obj = minimal()
     obj["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io/background"]
@@ -129,13 +141,9 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
     ("spec.source.plugin", {"name": "cmp"}, "spec.source.plugin"),
     ("spec.sources", [{"repoURL": "r", "path": "a"}], "spec.sources"),
     ("spec.destination.server", "https://10.0.0.1:6443", "spec.destination.server"),
-    ("spec.syncPolicy.syncOptions", ["PrunePropagationPolicy=foreground"], "spec.syncPolicy.syncOptions"),
+    ("spec.syncPolicy.syncOptions", ["Prune=confirm"], "spec.syncPolicy.syncOptions[0]"),
     ("spec.syncPolicy.managedNamespaceMetadata", {"labels": {"a": "b"}}, "spec.syncPolicy.managedNamespaceMetadata"),
     ("spec.syncPolicy.retry.limit", -1, "spec.syncPolicy.retry.limit"),
-    ("spec.ignoreDifferences", [{"kind": "ConfigMap", "jqPathExpressions": ['.data["config.yaml"]']}],
-     "spec.ignoreDifferences[0].jqPathExpressions"),
-    ("spec.ignoreDifferences", [{"group": "*", "kind": "*", "managedFieldsManagers": ["kube-controller-manager"]}],
-     "spec.ignoreDifferences[0].group"),
     ("spec.source.kustomize.patches", [{"patch": "x"}], "spec.source.kustomize.patches"),
     ("spec.revisionHistoryLimit", 3, "spec.revisionHistoryLimit"),
     ("spec.revisionHistoryLimit", 0, "spec.revisionHistoryLimit"),  # 0 means "keep none" to Argo CD
@@ -163,6 +171,8 @@ def test_the_unsupported_message_reads_well() -> None:
     ("spec.syncPolicy.automated.prune", "yes", "spec.syncPolicy.automated.prune: must be true or false"),
     ("spec.destination.name", "in-cluster", "spec.destination.server: give server or name, not both"),
     ("spec.source.kustomize.images", ["nginx"], "spec.source.kustomize.images[0]: 'nginx' changes nothing"),
+    ("spec.ignoreDifferences", [{"kind": "ConfigMap", "jqPathExpressions": [".data["]}],
+     "spec.ignoreDifferences[0].jqPathExpressions[0]: '.data[' is not a jq path expression"),
 ])
 def test_malformed_fields_are_invalid_naming_file_object_and_field(path: str, value: Any, problem: str) -> None:
     with pytest.raises(InvalidDefinition) as caught:

@@ -99,6 +99,15 @@ def test_metrics_families_take_any_subset(families: list[str]) -> None:
          "agent.toml: agent.metrics_families: unknown family 'argo' (known: gitops_agent, argocd)"),
         ('[agent]\nmetrics_families = "argocd"\n', "agent.metrics_families: must be an array, not a string"),
         ("[agnet]\n", "agent.toml: agnet: unknown table or key"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\n[applications.sync_policy]\noptions = ["Prune=confirm"]\n',
+         "applications[0].sync_policy.options: sync option 'Prune=confirm' is not supported: pruning that waits"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\n[applications.sync_policy]\noptions = ["Validate=false"]\n',
+         "sync option 'Validate=false' only has an effect with 'Replace=true'"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\n[applications.sync_policy]\noptions = ["Prune=nope"]\n',
+         "applications[0].sync_policy.options: unknown sync option 'Prune=nope'"),
+        ('[[applications]]\nname = "a"\nrepo = "x"\n[[applications.ignore_differences]]\nkind = "*"\n'
+         'jq_path_expressions = [".spec.x[) | .y"]\n',
+         "applications[0].ignore_differences[0].jq_path_expressions[0]: '.spec.x[) | .y' is not a jq path"),
         ("[agent\n", "agent.toml: not valid TOML"),
     ],
 )

@@ -1,6 +1,7 @@
 """Diffing desired against live: normalization, ignored differences, and Secrets never shown."""
 
-from agent.engine.diff import differs, normalize, redact_secrets, remove_managed_fields, unified_diff
+from agent.engine.diff import differs, normalize, redact_secrets, unified_diff
+from agent.engine.ignore import remove_managed_fields
 from agent.model import IgnoreDifference, ObjectRef
 
 

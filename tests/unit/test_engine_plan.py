@@ -4,6 +4,7 @@ from typing import Any
 
 from agent.engine.options import sync_options, sync_wave
 from agent.engine.plan import Action, make_plan
+from agent.engine.steps import sync_steps
 from agent.model import ObjectRef, SyncPolicy
 
 APP = "shop"
@@ -94,7 +95,8 @@ def test_waves_put_namespaces_and_crds_first_then_wave_then_kind_order() -> None
     late = cm("late", annotations={"argocd.argoproj.io/sync-wave": "1"})
     early = cm("early", annotations={"argocd.argoproj.io/sync-wave": "-1"})
     plan = make_plan(APP, [deploy, late, cm("plain"), early, ns], {}, {}, policy=SyncPolicy())
-    assert [[o.ref.name for o in objs] for _, objs in plan.waves()] == [["ns"], ["early"], ["plain", "d"], ["late"]]
+    steps = [[o.ref.name for o in step.objects] for step in sync_steps(plan) if not step.prune]
+    assert steps == [["ns"], ["early"], ["plain", "d"], ["late"]]
 
 
 def test_prune_order_is_reverse_wave_with_prune_last_at_the_end() -> None:

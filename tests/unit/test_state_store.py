@@ -22,6 +22,8 @@ from agent.model import (
     ConditionType,
     HealthStatus,
     HistoryEntry,
+    HookRun,
+    HookType,
     InventoryEntry,
     LastSync,
     ObjectRef,
@@ -51,15 +53,19 @@ def full_record(name: str = "shop", *, history: int = 2) -> AppState:
         resources=(ResourceState(CM, SyncStatus.SYNCED, HealthStatus.HEALTHY),
                    ResourceState(DEPLOY, SyncStatus.OUT_OF_SYNC, HealthStatus.PROGRESSING, "rolling")),
     )
+    migrate = HookRun(HookType.PRE_SYNC, ObjectRef("batch", "Job", "shop", "migrate-"),
+                      ObjectRef("batch", "Job", "shop", "migrate-aaaaaaa-presync-1700000004"), "batch/v1", -1,
+                      OperationPhase.SUCCEEDED, "Job completed", deleted=True)
     entries = tuple(
         HistoryEntry(i, f"{i:040x}", "Dev", f"commit {i}", SyncTrigger.WEBHOOK, 10.0 * i, 10.0 * i + 1,
-                     OperationPhase.SUCCEEDED, created=i, configured=1, pruned=0, failed=0)
+                     OperationPhase.SUCCEEDED, created=i, configured=1, pruned=0, failed=0, hooks=(migrate,))
         for i in range(history, 0, -1)
     )
     return AppState(
         name=name, status=status, pause=AutoSyncPause("rolled back to aaaaaaa", "b" * 40, 1700000002.0),
         operation=SyncOperation(status.revision or Revision("a" * 40), SyncTrigger.MANUAL, prune=True, manual=True,
-                                started=1700000004.0),
+                                started=1700000004.0, hooks=(migrate,), failure="PreSync hook failed",
+                                resources=(CM,)),
         last_sync=LastSync("a" * 40, OperationPhase.FAILED, 2, 1700000003.0), tracked_sha="b" * 40,
         kinds=frozenset({("v1", "ConfigMap"), ("apps/v1", "Deployment")}),
         inventory=(InventoryEntry("apps/v1", DEPLOY), InventoryEntry("v1", CM)),
@@ -82,10 +88,10 @@ def test_transient_parts_are_not_kept() -> None:
     state = full_record()
     assert state.operation is not None
     encoded = state_to_dict(replace(state, diffs={CM: "diff"},
-                                    operation=replace(state.operation, prints={CM: "x"}, wave=3)))
+                                    operation=replace(state.operation, prints={CM: "x"}, step=3)))
     loaded = state_from_dict("shop", json.loads(json.dumps(encoded)))
     assert loaded.diffs == {} and loaded.operation is not None
-    assert loaded.operation.wave == 0 and loaded.operation.prints == {} and loaded.operation.plan is None
+    assert loaded.operation.step == 0 and loaded.operation.prints == {} and loaded.operation.plan is None
 
 
 def test_a_snapshot_from_before_app_states_keeps_its_pause() -> None:
@@ -99,6 +105,17 @@ def test_a_snapshot_from_before_app_states_keeps_its_pause() -> None:
         del change[6:]
     loaded = state_from_dict("shop", encoded)
     assert loaded.pause == full_record().pause and loaded.operation is None
+
+
+def test_a_snapshot_from_before_hooks_loads_without_them() -> None:
+    encoded = state_to_dict(full_record())
+    for key in ("hooks", "failure", "resources"):
+        del encoded["operation"][key]
+    for entry in encoded["history"]:
+        del entry["hooks"]
+    loaded = state_from_dict("shop", encoded)
+    assert loaded.operation is not None and loaded.operation.hooks == () and loaded.operation.failure == ""
+    assert all(entry.hooks == () for entry in loaded.history)
 
 
 async def test_store_writes_and_loads_records(tmp_path: Path) -> None:
