@@ -7,19 +7,21 @@ error rather than silently ignored: a typo in `prune` must not leave pruning off
     agent        [agent]
     apps         [[applications]] with sync policy, directory and kustomize options
     lists        [[repositories]] and [[health_checks]]
+    notifications  [notifications]: services, templates, triggers, subscriptions (compiled)
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.config.agent import AgentSettings, LeaderElectionSettings, parse_agent
 from agent.config.apps import AppSpec, parse_app
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
+from agent.config.notifications import parse_notifications
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
 from agent.model import (
@@ -31,6 +33,7 @@ from agent.model import (
     RetryPolicy,
     SyncPolicy,
 )
+from agent.notifications.settings import NotificationSettings
 
 __all__ = [
     "AgentSettings",
@@ -40,6 +43,7 @@ __all__ = [
     "IgnoreDifference",
     "KustomizeSpec",
     "LeaderElectionSettings",
+    "NotificationSettings",
     "RenderSettings",
     "RepoSpec",
     "RetryPolicy",
@@ -59,6 +63,7 @@ class Settings:
     source: Path | None = None
     repositories: tuple[RepoSpec, ...] = ()
     health_checks: tuple[HealthCheckSpec, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
@@ -70,6 +75,8 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     agent = parse_agent(Table(file, "agent", agent_data))
     repositories = parse_repositories(top.sub_array("repositories"))
     health_checks = parse_health_checks(top.sub_array("health_checks"))
+    # Always parsed: the catalog's triggers keep their marks even before anyone subscribes.
+    notifications = parse_notifications(Table(file, "notifications", top.get("notifications", dict, {})))
     apps: list[AppSpec] = []
     for table in top.sub_array("applications"):
         app = parse_app(table)
@@ -80,7 +87,7 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     if unknown:
         raise ConfigError(f"{file}: {unknown[0]}: unknown table or key")
     return Settings(agent=agent, applications=tuple(apps), source=Path(file) if file != "<config>" else None,
-                    repositories=repositories, health_checks=health_checks)
+                    repositories=repositories, health_checks=health_checks, notifications=notifications)
 
 
 def load_settings(path: Path) -> Settings:

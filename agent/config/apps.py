@@ -33,6 +33,10 @@ class AppSpec:
     kustomize: KustomizeSpec = field(default_factory=KustomizeSpec)
     # When the app is removed from the configuration (SIGHUP), delete what it owns; else leave it.
     prune_on_delete: bool = False
+    # The app's own labels and annotations (an Argo CD Application's metadata): notification
+    # subscriptions select on them (`notifications.argoproj.io/subscribe.<trigger>.<service>`).
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 def parse_app(table: Table) -> AppSpec:
@@ -53,6 +57,8 @@ def parse_app(table: Table) -> AppSpec:
         directory=_directory_spec(table.sub("directory")),
         kustomize=_kustomize_spec(table.sub("kustomize")),
         prune_on_delete=table.get("prune_on_delete", bool, False),
+        labels=_string_map(table, "labels"),
+        annotations=_string_map(table, "annotations"),
     )
     table.finish()
     return spec

@@ -71,6 +71,7 @@ class SettingsChange:
     restart_keys: tuple[str, ...] = ()  # the part of `agent_keys` that needs a restart
     repositories: bool = False  # [[repositories]] differ
     health_checks: bool = False  # [[health_checks]] differ
+    notifications: bool = False  # [notifications] differs (all of it takes effect at once)
 
     @property
     def applied_keys(self) -> tuple[str, ...]:
@@ -96,6 +97,7 @@ def diff_settings(running: Settings, loaded: Settings) -> SettingsChange:
         restart_keys=tuple(key for key in agent_keys if key not in RELOADABLE_AGENT_KEYS),
         repositories=running.repositories != loaded.repositories,
         health_checks=running.health_checks != loaded.health_checks,
+        notifications=running.notifications != loaded.notifications,
     )
 
 

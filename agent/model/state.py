@@ -168,6 +168,11 @@ class AppState:
     operation: SyncOperation | None = None  # a sync in progress
     unchanged: UnchangedSince | None = None  # transient
     diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # transient: what a sync would change
+    # Notification marks: trigger → the oncePer value it last fired for ("" without one); what
+    # makes each notification go out once (agent.notifications.triggers). None: never evaluated
+    # (restored from a snapshot older than notifications, or a lost one): the first evaluation
+    # records what holds and sends nothing.
+    notified: Mapping[str, str] | None = field(default_factory=dict)
 
     @classmethod
     def new(cls, name: str) -> AppState:
