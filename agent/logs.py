@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 CONTEXT_KEYS = ("app", "revision", "object", "action", "repo", "error", "duration", "sync_status",
-                "health_status", "author", "changes", "trigger")
+                "health_status", "author", "changes", "trigger", "template", "service", "recipient")
 
 
 class JsonFormatter(logging.Formatter):

@@ -158,6 +158,12 @@ class Metrics:
             "gitops_agent_config_reload_total", "Configuration reloads (SIGHUP) by result (success, error).",
             ["result"], registry=self.registry,
         )
+        self.notifications = Counter(
+            "gitops_agent_notifications_total",
+            "Notifications by service, trigger and result: sent, failed (after retries, or refused), "
+            "dropped (the agent was stopping, or too many were waiting).",
+            ["service", "trigger", "result"], registry=self.registry,
+        )
 
     def observe_status(self, status: AppStatus, *, dest_namespace: str) -> None:
         """The app's info (exactly one series, with its current status), health and out-of-sync time."""
@@ -208,6 +214,9 @@ class Metrics:
         if ok:
             self.state_bytes.set(size)
             self.state_last_write.set(time.time())
+
+    def observe_notification(self, service: str, trigger: str, result: str) -> None:
+        self.notifications.labels(service, trigger, result).inc()
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

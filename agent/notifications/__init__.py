@@ -9,6 +9,10 @@ Pure (no I/O):
     subscriptions  who hears of a trigger: configured subscriptions and Argo CD's annotations
     settings       `[notifications]` as frozen, compiled values (agent.config builds them)
 
+Effects, at the edge:
+    delivery       bounded, non-blocking delivery with timeouts, retries and backoff
+    services       Slack, email (SMTP), webhooks
+
 Nothing here imports agent.config (agent.config imports the compiler from here).
 """
 
