@@ -1,7 +1,7 @@
 """SIGHUP: read the configuration file again and run with it; keep the running one when it is invalid.
 
     RELOADING=1 to systemd → read and validate the file → controller (apps, [agent],
-    [[repositories]], [[health_checks]]) and webhook receiver → READY=1 again
+    [[repositories]], [[health_checks]], [notifications]) and webhook receiver → READY=1 again
 
 An invalid file changes nothing: the error (naming file, table and key) is logged, counted
 in `gitops_agent_config_reload_total{result="error"}`, and the agent runs on with what it
@@ -98,6 +98,8 @@ def describe(change: SettingsChange) -> str:
         parts.append(f"[agent] {', '.join(change.applied_keys)}")
     parts += [f"[[{table}]]" for table, changed in (("repositories", change.repositories),
                                                      ("health_checks", change.health_checks)) if changed]
+    if change.notifications:
+        parts.append("[notifications]")
     return "; ".join(parts) or "nothing changed"
 
 

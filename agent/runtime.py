@@ -18,6 +18,7 @@ from agent.kube.ratelimit import TokenBucket
 from agent.kube.watch import WatchCache
 from agent.lifecycle import Lifecycle, build_leadership
 from agent.metrics import Metrics
+from agent.notifications import Notifications
 from agent.notify import Notifier
 from agent.reloader import Reloader
 from agent.render import Renderer
@@ -29,6 +30,7 @@ from agent.state import StateStore
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 8.0
+NOTIFICATION_DRAIN = 3.0  # at shutdown, for messages in flight (after the final snapshot holds their marks)
 
 
 def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> Controller:
@@ -44,7 +46,9 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
     reconciler = Reconciler(source=source, kube=kube, renderer=renderer,
                             health=HealthAssessor(settings.health_checks), watch=watch,
                             history_limit=agent.history_limit)
-    controller = Controller(settings, reconciler, metrics, state=StateStore(agent.state_dir, observer=metrics))
+    state = StateStore(agent.state_dir, observer=metrics)
+    notifications = Notifications(settings.notifications, observer=metrics, durable=state.until_written)
+    controller = Controller(settings, reconciler, metrics, state=state, notifications=notifications)
     watch.set_listener(controller.on_live_change)
     return controller
 
@@ -90,6 +94,8 @@ async def run_agent(settings: Settings) -> int:
             await Lifecycle(controller=controller, leadership=leadership, notifier=notifier).run(
                 stop, drain_timeout=DRAIN_TIMEOUT)
             await controller.write_state()  # the final snapshot, after the last reconcile was recorded
+            if controller.notifications is not None:
+                await controller.notifications.close(drain=NOTIFICATION_DRAIN)
     except OSError as exc:
         log.error("cannot listen on %s: %s", agent.listen, exc.strerror or exc)
         return 1

@@ -12,10 +12,12 @@ Pure (no I/O):
 Effects, at the edge:
     delivery       bounded, non-blocking delivery with timeouts, retries and backoff
     services       Slack, email (SMTP), webhooks
+    center         the hook the app table calls when it stores a state
 
 Nothing here imports agent.config (agent.config imports the compiler from here).
 """
 
+from agent.notifications.center import Notifications, Pending
 from agent.notifications.settings import NotificationSettings
 
-__all__ = ["NotificationSettings"]
+__all__ = ["NotificationSettings", "Notifications", "Pending"]

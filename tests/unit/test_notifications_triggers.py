@@ -18,10 +18,13 @@ from agent.model import (
     SyncStatus,
     SyncTrigger,
 )
+from agent.notifications import Notifications
 from agent.notifications.context import app_context
 from agent.notifications.settings import NotificationSettings
+from agent.notifications.subscriptions import Destination
 from agent.notifications.triggers import decide, moments
 from agent.state import state_from_dict, state_to_dict
+from tests.support.metrics import sample_total
 
 CATALOG = parse_settings({}).notifications
 APP = AppSpec(name="payment-service-prod", repo="https://git.example.com/payments/gitops.git", revision="main",
@@ -208,6 +211,60 @@ send = ["app-sync-status-unknown"]
     assert decision.problems == ("on-odd: ZeroDivisionError: division by zero",)
 
 
+class Counted:
+    def __init__(self) -> None:
+        from agent.metrics import Metrics
+
+        self.metrics = Metrics()
+
+    def observe_notification(self, service: str, trigger: str, result: str) -> None:
+        self.metrics.observe_notification(service, trigger, result)
+
+
+def test_each_destination_gets_one_message_however_many_subscriptions_name_it() -> None:
+    settings = parse_settings(tomllib.loads("""
+[[notifications.services]]
+name = "slack"
+type = "slack"
+token_env = "T"
+
+[[notifications.subscriptions]]
+recipients = ["slack:payments", "slack:payments"]
+triggers = ["on-sync-failed"]
+
+[[notifications.subscriptions]]
+recipients = ["slack:payments", "slack:oncall"]
+triggers = ["on-sync-failed"]
+applications = ["*-prod"]
+
+[[notifications.subscriptions]]
+recipients = ["slack:elsewhere"]
+triggers = ["on-sync-failed"]
+applications = ["*-dev"]
+""")).notifications
+    app = replace(APP, annotations=(("notifications.argoproj.io/subscribe.on-sync-failed.slack", "payments;audit"),
+                                    ("notifications.argoproj.io/subscribe.on-sync-failed.teams", "x")))
+    center = Notifications(settings, observer=Counted())
+    timeline = reconciled()
+    previous = timeline.state
+    timeline.finished(A, OperationPhase.FAILED)
+    pending = center.decide(app, previous, timeline.state)
+    assert pending is not None
+    sent = sorted((d.trigger, d.destination, d.template.name) for d in pending.deliveries)
+    assert sent == [("on-sync-failed", Destination("slack", name), "app-sync-failed")
+                    for name in ("audit", "oncall", "payments")]  # teams: no such service, reported once
+
+
+def test_a_poll_that_changes_nothing_is_not_evaluated_again() -> None:
+    center = Notifications(CATALOG, observer=Counted())
+    state = replace(AppState.new(APP.name), notified={})
+    first = center.decide(APP, state, state)
+    assert first is not None
+    stored = replace(state, notified=first.marks)
+    assert center.decide(APP, stored, stored) is None
+    assert center.decide(replace(APP, namespace="elsewhere"), stored, stored) is not None  # a reload changed it
+
+
 def test_the_context_is_shaped_like_an_argo_cd_application() -> None:
     timeline = reconciled()
     timeline.finished(A, OperationPhase.FAILED)
@@ -220,3 +277,10 @@ def test_the_context_is_shaped_like_an_argo_cd_application() -> None:
     assert (operation["phase"], operation["syncResult"]["revision"]) == ("Failed", A)
     assert operation["message"] == "Service/payments/api: invalid"
     assert operation["finishedAt"].endswith("Z")
+
+
+def test_metrics_counter_is_labelled_by_service_trigger_and_result() -> None:
+    counted = Counted()
+    counted.observe_notification("slack", "on-sync-failed", "sent")
+    assert sample_total(counted.metrics.registry, "gitops_agent_notifications_total", service="slack",
+                        trigger="on-sync-failed", result="sent") == 1
