@@ -9,11 +9,13 @@ receiver that hangs holds up no reconcile.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import signal
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import yaml
 
@@ -22,59 +24,25 @@ from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
 from tests.support.receivers import TOKEN, Answer, SlackReceiver, SmtpReceiver, WebhookReceiver
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 ENV = {"SLACK_BOT_TOKEN": TOKEN}
 FAST_DELIVERY = 'timeout = "2s"\nretry_limit = 3\nretry_backoff = "100ms"\n'
 
 
 def seed_notifications(slack: SlackReceiver, smtp: SmtpReceiver) -> str:
-    """The seed's setup (docs/notifications.md), pointed at the receivers on loopback."""
-    return f"""
-[notifications]
-context = {{ argocdUrl = "https://gitops.example.com" }}
-{FAST_DELIVERY}
-[[notifications.services]]
-name = "slack"
-type = "slack"
-token_env = "SLACK_BOT_TOKEN"
-api_url = "{slack.api_url}"
-
-[[notifications.services]]
-name = "email"
-type = "email"
-host = "127.0.0.1"
-port = {smtp.port}
-tls = "none"
-from = "gitops@example.com"
-
-[[notifications.templates]]
-name = "app-sync-status"
-message = '''
-Application {{{{ app.metadata.name }}}} sync {{{{ app.status.operationState.phase }}}}.
-Revision: {{{{ app.status.sync.revision }}}}
-{{% if app.status.operationState.phase == "Succeeded" %}}✅{{% endif -%}}
-{{% if app.status.operationState.phase == "Failed" %}}❌{{% endif %}}'''
-email_subject = "Application {{{{ app.metadata.name }}}} sync {{{{ app.status.operationState.phase }}}}"
-
-[[notifications.triggers]]
-name = "on-sync-succeeded"
-when = "app.status.operationState.phase in ['Succeeded']"
-once_per = "app.status.operationState.syncResult.revision"
-send = ["app-sync-status"]
-
-[[notifications.triggers]]
-name = "on-sync-failed"
-when = "app.status.operationState.phase in ['Failed']"
-once_per = "app.status.operationState.syncResult.revision"
-send = ["app-sync-status"]
-
-[[notifications.subscriptions]]
-recipients = ["slack:payments-deployments"]
-triggers = ["on-sync-succeeded", "on-sync-failed"]
-
-[[notifications.subscriptions]]
-recipients = ["email:payments-oncall@example.com"]
-triggers = ["on-sync-failed"]
-"""
+    """The seed's setup exactly as docs/notifications.md shows it, pointed at the receivers on loopback."""
+    text = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)[0]
+    for old, new in (
+        ('context = { argocdUrl = "https://gitops.example.com" }\n',
+         'context = { argocdUrl = "https://gitops.example.com" }\n' + FAST_DELIVERY),
+        ('token_env = "SLACK_BOT_TOKEN"', f'api_url = "{slack.api_url}"\ntoken_env = "SLACK_BOT_TOKEN"'),
+        ('host = "smtp.example.com"', 'host = "127.0.0.1"\ntls = "none"  # aiosmtpd on loopback, no TLS'),
+        ("port = 587", f"port = {smtp.port}"),
+        ('username = "gitops"\npassword_env = "SMTP_PASSWORD"\n', ""),
+    ):
+        assert old in text, f"docs/notifications.md's seed example no longer has {old!r}"
+        text = text.replace(old, new, 1)
+    return text
 
 
 def app_toml(name: str, url: str, namespace: str, *, path: str = "app", extra: dict[str, str] | None = None,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+from pathlib import Path
 
 import pytest
 
-from agent.config import parse_settings
+from agent.config import load_settings, parse_settings
 from agent.config.diff import diff_settings
 from agent.errors import ConfigError
 from agent.notifications import catalog
@@ -15,6 +17,8 @@ from agent.notifications.context import sample_contexts
 from agent.notifications.expressions import Compiler
 from agent.notifications.settings import EmailSecurity, EmailService, SlackService, WebhookService
 from agent.notifications.subscriptions import Destination
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 
 SERVICES = """
 [[notifications.services]]
@@ -239,3 +243,12 @@ def test_the_catalog_passes_the_checks_a_configured_template_gets() -> None:
         compiler.expression(trigger.when, samples=sample_contexts({}))
         if trigger.once_per:
             compiler.expression(trigger.once_per, samples=sample_contexts({}))
+
+
+def test_every_toml_example_in_the_notifications_docs_is_valid(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)
+    assert len(blocks) >= 3
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"example-{index}.toml"
+        path.write_text(block)
+        load_settings(path)  # raises ConfigError naming the block's file and key
