@@ -18,9 +18,10 @@ not been looked at yet).
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from agent.model import (
@@ -66,9 +67,12 @@ class AppDefinition(Protocol):
 
 
 def timestamp(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if seconds is None else _rfc3339(int(seconds))
+
+
+@functools.lru_cache(maxsize=4096)  # the same history times are formatted at every decision
+def _rfc3339(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def app_context(app: AppDefinition, state: AppState, *, deleted_at: float | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -167,7 +167,3 @@ def destinations(subscriptions: Sequence[Subscription], *, trigger: str, name: s
         if trigger in subscription.triggers and app_matches(subscription, name, labels):
             found.update(subscription.recipients)
     return tuple(sorted(found))
-
-
-def services_named(destinations_: Iterable[Destination]) -> set[str]:
-    return {destination.service for destination in destinations_}

@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import replace
 
 from agent.config import AppSpec, parse_settings
+from agent.metrics import Metrics
 from agent.model import (
     AppState,
     Condition,
@@ -213,8 +214,6 @@ send = ["app-sync-status-unknown"]
 
 class Counted:
     def __init__(self) -> None:
-        from agent.metrics import Metrics
-
         self.metrics = Metrics()
 
     def observe_notification(self, service: str, trigger: str, result: str) -> None:
