@@ -211,7 +211,7 @@ api_url = "{slack.api_url}"
     assert fields["Health Status"] == "Degraded"
 
 
-async def test_catalog_lifecycle_created_running_succeeded_deployed_unknown_deleted_over_a_webhook(
+async def test_catalog_created_running_succeeded_deployed_unknown_failed_deleted_over_a_webhook(
     start_agent: StartAgent, repo: WorkTree, git_server: GitServer, namespace: str,
     webhook_receiver: WebhookReceiver,
 ) -> None:
@@ -253,11 +253,20 @@ applications = ["*-{suffix}"]
     await eventually(lambda: "on-sync-status-unknown" in webhook_receiver.triggers(added), within=20,
                      what="sync status Unknown")
 
+    failing = repo.commit_and_push({"two/cm.yaml": configmap("two", {"k": "v"}),
+                                    "two/api.yaml": invalid_deployment("api")}, "a revision that fails")
+    await agent.refresh(added)
+    await eventually(lambda: "on-sync-failed" in webhook_receiver.triggers(added), within=20, what="the failure")
+    failed = next(b for b in webhook_receiver.bodies if b["trigger"] == "on-sync-failed")
+    assert f"The sync operation of application {added} has failed at " in failed["message"]
+    assert "spec.replicas" in failed["message"] and failing != sha
+
     await _reload(agent, header + notifications + app_toml(first, url, namespace, path="one"), count=2)
     await eventually(lambda: "on-deleted" in webhook_receiver.triggers(added), within=15, what="on-deleted")
     await stop_cleanly(agent)
     assert Counter(webhook_receiver.triggers(added)) == Counter(
-        ["on-created", "on-sync-running", "on-sync-succeeded", "on-deployed", "on-sync-status-unknown", "on-deleted"])
+        ["on-created", "on-sync-running", "on-sync-succeeded", "on-deployed", "on-sync-status-unknown",
+         "on-sync-running", "on-sync-failed", "on-deleted"])
     assert Counter(webhook_receiver.triggers(first)) == Counter(["on-sync-running", "on-sync-succeeded",
                                                                  "on-deployed"]), "the first app saw nothing new"
     unknown = next(b for b in webhook_receiver.bodies if b["trigger"] == "on-sync-status-unknown")
