@@ -13,7 +13,7 @@ from typing import Any
 
 CONTEXT_KEYS = ("app", "revision", "object", "action", "repo", "error", "duration", "sync_status",
                 "health_status", "author", "changes", "trigger", "subject", "method", "path", "initiated_by",
-                "token_file")
+                "token_file", "template", "service", "recipient")
 
 
 class JsonFormatter(logging.Formatter):

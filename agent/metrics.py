@@ -220,6 +220,12 @@ class Metrics:
                                  (self.config_reloads, ("success", "error"))):
             for result in results:
                 counter.labels(result)
+        self.notifications = Counter(
+            "gitops_agent_notifications_total",
+            "Notifications by service, trigger and result: sent, failed (after retries, or refused), "
+            "dropped (the agent was stopping, or too many were waiting).",
+            ["service", "trigger", "result"], registry=self.registry,
+        )
 
     def set_families(self, families: Collection[str]) -> None:
         """Which families a scrape shows (METRICS_FAMILIES names them); a reload may change it."""
@@ -300,6 +306,9 @@ class Metrics:
     def observe_config_reload(self, *, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "error").inc()
         self.config_reload_ok.set(1 if ok else 0)
+
+    def observe_notification(self, service: str, trigger: str, result: str) -> None:
+        self.notifications.labels(service, trigger, result).inc()
 
     def exposition(self) -> bytes:
         body = bytes(generate_latest(self.registry))

@@ -1,8 +1,8 @@
 """SIGHUP: read the configuration file again and run with it; keep the running one when it is invalid.
 
     RELOADING=1 to systemd → read and validate the file → [[clusters]] → controller (apps, [agent],
-    [[repositories]], [[health_checks]], [[projects]]), webhook receiver and API access ([auth]
-    and project roles) → READY=1 again
+    [[repositories]], [[health_checks]], [[projects]], [notifications]), webhook receiver and API
+    access ([auth] and project roles) → READY=1 again
 
 An invalid file changes nothing: the error (naming file, table and key) is logged, counted
 in `gitops_agent_config_reload_total{result="error"}` (and
@@ -132,6 +132,8 @@ def describe(change: SettingsChange) -> str:
                                                      ("health_checks", change.health_checks),
                                                      ("projects", change.projects),
                                                      ("clusters", change.clusters)) if changed]
+    if change.notifications:
+        parts.append("[notifications]")
     if change.auth:
         parts.append("[auth]")
     return "; ".join(parts) or "nothing changed"

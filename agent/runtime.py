@@ -23,6 +23,7 @@ from agent.kube.ratelimit import TokenBucket
 from agent.kube.watch import WatchCache
 from agent.lifecycle import Lifecycle, build_leadership
 from agent.metrics import Metrics
+from agent.notifications import Notifications
 from agent.notify import Notifier
 from agent.reloader import Reloader
 from agent.render import Renderer
@@ -35,6 +36,7 @@ from agent.state import StateStore
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 8.0
+NOTIFICATION_DRAIN = 3.0  # at shutdown, for messages in flight (after the final snapshot holds their marks)
 
 
 def cluster_registry(settings: Settings, kube: KubeClient, metrics: Metrics) -> ClusterRegistry:
@@ -65,7 +67,9 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics, *,
                           history_limit=agent.history_limit)
 
     fleet = FleetReconciler(clusters=registry, source=source, make=reconciler_for)
-    controller = Controller(settings, fleet, metrics, state=StateStore(agent.state_dir, observer=metrics),
+    state = StateStore(agent.state_dir, observer=metrics)
+    notifications = Notifications(settings.notifications, observer=metrics, durable=state.until_written)
+    controller = Controller(settings, fleet, metrics, state=state, notifications=notifications,
                             dest_server=lambda spec: registry.server_of(spec.cluster))
     registry.set_listener(controller.on_live_change)
     registry.on_event(controller.wake_cluster)
@@ -156,6 +160,8 @@ async def run_agent(settings: Settings) -> int:
             await Lifecycle(controller=controller, leadership=leadership, notifier=notifier).run(
                 stop, drain_timeout=DRAIN_TIMEOUT)
             await controller.write_state()  # the final snapshot, after the last reconcile was recorded
+            if controller.notifications is not None:
+                await controller.notifications.close(drain=NOTIFICATION_DRAIN)
     except OSError as exc:
         log.error("cannot listen on %s: %s", agent.listen, exc.strerror or exc)
         return 1

@@ -17,6 +17,7 @@ from agent.kube import KubeClient
 from tests.support.agent import StartAgent, agent_processes
 from tests.support.cluster import LocalCluster, ensure_cluster, stop_cluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.receivers import SlackReceiver, SmtpReceiver, WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +85,29 @@ async def start_agent(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[St
     """Start `gitops-agent run` processes against the local cluster; they are killed after the test."""
     async for start in agent_processes(tmp_path, cluster.kubeconfig):
         yield start
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackReceiver]:
+    """A Slack-compatible chat.postMessage receiver on loopback."""
+    receiver = SlackReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    """A real SMTP server (aiosmtpd) on loopback."""
+    receiver = SmtpReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()

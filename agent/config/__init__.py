@@ -10,13 +10,14 @@ error rather than silently ignored: a typo in `prune` must not leave pruning off
     projects     [[projects]]: Argo CD AppProjects (repositories, destinations, kinds, roles, windows)
     auth         [auth]: API tokens and RBAC; which listen addresses may go without
     clusters     [[clusters]]: more clusters than the one the agent runs against
+    notifications  [notifications]: services, templates, triggers, subscriptions (compiled)
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from agent.config.auth import AuthSettings, check_listen, parse_auth
 from agent.config.clusters import parse_clusters
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
 from agent.config.projects import parse_projects
+from agent.config.notifications import parse_notifications
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
 from agent.model import (
@@ -41,6 +43,7 @@ from agent.model import (
     SyncPolicy,
 )
 from agent.policy import find_project
+from agent.notifications.settings import NotificationSettings
 
 __all__ = [
     "AgentSettings",
@@ -52,6 +55,7 @@ __all__ = [
     "IgnoreDifference",
     "KustomizeSpec",
     "LeaderElectionSettings",
+    "NotificationSettings",
     "RenderSettings",
     "RepoSpec",
     "RetryPolicy",
@@ -74,6 +78,7 @@ class Settings:
     projects: tuple[ProjectSpec, ...] = ()  # declared in TOML; `default` is built in unless declared
     auth: AuthSettings | None = None  # None: the API is open (loopback only, or insecure_no_auth)
     clusters: tuple[ClusterSpec, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
@@ -93,6 +98,8 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     auth = parse_auth(Table(file, "auth", top.get("auth", dict)) if "auth" in data else None)
     clusters = parse_clusters(top.sub_array("clusters"), kube_qps=agent.kube_qps, kube_burst=agent.kube_burst)
     known_clusters = {IN_CLUSTER, *(cluster.name for cluster in clusters)}
+    # Always parsed: the catalog's triggers keep their marks even before anyone subscribes.
+    notifications = parse_notifications(Table(file, "notifications", top.get("notifications", dict, {})))
     apps: list[AppSpec] = []
     for table in top.sub_array("applications"):
         app = parse_app(table)
@@ -111,7 +118,7 @@ def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settin
     check_listen(agent, auth, file=file)
     return Settings(agent=agent, applications=tuple(apps), source=Path(file) if file != "<config>" else None,
                     repositories=repositories, health_checks=health_checks, projects=projects, auth=auth,
-                    clusters=clusters)
+                    clusters=clusters, notifications=notifications)
 
 
 def load_settings(path: Path) -> Settings:

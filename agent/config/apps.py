@@ -56,6 +56,10 @@ class AppSpec:
     # repository. Not compared: moving a declaration does not change the app.
     origin: str = field(default="", compare=False)
     cluster: str = IN_CLUSTER  # where it deploys: a cluster's name, or its server URL (Argo CD's destination)
+    # The app's own labels and annotations (an Argo CD Application's metadata): notification
+    # subscriptions select on them (`notifications.argoproj.io/subscribe.<trigger>.<service>`).
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 def parse_app(table: Table) -> AppSpec:
@@ -82,6 +86,8 @@ def parse_app(table: Table) -> AppSpec:
         project=project,
         origin=f"{table.file}: {table.where}",
         cluster=table.get("cluster", str, IN_CLUSTER),
+        labels=_string_map(table, "labels"),
+        annotations=_string_map(table, "annotations"),
     )
     table.finish()
     if not spec.cluster.strip():

@@ -85,6 +85,7 @@ class SettingsChange:
     auth: bool = False  # [auth] differs in keys that take effect on reload
     auth_restart: bool = False  # [auth] was added or removed, or its TLS files changed: kept until a restart
     clusters: bool = False  # [[clusters]] differ
+    notifications: bool = False  # [notifications] differs (all of it takes effect at once)
 
     @property
     def applied_keys(self) -> tuple[str, ...]:
@@ -114,6 +115,7 @@ def diff_settings(running: Settings, loaded: Settings) -> SettingsChange:
         auth=not _auth_needs_restart(running, loaded) and running.auth != loaded.auth,
         auth_restart=_auth_needs_restart(running, loaded),
         clusters=running.clusters != loaded.clusters,
+        notifications=running.notifications != loaded.notifications,
     )
 
 

@@ -4,6 +4,10 @@ The table is the single writer of states. A reconcile's outcome is stored with `
 which detects a stale one by version: a command (a rollback's pause, a resume) that
 changed the state while the reconcile ran keeps what it set. Every stored state goes to
 the metrics and, encoded, to the snapshot writer.
+
+It is also where notifications are decided (agent.notifications): each stored state is
+compared with the one it replaces, the marks of what fired are stored with it, and the
+deliveries are handed over once the snapshot update holding the marks is queued.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from agent.controller.worker import AppWorker
 from agent.errors import AgentError, KubeError, KubeUnreachable
 from agent.metrics import Metrics
 from agent.model import AppState, AppStatus, AutoSyncPause, InventoryEntry
+from agent.notifications import Notifications, Pending
 from agent.state import LoadResult, StateStore, state_to_dict
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
@@ -32,10 +37,11 @@ DestServer = Callable[[AppSpec], str]  # the server URL of the app's cluster, fo
 
 class AppTable:
     def __init__(self, specs: tuple[AppSpec, ...], *, metrics: Metrics, snapshot: StateStore | None,
-                 dest_server: DestServer | None = None) -> None:
+                 dest_server: DestServer | None = None, notifications: Notifications | None = None) -> None:
         self._metrics = metrics
         self._snapshot = snapshot
         self._dest_server = dest_server or (lambda spec: "")
+        self.notifications = notifications
         self.workers: dict[str, AppWorker] = {spec.name: AppWorker(spec) for spec in specs}
         self._states: dict[str, AppState] = {spec.name: AppState.new(spec.name, cluster=spec.cluster)
                                              for spec in specs}
@@ -70,13 +76,18 @@ class AppTable:
             return next_state
         if current.version != base.version:
             next_state = replace(next_state, pause=current.pause)
-        stored = replace(next_state, version=current.version + 1)
+        stored = replace(next_state, version=current.version + 1, notified=current.notified)  # marks: ours alone
+        pending = self._decide(current, stored)
+        if pending is not None:
+            persist = persist or pending.marks != current.notified
+            stored = replace(stored, notified=pending.marks)
         self._states[base.name] = stored
         self._observe(stored, self.workers[base.name].spec)
         if stored.status.resources is not current.status.resources:
             self._wake(self.claims.update(base.name, stored.status))
         if persist:
             self.persist(base.name)
+        self._submit(pending)
         return stored
 
     def _wake(self, apps: set[str]) -> None:
@@ -85,6 +96,17 @@ class AppTable:
             worker = self.workers.get(app)
             if worker is not None:
                 worker.wake.set()
+
+    def _decide(self, previous: AppState, current: AppState, *, deleted_at: float | None = None) -> Pending | None:
+        if self.notifications is None:
+            return None
+        return self.notifications.decide(self.workers[current.name].spec, previous, current, deleted_at=deleted_at)
+
+    def _submit(self, pending: Pending | None) -> None:
+        """Hand the deliveries over, to go out once the snapshot update holding their marks is written."""
+        if pending is not None and pending.deliveries and self.notifications is not None:
+            written = self._snapshot.updates if self._snapshot is not None and self._restored else 0
+            self.notifications.submit(pending, written=written)
 
     def set_pause(self, name: str, pause: AutoSyncPause | None) -> None:
         current = self._states.get(name)
@@ -148,6 +170,9 @@ class AppTable:
         """Take over what the snapshot kept. A backup may be a write behind: its inventories are
         rebuilt from the cluster before anything is pruned."""
         self._restored = True
+        if loaded.lost:  # every app looks new; announcing each as created (and so on) would repeat old news
+            for name, state in self._states.items():
+                self._states[name] = replace(state, notified=None)
         for name, state in loaded.states.items():
             if name not in self.workers:  # no longer configured: dropped from the next snapshot, unless added back
                 self._unclaimed[name] = state
@@ -175,13 +200,20 @@ class AppTable:
         return worker
 
     def remove(self, name: str, *, keep: bool) -> None:
-        """An app the configuration lost; with `keep`, its state is remembered should it come back."""
-        state = self._states.pop(name)
+        """An app the configuration lost (`on-deleted`); with `keep`, its state is remembered should it come back."""
+        state = self._states[name]
+        pending = self._decide(state, state, deleted_at=time.time())
+        if pending is not None:
+            state = replace(state, notified=pending.marks)
+        del self._states[name]
         del self.workers[name]
         self._wake(self.claims.forget(name))
         self._metrics.forget_app(name)
         if self._snapshot is not None:
             self._snapshot.forget(set(self._states))
+        self._submit(pending)
+        if self.notifications is not None:
+            self.notifications.forget(name)
         if keep:
             self._unclaimed[name] = state
 

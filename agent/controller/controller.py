@@ -39,6 +39,7 @@ from agent.model import (
     OperationRequest,
     SyncTrigger,
 )
+from agent.notifications import Notifications
 from agent.source import normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
@@ -52,8 +53,8 @@ class QueueFull(Exception):
 
 class Controller:
     def __init__(self, settings: Settings, reconciler: AppReconciler, metrics: Metrics, *,
-                 state: StateStore | None = None, random_fraction: Callable[[], float] = random.random,
-                 dest_server: DestServer | None = None) -> None:
+                 state: StateStore | None = None, notifications: Notifications | None = None,
+                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self._metrics = metrics
@@ -63,7 +64,9 @@ class Controller:
         slots = settings.agent.max_concurrent_reconciles
         self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(slots))
         self.dest_server = dest_server or (lambda spec: "")
-        self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state, dest_server=self.dest_server)
+        self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state, dest_server=self.dest_server,
+                             notifications=notifications)
+        self.notifications = notifications
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
         self._stopping = asyncio.Event()
@@ -241,6 +244,8 @@ class Controller:
     def start(self) -> None:
         """Start the state writer and every app's loop (again, after `halt`)."""
         self.running = True
+        if self.notifications is not None:
+            self.notifications.sending = True  # only the leader tells anyone anything
         if self._snapshot is not None:
             self._tasks.spawn("state-writer", self._snapshot.run())
         for worker in self.apps.workers.values():
@@ -263,6 +268,8 @@ class Controller:
         Cancellation lands at each reconcile's next await, before its next write; a sync in
         progress stays in the app's state. Waiting manual syncs get an error result; `start` resumes."""
         self.running = False
+        if self.notifications is not None:
+            self.notifications.sending = False
         tasks, self._tasks = self._tasks, TaskSet()
         await tasks.shutdown()
         for worker in self.apps.workers.values():

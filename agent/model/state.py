@@ -183,6 +183,11 @@ class AppState:
     unchanged: UnchangedSince | None = None  # transient
     diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # transient: what a sync would change
     cluster: str = IN_CLUSTER  # the cluster (as the spec names it) everything above was learned from
+    # Notification marks: trigger → the oncePer value it last fired for ("" without one); what
+    # makes each notification go out once (agent.notifications.triggers). None: never evaluated
+    # (restored from a snapshot older than notifications, or a lost one): the first evaluation
+    # records what holds and sends nothing.
+    notified: Mapping[str, str] | None = field(default_factory=dict)
 
     @classmethod
     def new(cls, name: str, *, cluster: str = IN_CLUSTER) -> AppState:

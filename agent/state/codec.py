@@ -208,12 +208,22 @@ def state_to_dict(state: AppState) -> dict[str, Any]:
         "pause": _pause(state.pause),
         "operation": _operation(state.operation),
         "cluster": state.cluster,
+        "notified": None if state.notified is None else dict(sorted(state.notified.items())),
     }
+
+
+def _notified_from(data: Any) -> dict[str, str] | None:
+    """Notification marks; None (never evaluated) for a snapshot written before they existed."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise RecordError(f"notified: not a map of trigger to text: {data!r}")
+    return dict(data)
 
 
 def state_from_dict(name: str, data: Mapping[str, Any]) -> AppState:
     """The state a snapshot kept for app `name`. Snapshots written before pauses and operations had
-    keys of their own keep the pause in the status."""
+    keys of their own keep the pause in the status; those written before notifications have no marks."""
     try:
         last = data["last_sync"]
         status = data["status"]
@@ -231,6 +241,7 @@ def state_from_dict(name: str, data: Mapping[str, Any]) -> AppState:
             pause=_pause_from(data["pause"] if "pause" in data else status.get("paused")),
             operation=_operation_from(data.get("operation")),
             cluster=str(data.get("cluster", IN_CLUSTER)),  # snapshots from before [[clusters]]: the home cluster
+            notified=_notified_from(data.get("notified")),
         )
     except RecordError:
         raise

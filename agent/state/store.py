@@ -58,6 +58,9 @@ class StateStore:
         self._write_lock = asyncio.Lock()
         self._failure = ""
         self.writes = 0  # successful writes, for tests and logs
+        self.updates = 0  # records changed so far (update and forget): `until_written` waits for one
+        self._written = 0  # the count of updates the last successful write held
+        self._write_done = asyncio.Event()
 
     # ------------------------------------------------------------------ load
 
@@ -90,12 +93,14 @@ class StateStore:
     def update(self, name: str, record: Mapping[str, Any]) -> None:
         """Replace one app's record (`state_to_dict` of its AppState)."""
         self._apps[name] = encode_json(record)
+        self.updates += 1
         self._dirty.set()
 
     def forget(self, names: set[str]) -> None:
         """Keep only the records of these apps."""
         for name in set(self._apps) - names:
             del self._apps[name]
+            self.updates += 1
             self._dirty.set()
 
     async def run(self) -> None:
@@ -105,11 +110,19 @@ class StateStore:
             await self.write()
             await asyncio.sleep(self._interval)
 
+    async def until_written(self, update: int) -> None:
+        """Return once a write holding update number `update` (`updates` after it) is on disk.
+        Notifications wait for it: the mark that says "sent" is kept before the message goes."""
+        while self._written < update:
+            done = self._write_done
+            await done.wait()
+
     async def write(self) -> bool:
         """Write everything now (also when nothing changed); False when the write failed."""
         async with self._write_lock:
             self._dirty.clear()
             records = sorted(self._apps.items())
+            holds = self.updates
             started = time.monotonic()
             try:
                 size = await asyncio.to_thread(self._write_records, records)
@@ -119,6 +132,9 @@ class StateStore:
                 return False
             seconds = time.monotonic() - started
             self.writes += 1
+            self._written = holds
+            self._write_done.set()
+            self._write_done = asyncio.Event()
             if self._observer is not None:
                 self._observer.observe_state_write(ok=True, seconds=seconds, size=size)
             if self._failure:
