@@ -26,8 +26,8 @@ from agent.config.apps import AppSpec, parse_app
 from agent.config.auth import AuthSettings, check_listen, parse_auth
 from agent.config.clusters import parse_clusters
 from agent.config.lists import HealthCheckSpec, parse_health_checks, parse_repositories
-from agent.config.projects import parse_projects
 from agent.config.notifications import parse_notifications
+from agent.config.projects import parse_projects
 from agent.config.reader import Table, parse_duration, parse_size
 from agent.errors import ConfigError
 from agent.model import (
@@ -42,7 +42,6 @@ from agent.model import (
     RetryPolicy,
     SyncPolicy,
 )
-from agent.policy import find_project
 from agent.notifications.settings import NotificationSettings
 
 __all__ = [
@@ -82,10 +81,6 @@ class Settings:
 
     def app(self, name: str) -> AppSpec | None:
         return next((a for a in self.applications if a.name == name), None)
-
-    def project(self, name: str) -> ProjectSpec | None:
-        """The project called `name` (`default` is built in unless declared); None when there is none."""
-        return find_project(name, {project.name: project for project in self.projects})
 
 
 def parse_settings(data: Mapping[str, Any], *, file: str = "<config>") -> Settings:

@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from agent.config import AppSpec, Settings
 from agent.controller.apps import AppTable, DestServer
+from agent.controller.projects import ProjectTable
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
 from agent.engine.history import rollback_target
@@ -67,6 +68,8 @@ class Controller:
         self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state, dest_server=self.dest_server,
                              notifications=notifications)
         self.notifications = notifications
+        self.projects = ProjectTable(settings.projects)
+        self.projects.on_change(self._wake_projects)
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
         self._stopping = asyncio.Event()
@@ -140,6 +143,12 @@ class Controller:
         (those naming it by any of `aliases`), so their status follows at once."""
         for worker in self.apps.workers.values():
             if worker.spec.cluster in aliases:
+                worker.wake.set()
+
+    def _wake_projects(self, names: set[str]) -> None:
+        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now."""
+        for worker in self.apps.workers.values():
+            if worker.spec.project in names:
                 worker.wake.set()
 
     def refresh_repository(self, urls: Iterable[str], ref: str) -> list[str]:

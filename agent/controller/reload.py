@@ -49,6 +49,8 @@ async def apply_settings(controller: Controller, settings: Settings) -> ReloadSu
         controller.reconciler.reconfigure(source=source_options(effective.agent), repositories=effective.repositories,
                                           health=HealthAssessor(effective.health_checks),
                                           history_limit=effective.agent.history_limit)
+        if change.projects:
+            controller.projects.configure(effective.projects)
         if controller.notifications is not None and change.notifications:
             controller.notifications.reconfigure(effective.notifications)
         for spec in change.added:
