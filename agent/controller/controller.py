@@ -27,6 +27,7 @@ from agent.controller.apps import AppTable, DestServer
 from agent.controller.projects import ProjectTable
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
+from agent.engine.autosync import retry_due
 from agent.engine.history import rollback_target
 from agent.errors import AgentError, NotLeader, UnexpectedError
 from agent.metrics import Metrics
@@ -422,6 +423,10 @@ class Controller:
             worker.failures = 0
             kind = "synced" if result.sync else "syncing" if result.running else "compared"
         worker.retry_at = result.decision.retry_at if result.decision else None
+        if result.sync is not None and result.sync.phase is not OperationPhase.SUCCEEDED:
+            # The decision was taken before this sync failed: its retry is due after the backoff,
+            # not at the next poll.
+            worker.retry_at = retry_due(worker.spec.sync_policy, stored.last_sync)
         if base.pause is not None and outcome.state.pause is None:  # lifted by the reconcile itself
             log.warning("auto-sync resumed: a new commit arrived", extra={"app": name, "revision": stored.tracked_sha})
         self._metrics.observe_reconcile(name, kind, result.duration)
