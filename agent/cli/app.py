@@ -10,6 +10,7 @@ not allowed. Every failure is one line on stderr.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -27,18 +28,23 @@ from agent.cli.client import (
     bearer_token,
     server_url,
 )
-from agent.config.reader import parse_duration
 
 POLL = 0.5  # seconds between looks at the app while waiting
 DEPRECATED = ("history", "rollback", "resume")  # the verbs that came before `app …`
 Handler = Callable[[Client, argparse.Namespace, TextIO], int]
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
 def _duration(text: str) -> float:
-    try:
-        return parse_duration(text if text[-1:].isalpha() else f"{text}s")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+    """`90`, `90s`, `5m`, `1h30m` in seconds (agent.config's spelling, without importing the agent)."""
+    spelled = text.strip() + ("s" if text.strip()[-1:].isdigit() else "")
+    parts = _DURATION.findall(spelled)
+    if not parts or "".join(number + unit for number, unit in parts) != spelled:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (examples: 30, 90s, 5m, 1h30m)")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def _resource(text: str) -> dict[str, str]:

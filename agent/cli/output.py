@@ -7,8 +7,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import yaml
-
 NONE = "<none>"
 GAP = "   "  # kubectl's column gap
 
@@ -57,6 +55,8 @@ def short(sha: str | None) -> str:
 def document(value: Any, output: str) -> str:
     """`-o json` or `-o yaml` of an API answer."""
     if output == "yaml":
+        import yaml  # only here: a table or JSON needs nothing but the standard library
+
         return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).rstrip("\n")
     return json.dumps(value, indent=2, ensure_ascii=False)
 
