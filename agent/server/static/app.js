@@ -35,6 +35,12 @@
     return el;
   }
 
+  // Children as h() takes them (nested arrays, strings, null for nothing) as a flat list of nodes.
+  function nodes(children) {
+    return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+      .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+  }
+
   class Unauthorized extends Error {}
 
   async function api(method, path, body) {
@@ -191,7 +197,7 @@
         && (!filters.sync || app.sync_status === filters.sync)
         && (!filters.health || app.health_status === filters.health));
       count.textContent = `${shown.length} of ${apps.length}`;
-      rows.replaceChildren(...shown.map(appRow));
+      rows.replaceChildren(...nodes(shown.map(appRow)));
       if (!shown.length) rows.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No applications match.")));
     };
     const bar = h("div", { class: "filters", oninput: draw, onchange: draw },
@@ -292,7 +298,7 @@
 
     const draw = (data) => {
       app = data.app;
-      page.replaceChildren(...appSections(app, data.diffs, actions, result));
+      page.replaceChildren(...nodes(appSections(app, data.diffs, actions, result)));
       drawActions();
     };
 
