@@ -177,6 +177,12 @@ async def test_a_viewer_sees_no_sync_buttons_and_a_revoked_token_leads_back_to_l
     assert status == 401
     status, _ = await agent.get("/ui/nothing.js")
     assert status == 404
+    for who, allowed in (("viewer", {"get", "refresh"}), ("deployer", {"get", "refresh", "sync", "resume"}),
+                         ("admin", {"get", "refresh", "sync", "resume", "rollback", "override"})):
+        status, text = await agent.request("GET", f"/api/v1/applications/{payment}",
+                                           headers={"Authorization": f"Bearer {tokens[who]}"})
+        permissions = json.loads(text)["permissions"]
+        assert {action for action, may in permissions.items() if may} == allowed, (who, permissions)
 
     page, console = await new_page(browser)
     response = await page.goto(f"{agent.base_url}/applications/{payment}")
