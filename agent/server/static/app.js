@@ -127,7 +127,8 @@
       try {
         const data = await load();
         if (mine !== view) return;
-        const seen = JSON.stringify(data);
+        // Redrawn when the data changes, and twice a minute anyway so that "3m ago" stays true.
+        const seen = JSON.stringify(data) + Math.floor(Date.now() / 30000);
         if (seen !== last) {
           last = seen;
           draw(data);
@@ -424,6 +425,7 @@
       session = await api("GET", "/api/v1/session");
     } catch (error) {
       showBanner(`Cannot reach the agent: ${error.message}`);
+      timer = setTimeout(start, POLL_MS); // it may be restarting: try again
       return;
     }
     if (session.auth && !session.authenticated) {
