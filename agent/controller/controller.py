@@ -172,6 +172,13 @@ class Controller:
         Raises QueueFull when too many distinct requests already wait for the app, and
         RevisionRefused for a revision the app may not be synced to (agent.controller.revisions).
         """
+        queued = await self.queue_sync(name, request)
+        return queued if queued is None or isinstance(queued, ReconcileResult) else await queued
+
+    async def queue_sync(self, name: str, request: OperationRequest
+                         ) -> asyncio.Future[ReconcileResult] | ReconcileResult | None:
+        """Queue a manual sync and return the future of its result without waiting for it (`sync
+        --async`); a result at once when it cannot run here, None for an unknown app. Raises as sync_now."""
         worker, state = self.apps.workers.get(name), self.apps.state(name)
         if worker is None or state is None:
             return None
@@ -184,7 +191,7 @@ class Controller:
         if not worker.enqueue(request, answer):
             raise QueueFull(f"application {name} already has {len(worker.requests)} operations waiting; "
                             "try again once they are done")
-        return await answer
+        return answer
 
     async def rollback(self, name: str, revision: str | None = None, *,
                        initiated_by: str = "") -> ReconcileResult | None:

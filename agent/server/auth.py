@@ -100,6 +100,15 @@ def may(request: web.Request, action: str, app: str) -> bool:
     return subject is not None and project is not None and auth.rbac.allowed(subject, action, project, app)
 
 
+ACTIONS = ("get", "refresh", "sync", "override", "rollback", "resume")
+
+
+def permissions(request: web.Request, app: str) -> dict[str, bool]:
+    """What the caller may do to `app`, action by action, evaluated as the routes evaluate it (a UI
+    shows only the buttons that would work)."""
+    return {action: may(request, action, app) for action in ACTIONS}
+
+
 def require(request: web.Request, action: str, app: str) -> None:
     """Raise 403 unless the caller may do `action` to `app` (a handler's check beyond the route's)."""
     if not may(request, action, app):
