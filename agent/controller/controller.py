@@ -421,7 +421,8 @@ class Controller:
         else:
             worker.failures = 0
             kind = "synced" if result.sync else "syncing" if result.running else "compared"
-        worker.retry_at = result.decision.retry_at if result.decision else None
+        if not result.blocked:  # a refused manual sync leaves the schedule (a window's opening) as it was
+            worker.retry_at = result.decision.retry_at if result.decision else None
         if base.pause is not None and outcome.state.pause is None:  # lifted by the reconcile itself
             log.warning("auto-sync resumed: a new commit arrived", extra={"app": name, "revision": stored.tracked_sha})
         self._metrics.observe_reconcile(name, kind, result.duration)
@@ -430,8 +431,12 @@ class Controller:
                  "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
         if result.sync is not None:
             self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
+            entry = stored.history[0] if stored.history else None  # the sync just recorded: who asked for it
             log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
-                                      "author": result.revision.author if result.revision else ""})
+                                      "author": result.revision.author if result.revision else "",
+                                      "initiated_by": entry.initiated_by if entry else ""})
+        elif result.blocked:
+            log.warning("sync refused by a sync window", extra={**extra, "error": result.blocked})
         else:
             if dry_run:  # Argo CD counts a dry run as a sync operation of its own
                 phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
