@@ -146,9 +146,12 @@ class Controller:
                 worker.wake.set()
 
     def _wake_projects(self, names: set[str]) -> None:
-        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now."""
+        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now,
+        their sync attempts counted afresh."""
         for worker in self.apps.workers.values():
             if worker.spec.project in names:
+                worker.rules_changed = True
+                worker.retry_at = None
                 worker.wake.set()
 
     def refresh_repository(self, urls: Iterable[str], ref: str) -> list[str]:
@@ -373,6 +376,9 @@ class Controller:
         """The reconcile, supervised: an unexpected exception (a bug, a malformed object nobody
         validated) becomes the app's error, logged once with its traceback; the loop goes on."""
         name = worker.spec.name
+        if worker.rules_changed:  # under the app's lock: no reconcile in flight overwrites this
+            worker.rules_changed = False
+            self.apps.forget_attempts(name)
         failure = await self.ensure_inventory(worker)
         base = self.apps.state(name) or AppState.new(name)
         if failure is not None:
