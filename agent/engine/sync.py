@@ -278,8 +278,7 @@ class SyncRunner:
         owner = tracking_owner(current)
         planned = tracking_owner(obj.live) if obj.live is not None else ""
         if owner and owner not in (self.app, planned):  # the planned owner: an object handed over to this app
-            verb = "created" if obj.live is None else "taken over"
-            return f"{obj.ref} was {verb} meanwhile by application {owner!r}: not applied"
+            return f"{obj.ref} is owned by application {owner!r} since this sync was planned: not applied"
         if not owner and not self.adopt_existing:
             return f"{obj.ref} exists and no application manages it; the project does not allow adopting it"
         return ""
