@@ -99,6 +99,8 @@ async def test_the_payments_project_refuses_what_it_does_not_permit_before_creat
                                 what=f"{name} refused") == [message]
         shown = await agent.app(name)
         assert shown is not None and shown["sync_status"] == "Unknown" and shown["history"] == [], shown
+    status, answer = await agent.post_json(f"/api/v1/applications/{foreign}/sync", {"revision": "main"})
+    assert status == 409 and answer["error"].endswith("(not in sourceRepos)"), answer
     assert git_server.count(repo=elsewhere, kind="ls-remote") == 0, "a repository outside sourceRepos is not asked"
     assert git_server.count(repo=elsewhere, kind="fetch") == 0
 
