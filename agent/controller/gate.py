@@ -7,22 +7,27 @@ may fetch, apply, prune and take over, and whether it may sync now.
     window(app, ...)      the project's sync windows on a sync now, automated or manual
     judge(app, plan, ...) the plan as the project permits it (agent.engine.enforce): refused as a
                           whole for an object it does not permit, prune candidates outside it
-                          protected; and the windows' word
+                          protected; and the windows' word (left out for a sync in progress)
     adopt_existing(app)   whether an existing object no app tracks may be taken over
     keeps(app)            for a teardown: why an object must stay ("" when it may be deleted)
 
 The decisions are agent.policy's; projects come from the controller's ProjectTable (`lookup`),
 and the cluster's server and name from the reconciler that owns this gate.
+
+A blocked window's decision is kept until the moment it opens: finding that moment walks the
+cron schedule ahead (a `* * * * *` freeze takes a few hundred milliseconds), and the verdict
+cannot change before it, unless the windows do (they are part of the key).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from agent.config import AppSpec
 from agent.engine.enforce import enforce
 from agent.errors import NotPermitted
-from agent.model import KubeObject, ObjectRef, Plan, ProjectSpec
+from agent.model import KubeObject, ObjectRef, Plan, ProjectSpec, SyncWindow
 from agent.model.clusters import IN_CLUSTER, IN_CLUSTER_SERVER
 from agent.policy import (
     Target,
@@ -35,9 +40,13 @@ from agent.policy import (
     unknown_project,
     violations,
 )
+from agent.policy.windows import matching
 
 ProjectLookup = Callable[[str], ProjectSpec | None]
 VIOLATIONS_SHOWN = 5  # in one refusal message; the rest are counted
+HELD_KEPT = 4096  # blocked window decisions kept (per distinct set of windows, project and manual)
+NO_OPENING_KEPT = 3600.0  # a block with no opening within the horizon is decided again after this
+WindowKey = tuple[tuple[SyncWindow, ...], str, bool]
 
 
 def no_projects(name: str) -> ProjectSpec | None:
@@ -49,6 +58,7 @@ class ProjectGate:
     def __init__(self, lookup: ProjectLookup = no_projects, *, server: str = IN_CLUSTER_SERVER,
                  cluster_name: str = IN_CLUSTER) -> None:
         self.lookup, self.server, self.cluster_name = lookup, server, cluster_name
+        self._held: dict[WindowKey, tuple[WindowDecision, float]] = {}  # decision, valid until
 
     def project(self, app: AppSpec) -> ProjectSpec | None:
         return self.lookup(app.project)
@@ -67,18 +77,35 @@ class ProjectGate:
         project = self.project(app)
         if project is None:
             return WindowDecision(True)  # refused before this is asked (`refusal`)
-        return decide(project.sync_windows, app=app.name, namespace=app.namespace, server=self.server,
-                      cluster_name=self.cluster_name, now=now, manual=manual, project=project.name)
+        relevant = matching(project.sync_windows, app=app.name, namespace=app.namespace, server=self.server,
+                            cluster_name=self.cluster_name)
+        key = (relevant, project.name, manual)
+        held = self._held.get(key)
+        if held is not None and now < held[1]:
+            return held[0]
+        decision = decide(relevant, app=app.name, namespace=app.namespace, server=self.server,
+                          cluster_name=self.cluster_name, now=now, manual=manual, project=project.name)
+        if decision.allowed:
+            self._held.pop(key, None)
+        else:
+            if len(self._held) >= HELD_KEPT:
+                self._held.clear()
+            self._held[key] = (decision, decision.opens_at or now + NO_OPENING_KEPT)
+        return decision
 
-    def judge(self, app: AppSpec, plan: Plan, *, now: float, manual: bool) -> tuple[Plan, WindowDecision]:
+    def judge(self, app: AppSpec, plan: Plan, *, now: float, manual: bool,
+              windows: bool = True) -> tuple[Plan, WindowDecision]:
         """Every object a sync of `plan` would write (hooks, and a namespace it creates, included) and
-        every prune candidate, checked against the project as it is now."""
-        verdict = check_sync(self.project(app), app=app.name, project_name=app.project, target=self.target(app),
+        every prune candidate, checked against the project as it is now; and, unless `windows` is
+        false (a sync in progress runs to its end), whether the windows let it start now."""
+        project = self.project(app)
+        rules = replace(project, sync_windows=()) if project is not None else None  # windows: `window`, kept
+        verdict = check_sync(rules, app=app.name, project_name=app.project, target=self.target(app),
                              objects=_written(app, plan), prune=[candidate.ref for candidate in plan.prune],
                              now=now, manual=manual)
         judged = enforce(plan, refusal=_message(verdict.violations), protected=verdict.protected,
                          project=app.project)
-        return judged, verdict.window
+        return judged, self.window(app, now=now, manual=manual) if windows else WindowDecision(True)
 
     def adopt_existing(self, app: AppSpec) -> bool:
         project = self.project(app)

@@ -253,7 +253,7 @@ class Reconciler:
                                 changes=())
         # The project as it is now: a rule tightened meanwhile stops the sync before its next step.
         assert operation.plan is not None
-        judged, _ = self._gate.judge(app, operation.plan, now=clock.started, manual=operation.manual)
+        judged, _ = self._gate.judge(app, operation.plan, now=clock.started, manual=operation.manual, windows=False)
         operation = replace(operation, plan=judged)
         runner = SyncRunner(self._kube, app.name, app.namespace, app.sync_policy, self._health.assess,
                             self._observer.read, revision=operation.revision.sha, author=operation.revision.author,

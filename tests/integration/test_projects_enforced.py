@@ -203,6 +203,8 @@ async def test_a_deny_window_holds_automated_syncs_and_lets_manual_ones_through_
     assert shown is not None and [(e["trigger"], e["phase"]) for e in shown["history"]] == [("manual", "Succeeded")]
     refusals = [e for e in agent.events if e.get("msg") == "sync refused by a sync window"]
     assert [e["app"] for e in refusals] == [strict]
+    calls = [(e["subject"], e["path"]) for e in agent.events if e.get("msg") == "api request"]
+    assert ("anonymous", f"/api/v1/applications/{strict}/sync") in calls, "without [auth], still on record"
 
 
 async def test_objects_of_other_apps_are_never_taken_over_and_adopt_existing_false_adopts_nothing(
