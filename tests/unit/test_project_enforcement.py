@@ -184,3 +184,18 @@ def test_a_manual_sync_passes_a_window_only_with_manual_sync() -> None:
     opened = gate(replace(PAYMENTS, sync_windows=(lenient,))).window(APP, now=NOON, manual=True)
     assert opened.allowed
     assert not gate(replace(PAYMENTS, sync_windows=(lenient,))).window(APP, now=NOON, manual=False).allowed
+
+
+def test_a_blocked_decision_is_kept_until_the_window_opens_and_shared_by_apps_under_it() -> None:
+    night = SyncWindow(kind="deny", schedule="0 22 * * *", duration="8h", applications=("payment-*",))
+    project = replace(PAYMENTS, sync_windows=(night,))
+    tables = {"payments-team": project}
+    shared = ProjectGate(lambda name: tables.get(name))
+    late = NOON + 11 * 3600  # 23:00
+    first = shared.window(APP, now=late, manual=False)
+    assert not first.allowed and first.opens_at == NOON + 18 * 3600  # 06:00 the next day
+    assert shared.window(APP, now=late + 600, manual=False) is first
+    assert shared.window(replace(APP, name="payment-ledger"), now=late + 600, manual=False) is first
+    assert shared.window(APP, now=first.opens_at, manual=False).allowed
+    tables["payments-team"] = replace(project, sync_windows=(replace(night, manual_sync=True),))
+    assert shared.window(APP, now=late + 600, manual=True).allowed, "changed windows are decided afresh"
