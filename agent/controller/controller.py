@@ -41,7 +41,6 @@ from agent.model import (
     SyncTrigger,
 )
 from agent.notifications import Notifications
-from agent.policy import repo_permitted
 from agent.source import normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
@@ -146,12 +145,6 @@ class Controller:
             if worker.spec.cluster in aliases:
                 worker.wake.set()
 
-    def _may_fetch(self, spec: AppSpec) -> bool:
-        """Whether the app's project lets its repository be asked at all (a repository outside
-        `source_repos` is never contacted, not even to check a revision a person names)."""
-        project = self.projects.get(spec.project)
-        return project is not None and repo_permitted(project, spec.repo)
-
     def _wake_projects(self, names: set[str]) -> None:
         """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now,
         their sync attempts counted afresh."""
@@ -186,7 +179,7 @@ class Controller:
             return None
         if not self.running:
             return self._not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
-        if request.revision is not None and self._may_fetch(worker.spec):  # else the reconcile says why not
+        if request.revision is not None and self.projects.permits_repo(worker.spec):  # else the reconcile refuses
             await self.reconciler.check_manual_revision(worker.spec, request.revision,
                                                         {entry.revision for entry in state.history})
         answer: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
@@ -208,7 +201,7 @@ class Controller:
         target = rollback_target(state.history, revision)
         previous = state.pause
         try:
-            if not self._may_fetch(worker.spec):
+            if not self.projects.permits_repo(worker.spec):
                 raise NotPermitted(f"project {worker.spec.project} does not permit {worker.spec.repo}")
             tracked = await self.reconciler.resolve_tracked(worker.spec)
         except AgentError:
