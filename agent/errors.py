@@ -6,6 +6,7 @@
     ├── RenderError             YAML or kustomize could not produce objects
     ├── UnexpectedError         a reconcile raised something no part of the agent expected (a bug)
     ├── UnknownCluster          an app names a cluster (name or server) the agent does not know
+    ├── NotPermitted            the app's project does not exist, or refuses its repository or destination
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -60,6 +61,11 @@ class UnexpectedError(AgentError):
 
 class UnknownCluster(AgentError):
     """An app's destination names no known cluster, or names one twice over (name and server)."""
+
+
+class NotPermitted(AgentError):
+    """The app's project does not exist, or does not permit its repository or destination: nothing is
+    fetched, applied or pruned (Argo CD's InvalidSpecError)."""
 
 
 class KubeUnreachable(AgentError):

@@ -74,6 +74,7 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics, *,
     registry.set_listener(controller.on_live_change)
     registry.on_event(controller.wake_cluster)
     fleet.use_claims(controller.apps.claims)  # what every app declares, for the ownership rules
+    fleet.use_projects(controller.projects.get)  # the project rules, read at every reconcile
     return controller
 
 

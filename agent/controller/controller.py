@@ -29,7 +29,7 @@ from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, 
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
 from agent.engine.autosync import retry_due
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, NotLeader, UnexpectedError
+from agent.errors import AgentError, NotLeader, NotPermitted, UnexpectedError
 from agent.metrics import Metrics
 from agent.model import (
     AppState,
@@ -147,9 +147,12 @@ class Controller:
                 worker.wake.set()
 
     def _wake_projects(self, names: set[str]) -> None:
-        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now."""
+        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now,
+        their sync attempts counted afresh."""
         for worker in self.apps.workers.values():
             if worker.spec.project in names:
+                worker.rules_changed = True
+                worker.retry_at = None
                 worker.wake.set()
 
     def refresh_repository(self, urls: Iterable[str], ref: str) -> list[str]:
@@ -184,7 +187,7 @@ class Controller:
             return None
         if not self.running:
             return self._not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
-        if request.revision is not None:
+        if request.revision is not None and self.projects.permits_repo(worker.spec):  # else the reconcile refuses
             await self.reconciler.check_manual_revision(worker.spec, request.revision,
                                                         {entry.revision for entry in state.history})
         answer: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
@@ -206,6 +209,8 @@ class Controller:
         target = rollback_target(state.history, revision)
         previous = state.pause
         try:
+            if not self.projects.permits_repo(worker.spec):
+                raise NotPermitted(f"project {worker.spec.project} does not permit {worker.spec.repo}")
             tracked = await self.reconciler.resolve_tracked(worker.spec)
         except AgentError:
             tracked = state.tracked_sha  # a later commit than this still resumes
@@ -381,6 +386,9 @@ class Controller:
         """The reconcile, supervised: an unexpected exception (a bug, a malformed object nobody
         validated) becomes the app's error, logged once with its traceback; the loop goes on."""
         name = worker.spec.name
+        if worker.rules_changed:  # under the app's lock: no reconcile in flight overwrites this
+            worker.rules_changed = False
+            self.apps.forget_attempts(name)
         failure = await self.ensure_inventory(worker)
         base = self.apps.state(name) or AppState.new(name)
         if failure is not None:
@@ -429,7 +437,8 @@ class Controller:
         else:
             worker.failures = 0
             kind = "synced" if result.sync else "syncing" if result.running else "compared"
-        worker.retry_at = result.decision.retry_at if result.decision else None
+        if not result.blocked:  # a refused manual sync leaves the schedule (a window's opening) as it was
+            worker.retry_at = result.decision.retry_at if result.decision else None
         if result.sync is not None and result.sync.phase is not OperationPhase.SUCCEEDED:
             # The decision was taken before this sync failed: its retry is due after the backoff,
             # not at the next poll.
@@ -442,8 +451,12 @@ class Controller:
                  "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
         if result.sync is not None:
             self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
+            entry = stored.history[0] if stored.history else None  # the sync just recorded: who asked for it
             log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
-                                      "author": result.revision.author if result.revision else ""})
+                                      "author": result.revision.author if result.revision else "",
+                                      "initiated_by": entry.initiated_by if entry else ""})
+        elif result.blocked:
+            log.warning("sync refused by a sync window", extra={**extra, "error": result.blocked})
         else:
             if dry_run:  # Argo CD counts a dry run as a sync operation of its own
                 phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED

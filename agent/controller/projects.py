@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from agent.config import AppSpec
 from agent.model import ProjectSpec
-from agent.policy import find_project
+from agent.policy import find_project, repo_permitted
 
 ProjectsChanged = Callable[[set[str]], None]
 
@@ -46,6 +47,12 @@ class ProjectTable:
     def get(self, name: str) -> ProjectSpec | None:
         """The project called `name`, or None when nobody declares it (`default` always exists)."""
         return find_project(name, self._merged())
+
+    def permits_repo(self, app: AppSpec) -> bool:
+        """Whether the app's project lets its repository be asked at all: one outside `source_repos` is
+        never contacted, not even to check a revision a person names."""
+        project = self.get(app.project)
+        return project is not None and repo_permitted(project, app.repo)
 
     def all(self) -> tuple[ProjectSpec, ...]:
         """Every declared project, by name (the built-in `default` only when nobody declares one)."""

@@ -162,6 +162,7 @@ class UnchangedSince:
     touches: int  # its count of any change (status too): health is assessed again when it moves
     rules: object  # the health rules health was assessed with (a reload may change them)
     claims: int = 0  # what other apps declare of this app's objects changed when this count moves
+    project: object = None  # the app's project as it was judged by (a reload or Git may change its rules)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def result_view(result: ReconcileResult) -> dict[str, Any]:
     return {
         "name": result.app,
         "revision": result.revision.sha if result.revision else None,
-        "error": str(result.error) if result.error else None,
+        "error": str(result.error) if result.error else f"cannot sync: {result.blocked}" if result.blocked else None,
         "sync_status": result.sync_status.value,
         "phase": sync.phase.value if sync else None,
         "message": sync.message if sync else (result.decision.reason if result.decision else ""),
@@ -122,8 +122,7 @@ class Operations:
             # Nobody waits for the answer; the app's status and history tell how it went.
             return web.json_response({"name": name, "sync": "queued"}, status=202)
         result = queued if isinstance(queued, ReconcileResult) else await queued
-        failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
-        return web.json_response(result_view(result), status=409 if failed else 200)
+        return web.json_response(result_view(result), status=_answer_status(result))
 
     async def rollback(self, request: web.Request) -> web.Response:
         """Sync to a revision from the history (default: the previous good one) and pause auto-sync."""
@@ -140,8 +139,7 @@ class Operations:
         state = self.controller.state(name)
         body = result_view(result)
         body["auto_sync_paused"] = state is not None and state.pause is not None
-        failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
-        return web.json_response(body, status=409 if failed else 200)
+        return web.json_response(body, status=_answer_status(result))
 
     async def resume(self, request: web.Request) -> web.Response:
         """Lift an auto-sync pause (after a rollback) and reconcile now."""
@@ -157,6 +155,15 @@ class Operations:
         if diffs is None:
             raise not_found(name)
         return web.json_response({"name": name, "diffs": {str(ref): diff for ref, diff in sorted(diffs.items())}})
+
+
+def _answer_status(result: ReconcileResult) -> int:
+    """403 for a sync a window refused (as Argo CD's API answers PermissionDenied), 409 for one that
+    failed or could not run, 200 otherwise."""
+    if result.blocked:
+        return 403
+    failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
+    return 409 if failed else 200
 
 
 def _busy(exc: QueueFull) -> web.Response:
