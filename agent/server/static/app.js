@@ -274,7 +274,9 @@
         buttons.push(h("button", { class: "primary", "data-action": "sync", disabled: !!busy,
           onclick: () => act("sync") }, busy === "sync" ? "Syncing…" : "Sync"));
       }
-      if (can.refresh) {
+      // A refresh only reads (any viewer may ask for one through the API), but a page with no
+      // way to change anything stays free of buttons: it is offered to those who may sync.
+      if (can.refresh && can.sync) {
         buttons.push(h("button", { "data-action": "refresh", disabled: !!busy, onclick: () => act("refresh") },
           busy === "refresh" ? "Refreshing…" : "Refresh"));
       }
