@@ -6,6 +6,7 @@
     ├── RenderError             YAML or kustomize could not produce objects
     ├── UnexpectedError         a reconcile raised something no part of the agent expected (a bug)
     ├── UnknownCluster          an app names a cluster (name or server) the agent does not know
+    ├── InvalidSpec             an app cannot run as declared (an adopted definition refused, no such project)
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -60,6 +61,11 @@ class UnexpectedError(AgentError):
 
 class UnknownCluster(AgentError):
     """An app's destination names no known cluster, or names one twice over (name and server)."""
+
+
+class InvalidSpec(AgentError):
+    """An app that cannot run as it is declared: an Argo CD definition refused, or a project nobody
+    declares. Shown as its condition until the declaration changes."""
 
 
 class KubeUnreachable(AgentError):

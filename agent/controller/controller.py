@@ -23,12 +23,13 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 
 from agent.config import AppSpec, Settings
+from agent.controller.adoption import Adoption
 from agent.controller.apps import AppTable, DestServer
 from agent.controller.projects import ProjectTable
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, NotLeader, UnexpectedError
+from agent.errors import AgentError, InvalidSpec, NotLeader, UnexpectedError
 from agent.metrics import Metrics
 from agent.model import (
     AppState,
@@ -41,7 +42,8 @@ from agent.model import (
     SyncTrigger,
 )
 from agent.notifications import Notifications
-from agent.source import normalize_url, push_matches_revision
+from agent.policy import unknown_project
+from agent.source import GitSource, normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
 
@@ -55,7 +57,8 @@ class QueueFull(Exception):
 class Controller:
     def __init__(self, settings: Settings, reconciler: AppReconciler, metrics: Metrics, *,
                  state: StateStore | None = None, notifications: Notifications | None = None,
-                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None) -> None:
+                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None,
+                 source: GitSource | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self._metrics = metrics
@@ -70,6 +73,7 @@ class Controller:
         self.notifications = notifications
         self.projects = ProjectTable(settings.projects)
         self.projects.on_change(self._wake_projects)
+        self.adoption = Adoption(self, source=source)  # Argo CD definitions in renders: apps and projects
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
         self._stopping = asyncio.Event()
@@ -124,6 +128,12 @@ class Controller:
         self.reconciler.forget_revisions(worker.spec.repo)
         worker.wake.set()
         return True
+
+    def retry_failed(self) -> None:
+        """Credentials changed: every app whose last reconcile failed asks its git server again now."""
+        for name, worker in list(self.apps.workers.items()):
+            if worker.failures:
+                self.request_refresh(name)
 
     def on_live_change(self, app: str, ref: ObjectRef, content_changed: bool) -> None:
         """The watch cache saw one of the app's objects change: compare again now (or step its sync).
@@ -238,6 +248,7 @@ class Controller:
             self._restored = True
             if self._snapshot is not None:
                 self.apps.restore(await self._snapshot.load())
+                self.adoption.restore()
 
     def mark_inventories_stale(self) -> None:
         """Rebuild every app's inventory from the cluster before its next reconcile, and plan syncs in
@@ -366,6 +377,7 @@ class Controller:
                 if self._in_flight == 0:
                     self._idle.set()
             self._record(worker, base, outcome, trigger, dry_run=request is not None and request.dry_run)
+        await self.adoption.reconciled(worker, request, outcome.result)  # outside the lock: it may stop apps
         return outcome.result
 
     async def _reconcile(self, worker: AppWorker, request: OperationRequest | None,
@@ -373,8 +385,11 @@ class Controller:
         """The reconcile, supervised: an unexpected exception (a bug, a malformed object nobody
         validated) becomes the app's error, logged once with its traceback; the loop goes on."""
         name = worker.spec.name
-        failure = await self.ensure_inventory(worker)
-        base = self.apps.state(name) or AppState.new(name)
+        refusal = worker.refusal or self._project_problem(worker.spec)
+        failure = None if refusal else await self.ensure_inventory(worker)
+        base = self.adoption.strip(self.apps.state(name) or AppState.new(name))
+        if refusal:  # not run as declared: no render, no API call
+            return base, failed_outcome(name, base, InvalidSpec(refusal), started=time.time())
         if failure is not None:
             return base, failed_outcome(name, base, failure, started=time.time())
         started = time.time()
@@ -385,6 +400,13 @@ class Controller:
             return base, self._crashed(worker, base, exc, started=started)
         worker.crash = ""
         return base, outcome
+
+    def _project_problem(self, spec: AppSpec) -> str:
+        """Why the app cannot run in its project ("" when it can): a project nobody declares (yet:
+        an AppProject may come from Git later, which wakes the app)."""
+        if self.projects.get(spec.project) is not None:
+            return ""
+        return unknown_project(spec.name, spec.project).message
 
     @staticmethod
     def _crashed(worker: AppWorker, base: AppState, exc: Exception, *, started: float) -> Outcome:
@@ -413,7 +435,8 @@ class Controller:
         worker.reconciled = True
         unchanged = result.reused and replace(base.status, reconciled_at=None) == replace(
             outcome.state.status, reconciled_at=None) and base.pause == outcome.state.pause
-        stored = self.apps.store(base, outcome.state, persist=not unchanged)  # a poll alone is not written
+        stored = self.apps.store(base, self.adoption.overlay(outcome.state),
+                                 persist=not unchanged)  # a poll alone is not written
         if result.error is not None:
             worker.failures += 1
             log.error("reconcile failed", extra={"app": name, "error": str(result.error)})

@@ -30,7 +30,7 @@ from agent.engine.fingerprint import applied_versions, inventory
 from agent.engine.health import HealthAssessor, aggregate
 from agent.engine.history import append_history, history_entry
 from agent.engine.sync import Step, SyncResult, SyncRunner
-from agent.errors import AgentError, KubeUnreachable, NotLeader, UnexpectedError, UnknownCluster
+from agent.errors import AgentError, InvalidSpec, KubeUnreachable, NotLeader, UnexpectedError, UnknownCluster
 from agent.kube import KubeClient
 from agent.kube.watch import WatchCache
 from agent.model import (
@@ -40,6 +40,7 @@ from agent.model import (
     HealthStatus,
     HookType,
     Kind,
+    Manifest,
     ObjectRef,
     OperationPhase,
     OperationRequest,
@@ -74,6 +75,9 @@ class ReconcileResult:
     running: bool = False  # a sync operation is still in progress
     reused: bool = False  # nothing moved: the previous comparison holds, health read again from the cache
     diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # what a sync would change (not after one)
+    # The Argo CD definitions a successful render held (agent.controller.adoption); None when this
+    # reconcile did not render (an error, a step of a sync, or nothing moved).
+    definitions: tuple[Manifest, ...] | None = None
 
     @property
     def sync_status(self) -> SyncStatus:
@@ -103,7 +107,7 @@ def failed_outcome(name: str, state: AppState, error: AgentError, *, started: fl
     no known cluster has an invalid spec; one whose cluster does not answer has no known health either;
     an exception nothing expected is an UnknownError."""
     kind = (ConditionType.UNKNOWN_ERROR if isinstance(error, UnexpectedError)
-            else ConditionType.INVALID_SPEC_ERROR if isinstance(error, UnknownCluster)
+            else ConditionType.INVALID_SPEC_ERROR if isinstance(error, UnknownCluster | InvalidSpec)
             else ConditionType.COMPARISON_ERROR)
     status = statuses.failed(state.status, error=str(error), revision=revision, at=started, kind=kind,
                              unseen=isinstance(error, KubeUnreachable) and not isinstance(error, NotLeader))
@@ -212,7 +216,8 @@ class Reconciler:
                                       started=clock.started, plan=seen.plan, prints=seen.prints,
                                       resources=request.resources if request else (),
                                       initiated_by=request.initiated_by if request else "")
-            return await self._advance(app, state, operation, clock, decision=decision)
+            started = await self._advance(app, state, operation, clock, decision=decision)
+            return replace(started, result=replace(started.result, definitions=seen.definitions))
         return self._compared(app, state, seen, decision, clock, mark=(epoch, touches))
 
     def _compared(self, app: AppSpec, state: AppState, seen: Observation, decision: SyncDecision,
@@ -231,7 +236,7 @@ class Reconciler:
                              applied=applied_versions(plan, seen.prints, changes=None, responses={}),
                              inventory=inventory(app.name, plan, None))
         result = ReconcileResult(app.name, clock.started, clock.elapsed(), status, revision=seen.revision, plan=plan,
-                                 decision=decision, diffs=diffs)
+                                 decision=decision, diffs=diffs, definitions=seen.definitions)
         return Outcome(result, next_state)
 
     def _unchanged(self, app: AppSpec, state: AppState, sha: str, clock: _Clock) -> Outcome | None:

@@ -100,6 +100,15 @@ def may(request: web.Request, action: str, app: str) -> bool:
     return subject is not None and project is not None and auth.rbac.allowed(subject, action, project, app)
 
 
+def may_in_project(request: web.Request, action: str, project: str) -> bool:
+    """Whether the caller may do `action` to every app of `project` (`<project>/*`; always, without [auth]).
+    The RBAC model has no `projects` resource: a project is as visible as all of its apps."""
+    auth, subject = request.app.get(AUTH), subject_of(request)
+    if auth is None:
+        return True
+    return subject is not None and auth.rbac.allowed(subject, action, project, "*")
+
+
 def require(request: web.Request, action: str, app: str) -> None:
     """Raise 403 unless the caller may do `action` to `app` (a handler's check beyond the route's)."""
     if not may(request, action, app):
