@@ -178,17 +178,17 @@ def list_files(handles: RepoHandles, commit_sha: str, *, url: str, limits: Expor
 def read_files(handles: RepoHandles, commit_sha: str, paths: Sequence[str], *, url: str,
                limits: ExportLimits) -> dict[str, bytes]:
     """The contents of files at the commit, by repository path; links followed inside the repository,
-    sizes capped as an export's are. A path that is absent is left out (the caller asked for listed ones)."""
+    sizes capped as an export's are. SourceError for a path that is absent or leaves the repository."""
     with handles.borrow() as read:
         commit = peel(read, commit_sha.encode())
         if not isinstance(commit, Commit):
             raise CacheCorrupt(f"{commit_sha[:12]} is not a commit")
-        exporter, walker = TreeExporter(read, url, limits), _Walker(read, commit_sha)
+        exporter = TreeExporter(read, url, limits)
         exporter.root_tree = commit.tree
         for path in paths:
             clean = normalize_path(path)
-            if clean is None or walker.lookup(clean) is None:
-                continue
+            if clean is None:
+                raise exporter.fail(path, "path leaves the repository")
             mode, sha = exporter.lookup(clean)
             if stat.S_ISREG(mode):
                 exporter.add(clean, clean, sha)
