@@ -75,9 +75,10 @@ async def test_an_app_of_apps_adopts_refuses_and_removes(start_agent: StartAgent
                                                          repo: WorkTree, namespace: str, kube: KubeClient) -> None:
     tag, url = secrets.token_hex(3), git_server.url(repo.name)
     root, dup = f"root-{tag}", f"dup-{tag}"
-    a, b, helm, nested, leaf = (f"{name}-{tag}" for name in ("a", "b", "helm", "nested", "leaf"))
+    a, b, helm, nested, leaf, ghost, edge = (f"{name}-{tag}" for name in ("a", "b", "helm", "nested", "leaf",
+                                                                            "ghost", "edge"))
     files = {
-        **workloads("a", "b", "dup", "leaf"),
+        **workloads("a", "b", "dup", "leaf", "ghost"),
         "argocd/a.yaml": application(a, url, path="apps/a", namespace=namespace),
         "argocd/b.yaml": application(b, url, path="apps/b", namespace=namespace, finalizer=False),
         "argocd/helm.yaml": application(helm, url, path="apps/a", namespace=namespace,
@@ -85,6 +86,9 @@ async def test_an_app_of_apps_adopts_refuses_and_removes(start_agent: StartAgent
         "argocd/dup.yaml": application(dup, url, path="apps/b", namespace=namespace),
         "argocd/nested.yaml": application(nested, url, path="nested", namespace=namespace),
         "nested/leaf.yaml": application(leaf, url, path="apps/leaf", namespace=namespace),
+        "argocd/ghost.yaml": application(ghost, url, path="apps/ghost", namespace=namespace, project=f"ghost-{tag}"),
+        "argocd/edge.yaml": application(edge, url, path="apps/b", namespace=namespace).replace(
+            "server: https://kubernetes.default.svc", "name: edge"),
     }
     repo.commit_and_push(files, "an app of apps")
     config = root_toml(root, url) + application_toml(dup, url, namespace=namespace, path="apps/dup",
@@ -108,9 +112,19 @@ async def test_an_app_of_apps_adopts_refuses_and_removes(start_agent: StartAgent
         f"application {dup} is declared twice: in {agent.config_path}: applications[1] and in argocd/dup.yaml; "
         f"the one in {agent.config_path}: applications[1] keeps running"]
     assert (await live_configmap(kube, namespace, "dup-config")) is not None, "the TOML app keeps running"
+    for name, message in ((ghost, f"application {ghost} belongs to project ghost-{tag}, which does not exist"),
+                          (edge, "there are no clusters with this name: edge")):
+        assert (apps[name]["sync_status"], apps[name]["conditions"]) == (
+            "Unknown", [{"type": "InvalidSpecError", "message": message}])
+    assert await live_configmap(kube, namespace, "ghost-config") is None
 
-    # Both Applications leave Git: the one with the finalizer takes its objects along.
-    repo.commit_and_push({"argocd/a.yaml": None, "argocd/b.yaml": None}, "remove a and b")
+    # Both Applications leave Git: the one with the finalizer takes its objects along. The project
+    # the ghost app names appears, and it runs.
+    project = (f"apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: ghost-{tag}\n"
+               "spec:\n  sourceRepos: ['*']\n  destinations: [{server: '*', namespace: '*'}]\n")
+    repo.commit_and_push({"argocd/a.yaml": None, "argocd/b.yaml": None, "argocd/project.yaml": project},
+                         "remove a and b, declare ghost's project")
+    await eventually(lambda: green(agent, ghost), within=60, what="the app of a project declared later")
 
     async def removed() -> bool:
         names = await agent.applications()
