@@ -94,7 +94,7 @@ class _Work:
         refused = {refusal.name: refusal for refusal in self.rendered.definitions.refused
                    if refusal.kind == "AppProject"}
         for project in self.rendered.definitions.projects:
-            problem = _project_problem(project)
+            problem = project_problem(project)
             if project.name in elsewhere:
                 problem = (f"AppProject {project.name} is declared twice: in {elsewhere[project.name]} and in "
                            f"{project.origin}; the one in {elsewhere[project.name]} is used")
@@ -246,7 +246,7 @@ class _Work:
         return ParentDecision(adopted=adopted, specs=self.specs, removals=tuple(self.removals), projects=projects)
 
 
-def _project_problem(project: ProjectSpec) -> str:
+def project_problem(project: ProjectSpec) -> str:
     """Why an adopted AppProject cannot be used as written (checked as `[[projects]]` is), else ""."""
     try:
         project_role_lines(project)

@@ -33,7 +33,7 @@ from agent.argocd import (
     parse_app_project,
     parse_definitions,
 )
-from agent.argocd.parent import ParentDecision, Rendered, decide
+from agent.argocd.parent import ParentDecision, Rendered, decide, project_problem
 from agent.argocd.view import child_spec, with_definitions, without_definitions
 from agent.config import AppSpec
 from agent.config.diff import desired_state_changed
@@ -110,12 +110,12 @@ class Adoption:
         apps, projects = self._controller.apps, self._controller.projects
         state = apps.state(parent.name)
         assert state is not None
-        running = self._children(parent.name, state.adopted)
+        running = self._children(parent.name)
         decision = decide(parent.name, rendered, previous=state.adopted, running=running,
                           taken=self._taken(parent.name, running), projects=projects.origins(besides=parent.name),
                           prune=prune)
         projects.adopt(parent.name, decision.projects)
-        await self._apply(parent.name, state.adopted, decision)
+        await self._apply(parent.name, running, decision)
         self._record(parent.name, decision.adopted)
 
     def _record(self, parent: str, adopted: Adopted | None) -> None:
@@ -124,11 +124,10 @@ class Adoption:
         if current is not None and current.adopted != adopted:
             apps.store(current, self.overlay(replace(self.strip(current), adopted=adopted)))
 
-    def _children(self, parent: str, adopted: Adopted | None) -> dict[str, AppSpec]:
+    def _children(self, parent: str) -> dict[str, AppSpec]:
         """The spec each of the parent's children runs with (a name TOML took over is no child any more)."""
-        workers = self._controller.apps.workers
-        return {child.name: workers[child.name].spec for child in (adopted.children if adopted else ())
-                if child.name in workers and workers[child.name].spec.parent == parent}
+        return {name: worker.spec for name, worker in self._controller.apps.workers.items()
+                if worker.spec.parent == parent}
 
     def _taken(self, parent: str, mine: dict[str, AppSpec]) -> dict[str, str]:
         """Every app name declared elsewhere, and where."""
@@ -136,7 +135,7 @@ class Adoption:
                 for name, worker in self._controller.apps.workers.items() if name not in mine and name != parent} | {
             parent: f"{self._controller.apps.workers[parent].spec.origin or parent} (the app itself)"}
 
-    async def _apply(self, parent: str, previous: Adopted | None, decision: ParentDecision) -> None:
+    async def _apply(self, parent: str, running: dict[str, AppSpec], decision: ParentDecision) -> None:
         controller = self._controller
         for child in decision.adopted.children:
             spec, worker = decision.specs[child.name], controller.apps.workers.get(child.name)
@@ -156,7 +155,7 @@ class Adoption:
                 worker.refusal = child.refusal
                 worker.wake.set()
         removals = {removal.name: removal for removal in decision.removals}
-        gone = (previous.names if previous else frozenset()) - decision.adopted.names
+        gone = running.keys() - decision.adopted.names
         for name in sorted(gone):
             worker = controller.apps.workers.get(name)
             if worker is None or worker.spec.parent != parent:
@@ -185,7 +184,7 @@ class Adoption:
         state = controller.apps.state(parent)
         if state is None or state.adopted is None:
             return
-        for name in sorted(self._children(parent, state.adopted)):
+        for name in sorted(self._children(parent)):
             worker = controller.apps.workers[name]
             await self.remove_child(worker.spec, delete_resources=delete_resources and worker.spec.prune_on_delete,
                                     why=f"the application that declared it, {parent}, is gone")
@@ -242,7 +241,7 @@ class Adoption:
                 project = parse_app_project(manifest.obj, file=manifest.source)
             except InvalidDefinition:
                 continue
-            if project.name not in elsewhere:
+            if project.name not in elsewhere and not project_problem(project):
                 kept.append(project)
         projects.adopt(parent, kept)
 

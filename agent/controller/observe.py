@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent import APP_LABEL
-from agent.argocd import split_definitions
+from agent.argocd import is_definition, split_definitions
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
 from agent.engine.desired import DesiredState, desired_state
@@ -52,6 +52,9 @@ class Observer:
         kinds = frozenset({(o["apiVersion"], o["kind"]) for o in desired} | state.kinds)
         expected = frozenset(entry.ref for entry in state.inventory)
         live = await self.live(app, desired, kinds, adopt_existing=adopt_existing, expected=expected)
+        # An Argo CD definition this app applied before it was adopted as configuration (labelled, with
+        # Argo CD's CRDs installed) is no prune candidate: deleting an Application cascades in Argo CD.
+        live = {ref: obj for ref, obj in live.items() if not is_definition(obj)}
         prints = fingerprints(desired, app.ignore_differences)
         proven = proven_unchanged(prints, live, state.applied)
         compared = [obj for obj in desired if ObjectRef.of(obj) in live and ObjectRef.of(obj) not in proven]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -11,7 +13,8 @@ from agent.argocd import Generated, GenerationFailed, Removal, generate, parse_d
 from agent.argocd.parent import ParentDecision, Rendered, decide
 from agent.argocd.view import child_spec, with_definitions, without_definitions
 from agent.config import AppSpec
-from agent.model import Adopted, AppStatus, ConditionType, Manifest, SyncStatus
+from agent.model import Adopted, AppState, AppStatus, ConditionType, Manifest, SyncStatus
+from agent.state.codec import state_from_dict, state_to_dict
 
 REPO = "https://git.example.com/payments/gitops.git"
 
@@ -219,3 +222,14 @@ def test_a_child_is_run_again_from_its_parents_record() -> None:
         assert (spec, refusal) == (decision.specs[child.name], child.refusal)
     lost = Adopted(children=(decision.adopted.children[0],))
     assert isinstance(child_spec(lost.children[0], parent="root")[0], AppSpec)
+
+
+def test_a_parents_record_survives_the_snapshot() -> None:
+    decision = run(rendered(application("payments"), application("charts", helm={"values": "x"}), PROJECT,
+                            app_set(elements=[{"tenant": "std"}])))
+    state = AppState.new("root")
+    kept = state_from_dict("root", json.loads(json.dumps(state_to_dict(replace(state, adopted=decision.adopted)))))
+    assert kept.adopted == decision.adopted
+    assert [child.definition for child in kept.adopted.children] == [
+        child.definition for child in decision.adopted.children]
+    assert state_from_dict("root", state_to_dict(state)).adopted is None
