@@ -7,6 +7,7 @@
     ├── UnexpectedError         a reconcile raised something no part of the agent expected (a bug)
     ├── UnknownCluster          an app names a cluster (name or server) the agent does not know
     ├── NotPermitted            the app's project does not exist, or refuses its repository or destination
+    ├── InvalidSpec             an app cannot run as declared (an adopted Argo CD definition refused)
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -66,6 +67,11 @@ class UnknownCluster(AgentError):
 class NotPermitted(AgentError):
     """The app's project does not exist, or does not permit its repository or destination: nothing is
     fetched, applied or pruned (Argo CD's InvalidSpecError)."""
+
+
+class InvalidSpec(AgentError):
+    """An app that cannot run as it is declared: an adopted Argo CD definition refused. Shown as its
+    condition until the declaration changes."""
 
 
 class KubeUnreachable(AgentError):

@@ -20,16 +20,16 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import replace
 
 from agent.config import AppSpec, Settings
+from agent.controller.adoption import Adoption
 from agent.controller.apps import AppTable, DestServer
 from agent.controller.projects import ProjectTable
 from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
+from agent.controller.recording import Recorder, automatic_trigger, crashed
 from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
-from agent.engine.autosync import retry_due
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, NotLeader, NotPermitted, UnexpectedError
+from agent.errors import AgentError, InvalidSpec, NotLeader, NotPermitted
 from agent.metrics import Metrics
 from agent.model import (
     AppState,
@@ -37,12 +37,11 @@ from agent.model import (
     AutoSyncPause,
     HistoryEntry,
     ObjectRef,
-    OperationPhase,
     OperationRequest,
     SyncTrigger,
 )
 from agent.notifications import Notifications
-from agent.source import normalize_url, push_matches_revision
+from agent.source import GitSource, normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
 
@@ -56,7 +55,8 @@ class QueueFull(Exception):
 class Controller:
     def __init__(self, settings: Settings, reconciler: AppReconciler, metrics: Metrics, *,
                  state: StateStore | None = None, notifications: Notifications | None = None,
-                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None) -> None:
+                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None,
+                 source: GitSource | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self._metrics = metrics
@@ -71,6 +71,8 @@ class Controller:
         self.notifications = notifications
         self.projects = ProjectTable(settings.projects)
         self.projects.on_change(self._wake_projects)
+        self.adoption = Adoption(self, source=source)  # Argo CD definitions in renders: apps and projects
+        self._recorder = Recorder(self.apps, metrics)
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
         self._stopping = asyncio.Event()
@@ -125,6 +127,12 @@ class Controller:
         self.reconciler.forget_revisions(worker.spec.repo)
         worker.wake.set()
         return True
+
+    def retry_failed(self) -> None:
+        """Credentials changed: every app whose last reconcile failed asks its git server again now."""
+        for name, worker in list(self.apps.workers.items()):
+            if worker.failures:
+                self.request_refresh(name)
 
     def on_live_change(self, app: str, ref: ObjectRef, content_changed: bool) -> None:
         """The watch cache saw one of the app's objects change: compare again now (or step its sync).
@@ -251,6 +259,7 @@ class Controller:
             self._restored = True
             if self._snapshot is not None:
                 self.apps.restore(await self._snapshot.load())
+                self.adoption.restore()
 
     def mark_inventories_stale(self) -> None:
         """Rebuild every app's inventory from the cluster before its next reconcile, and plan syncs in
@@ -369,7 +378,7 @@ class Controller:
     async def _run_once(self, worker: AppWorker, request: OperationRequest | None) -> ReconcileResult:
         await self.restore()
         async with worker.lock, self._slots[worker.spec.cluster]:
-            trigger = self._automatic_trigger(worker) if request is None else request.trigger
+            trigger = automatic_trigger(worker) if request is None else request.trigger
             self._in_flight += 1
             self._idle.clear()
             try:
@@ -378,7 +387,9 @@ class Controller:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
-            self._record(worker, base, outcome, trigger, dry_run=request is not None and request.dry_run)
+            self._recorder.record(worker, base, outcome, self.adoption.overlay(outcome.state), trigger,
+                                  dry_run=request is not None and request.dry_run)
+        await self.adoption.reconciled(worker, request, outcome.result)  # outside the lock: it may stop apps
         return outcome.result
 
     async def _reconcile(self, worker: AppWorker, request: OperationRequest | None,
@@ -389,8 +400,11 @@ class Controller:
         if worker.rules_changed:  # under the app's lock: no reconcile in flight overwrites this
             worker.rules_changed = False
             self.apps.forget_attempts(name)
-        failure = await self.ensure_inventory(worker)
-        base = self.apps.state(name) or AppState.new(name)
+        refusal = worker.refusal  # an adopted definition refused: not run as declared
+        failure = None if refusal else await self.ensure_inventory(worker)
+        base = self.adoption.strip(self.apps.state(name) or AppState.new(name))
+        if refusal:  # no render, no API call
+            return base, failed_outcome(name, base, InvalidSpec(refusal), started=time.time())
         if failure is not None:
             return base, failed_outcome(name, base, failure, started=time.time())
         started = time.time()
@@ -398,70 +412,10 @@ class Controller:
             with self._metrics.requests_for(name, dry_run=request is not None and request.dry_run):
                 outcome = await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
         except Exception as exc:  # supervision: any fault stays this app's, never the loop's end
-            return base, self._crashed(worker, base, exc, started=started)
+            return base, crashed(worker, base, exc, started=started)
         worker.crash = ""
         return base, outcome
 
-    @staticmethod
-    def _crashed(worker: AppWorker, base: AppState, exc: Exception, *, started: float) -> Outcome:
-        """An exception nothing expected: the app's error (an UnknownError condition); its traceback is
-        logged once per kind of failure, not on every retry."""
-        text = " ".join(str(exc).split())[:500]
-        error = UnexpectedError(f"unexpected {type(exc).__name__} while reconciling" + (f": {text}" if text else "")
-                                + " (the agent's log has the traceback)")
-        signature = f"{type(exc).__name__}: {exc}"
-        if signature != worker.crash:
-            log.error("reconcile raised %s", type(exc).__name__, exc_info=exc,
-                      extra={"app": worker.spec.name, "error": str(error)})
-        worker.crash = signature
-        return failed_outcome(worker.spec.name, base, error, started=started, duration=time.time() - started)
-
-    @staticmethod
-    def _automatic_trigger(worker: AppWorker) -> SyncTrigger:
-        trigger = SyncTrigger.WEBHOOK if worker.webhook_pending else SyncTrigger.AUTO
-        worker.webhook_pending = False
-        return trigger
-
-    def _record(self, worker: AppWorker, base: AppState, outcome: Outcome, trigger: SyncTrigger, *,
-                dry_run: bool) -> None:
-        """Store the outcome; count, log and schedule from it."""
-        result, name = outcome.result, worker.spec.name
-        worker.reconciled = True
-        unchanged = result.reused and replace(base.status, reconciled_at=None) == replace(
-            outcome.state.status, reconciled_at=None) and base.pause == outcome.state.pause
-        stored = self.apps.store(base, outcome.state, persist=not unchanged)  # a poll alone is not written
-        if result.error is not None:
-            worker.failures += 1
-            log.error("reconcile failed", extra={"app": name, "error": str(result.error)})
-            kind = "error"
-        else:
-            worker.failures = 0
-            kind = "synced" if result.sync else "syncing" if result.running else "compared"
-        if not result.blocked:  # a refused manual sync leaves the schedule (a window's opening) as it was
-            worker.retry_at = result.decision.retry_at if result.decision else None
-        if result.sync is not None and result.sync.phase is not OperationPhase.SUCCEEDED:
-            # The decision was taken before this sync failed: its retry is due after the backoff,
-            # not at the next poll.
-            worker.retry_at = retry_due(worker.spec.sync_policy, stored.last_sync)
-        if base.pause is not None and outcome.state.pause is None:  # lifted by the reconcile itself
-            log.warning("auto-sync resumed: a new commit arrived", extra={"app": name, "revision": stored.tracked_sha})
-        self._metrics.observe_reconcile(name, kind, result.duration)
-        extra = {"app": name, "duration": round(result.duration, 3),
-                 "revision": result.revision.sha if result.revision else "",
-                 "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
-        if result.sync is not None:
-            self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
-            entry = stored.history[0] if stored.history else None  # the sync just recorded: who asked for it
-            log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
-                                      "author": result.revision.author if result.revision else "",
-                                      "initiated_by": entry.initiated_by if entry else ""})
-        elif result.blocked:
-            log.warning("sync refused by a sync window", extra={**extra, "error": result.blocked})
-        else:
-            if dry_run:  # Argo CD counts a dry run as a sync operation of its own
-                phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
-                self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
-            log.debug("compared", extra=extra)
 
     async def ensure_inventory(self, worker: AppWorker) -> AgentError | None:
         """The app's inventory, rebuilt from the cluster unless known; the error when it cannot be."""

@@ -9,8 +9,26 @@ from dataclasses import dataclass, field, replace
 from agent.engine import status as statuses
 from agent.engine.autosync import SyncDecision
 from agent.engine.sync import SyncResult
-from agent.errors import AgentError, KubeUnreachable, NotLeader, NotPermitted, UnexpectedError, UnknownCluster
-from agent.model import AppState, AppStatus, ConditionType, HealthStatus, ObjectRef, Plan, Revision, SyncStatus
+from agent.errors import (
+    AgentError,
+    InvalidSpec,
+    KubeUnreachable,
+    NotLeader,
+    NotPermitted,
+    UnexpectedError,
+    UnknownCluster,
+)
+from agent.model import (
+    AppState,
+    AppStatus,
+    ConditionType,
+    HealthStatus,
+    Manifest,
+    ObjectRef,
+    Plan,
+    Revision,
+    SyncStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,9 @@ class ReconcileResult:
     reused: bool = False  # nothing moved: the previous comparison holds, health read again from the cache
     diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # what a sync would change (not after one)
     blocked: str = ""  # a manual sync a sync window refused (which window, and until when); nothing ran
+    # The Argo CD definitions a successful render held (agent.controller.adoption); None when this
+    # reconcile did not render (an error, a step of a sync, or nothing moved).
+    definitions: tuple[Manifest, ...] | None = None
 
     @property
     def sync_status(self) -> SyncStatus:
@@ -59,7 +80,7 @@ def failed_outcome(name: str, state: AppState, error: AgentError, *, started: fl
     no known cluster, or refused by its project, has an invalid spec; one whose cluster does not answer
     has no known health either; an exception nothing expected is an UnknownError."""
     kind = (ConditionType.UNKNOWN_ERROR if isinstance(error, UnexpectedError)
-            else ConditionType.INVALID_SPEC_ERROR if isinstance(error, (UnknownCluster, NotPermitted))
+            else ConditionType.INVALID_SPEC_ERROR if isinstance(error, (UnknownCluster, NotPermitted, InvalidSpec))
             else ConditionType.COMPARISON_ERROR)
     status = statuses.failed(state.status, error=str(error), revision=revision, at=started, kind=kind,
                              unseen=isinstance(error, KubeUnreachable) and not isinstance(error, NotLeader))

@@ -65,6 +65,17 @@ class ProjectTable:
             return ""
         return next((parent for parent, projects in self._adopted.items() if name in projects), "")
 
+    def origins(self, *, besides: str) -> dict[str, str]:
+        """Every project declared by the configuration or by another parent than `besides`, and where:
+        a parent declaring one of these names again is told so (the first declaration keeps it)."""
+        found: dict[str, str] = {}
+        for parent, projects in self._adopted.items():
+            if parent != besides:
+                for name, project in projects.items():
+                    found.setdefault(name, f"{project.origin} (app {parent})")
+        found.update({name: project.origin or "[[projects]]" for name, project in self._configured.items()})
+        return found
+
     def _merged(self) -> dict[str, ProjectSpec]:
         merged: dict[str, ProjectSpec] = {}
         for projects in self._adopted.values():  # in adoption order: the first parent keeps a name

@@ -183,7 +183,8 @@ class Reconciler:
                                       started=clock.started, plan=seen.plan, prints=seen.prints,
                                       resources=request.resources if request else (),
                                       initiated_by=request.initiated_by if request else "")
-            return await self._advance(app, state, operation, clock, decision=decision)
+            started = await self._advance(app, state, operation, clock, decision=decision)
+            return replace(started, result=replace(started.result, definitions=seen.definitions))
         return self._compared(app, state, seen, decision, clock, mark=(epoch, touches))
 
     @staticmethod
@@ -210,7 +211,7 @@ class Reconciler:
                              applied=applied_versions(plan, seen.prints, changes=None, responses={}),
                              inventory=inventory(app.name, plan, None))
         result = ReconcileResult(app.name, clock.started, clock.elapsed(), status, revision=seen.revision, plan=plan,
-                                 decision=decision, diffs=diffs)
+                                 decision=decision, diffs=diffs, definitions=seen.definitions)
         return Outcome(result, next_state)
 
     def _unchanged(self, app: AppSpec, state: AppState, sha: str, clock: _Clock) -> Outcome | None:

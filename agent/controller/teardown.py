@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agent import APP_LABEL
+from agent.argocd import is_definition
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
 from agent.engine.teardown import deletion_plan
@@ -49,7 +50,8 @@ async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
     spread = set(namespaces) | {app.namespace}
     for api_version, kind in sorted(set(kinds)):
         for obj in await kube.list_labelled(api_version, kind, f"{APP_LABEL}={app.name}", namespaces=spread):
-            live[ObjectRef.of(obj)] = obj
+            if not is_definition(obj):  # configuration, never the app's object (see agent.controller.observe)
+                live[ObjectRef.of(obj)] = obj
     plan = deletion_plan(app.name, live, claims.claims(app.name, live) if claims is not None else None, keep=keep)
     for candidate in plan.kept:
         _audit(f"kept: {candidate.blocked}", app.name, candidate.ref, "kept")

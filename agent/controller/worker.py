@@ -48,6 +48,9 @@ class AppWorker:
         # Its project's rules changed: the next reconcile counts sync attempts afresh, as for a new commit
         # (a sync the old rules refused is tried again under the new ones).
         self.rules_changed = False
+        # Why the app is not run (an adopted Argo CD definition that was refused): every reconcile
+        # reports it, `Unknown`, and nothing of the app is applied.
+        self.refusal = ""
 
     def enqueue(self, request: OperationRequest, answer: asyncio.Future[ReconcileResult]) -> bool:
         """Queue a request (joining an identical one already waiting); False when the queue is full."""

@@ -158,8 +158,8 @@ class KubeClient:
         return status, payload, retry_after
 
     async def watch(self, resource: ApiResource, *, selector: str, resource_version: str,
-                    timeout_seconds: int = WATCH_SECONDS) -> AsyncIterator[dict[str, Any]]:
-        """Watch events of one resource type in all namespaces, from `resource_version` on.
+                    timeout_seconds: int = WATCH_SECONDS, namespace: str = "") -> AsyncIterator[dict[str, Any]]:
+        """Watch events of one resource type in all namespaces (or in `namespace`), from `resource_version` on.
 
         Ends when the server closes the watch (after about `timeout_seconds`); raises a
         KubeError for a refused watch (410 Gone when the version is too old).
@@ -170,11 +170,12 @@ class KubeClient:
                  "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=timeout_seconds + 30)
         try:
-            response = await self._call("GET", resource.path(), query, {"Accept": "application/json"}, None, timeout)
+            response = await self._call("GET", resource.path(namespace), query, {"Accept": "application/json"}, None,
+                                        timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._observe("WATCH", resource.kind, resource.path(), 0)
+            self._observe("WATCH", resource.kind, resource.path(namespace), 0)
             raise self._unreachable(f"{self.host}: {type(exc).__name__}: {exc}", None) from exc
-        self._observe("WATCH", resource.kind, resource.path(), response.status)
+        self._observe("WATCH", resource.kind, resource.path(namespace), response.status)
         async with response:
             if response.status != 200:
                 raise _api_error(response.status, await response.read(), None)

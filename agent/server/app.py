@@ -7,17 +7,18 @@ import gzip
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
 
+from agent.config import AppSpec
 from agent.controller import Controller
 from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppState, AppStatus, AutoSyncPause, HistoryEntry, SyncOperation
+from agent.model import DEFAULT_PROJECT, AppState, AppStatus, AutoSyncPause, HistoryEntry, SyncOperation
 from agent.server import auth as access
-from agent.server import operations, ui
+from agent.server import operations, projects, ui
 from agent.server.auth import (
     AUTH,
     AUTHENTICATED,
@@ -44,6 +45,19 @@ CLUSTER_CHECK: web.AppKey[ClusterCheck] = web.AppKey("cluster_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What an app's summary shows of its declaration: where it deploys, its project, its parent."""
+
+    namespace: str
+    project: str = DEFAULT_PROJECT
+    parent: str = ""  # the app whose render declared it (Argo CD definitions); "" for a TOML app
+
+    @classmethod
+    def of(cls, spec: AppSpec | None) -> Declared:
+        return cls("") if spec is None else cls(spec.namespace, spec.project, spec.parent)
+
+
 class SummaryCache:
     """Each app's summary as JSON, kept until its status changes.
 
@@ -53,18 +67,19 @@ class SummaryCache:
     """
 
     def __init__(self) -> None:
-        self._encoded: dict[str, tuple[AppState, str, str, bytes]] = {}
+        self._encoded: dict[str, tuple[AppState, Declared, bytes]] = {}
 
-    def body(self, apps: Iterable[tuple[AppState, str, str]]) -> bytes:
-        """A JSON array of the summaries of (state, destination namespace, project) triples, in order."""
+    def body(self, apps: Iterable[tuple[AppState, Declared]]) -> bytes:
+        """A JSON array of the summaries of (state, declaration) pairs, in order."""
         parts, seen = [], set()
-        for state, namespace, project in apps:
+        for state, declared in apps:
             seen.add(state.name)
             cached = self._encoded.get(state.name)
-            if cached is None or cached[0] is not state or cached[1:3] != (namespace, project):
-                encoded = json.dumps(app_summary(state, namespace=namespace, project=project)).encode()
-                cached = self._encoded[state.name] = (state, namespace, project, encoded)
-            parts.append(cached[3])
+            if cached is None or cached[0] is not state or cached[1] != declared:
+                encoded = json.dumps(app_summary(state, namespace=declared.namespace, project=declared.project,
+                                                 parent=declared.parent)).encode()
+                cached = self._encoded[state.name] = (state, declared, encoded)
+            parts.append(cached[2])
         for gone in self._encoded.keys() - seen:
             del self._encoded[gone]
         return b"[" + b",".join(parts) + b"]"
@@ -73,12 +88,13 @@ class SummaryCache:
 SUMMARIES = web.AppKey("summaries", SummaryCache)
 
 
-def app_summary(state: AppState, *, namespace: str, project: str = "") -> dict[str, Any]:
+def app_summary(state: AppState, *, namespace: str, project: str = DEFAULT_PROJECT, parent: str = "") -> dict[str, Any]:
     status = state.status
     revision = status.revision
     return {
         "name": status.name,
         "project": project,
+        "parent": parent or None,
         "dest_namespace": namespace,
         "sync_status": status.sync_status.value,
         "health_status": status.health_status.value,
@@ -158,7 +174,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def list_applications(request: web.Request) -> web.Response:
     controller = request.app[CONTROLLER]
-    apps = ((state, spec.namespace, spec.project) if (spec := controller.spec(state.name)) else (state, "", "")
+    apps = ((state, Declared.of(controller.spec(state.name)))
             for state in controller.apps.states() if may(request, "get", state.name))
     return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
 
@@ -169,7 +185,8 @@ async def get_application(request: web.Request) -> web.Response:
     state, spec = controller.state(name), controller.spec(name)
     if state is None or spec is None:
         raise not_found(name)
-    body = app_summary(state, namespace=spec.namespace, project=spec.project)
+    body = app_summary(state, namespace=spec.namespace, project=spec.project, parent=spec.parent)
+    body["origin"] = spec.origin
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
     body["destination"] = {"cluster": spec.cluster, "server": controller.dest_server(spec), "namespace": spec.namespace}
     body["resources"] = resource_views(state.status)
@@ -247,6 +264,7 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
             app.router.add_route(method, path, handler)
         declare(app, method, path, action)
     operations.add_routes(app, controller)
+    projects.add_routes(app, controller)
     for method, path in ui.add_routes(app):
         declare(app, method, path, PUBLIC)  # the page and its assets; the data they show needs a token
     if webhook is not None:

@@ -109,6 +109,13 @@ def permissions(request: web.Request, app: str) -> dict[str, bool]:
     """What the caller may do to `app`, action by action, evaluated as the routes evaluate it (a UI
     shows only the buttons that would work)."""
     return {action: may(request, action, app) for action in ACTIONS}
+def may_in_project(request: web.Request, action: str, project: str) -> bool:
+    """Whether the caller may do `action` to every app of `project` (`<project>/*`; always, without [auth]).
+    The RBAC model has no `projects` resource: a project is as visible as all of its apps."""
+    auth, subject = request.app.get(AUTH), subject_of(request)
+    if auth is None:
+        return True
+    return subject is not None and auth.rbac.allowed(subject, action, project, "*")
 
 
 def require(request: web.Request, action: str, app: str) -> None:

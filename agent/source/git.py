@@ -19,6 +19,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from dulwich.client import GitClient
 
+from agent.argocd.credentials import RepoCredentials
 from agent.errors import SourceError
 from agent.model import RepoSpec, Revision
 from agent.source import cache, trees
@@ -193,8 +194,12 @@ class GitSource:
         A request already started finishes with the settings it started with.
         """
         self._options = replace(options, max_concurrent_fetches=self._options.max_concurrent_fetches)
-        self._credentials = CredentialStore(repositories)
+        self._credentials = CredentialStore(repositories, self._credentials.secrets)
         self._refs.ttl = options.ls_remote_ttl
+
+    def use_secrets(self, secrets: Sequence[RepoCredentials]) -> None:
+        """Repository credentials from Argo CD's Secrets, as the watch sees them now (see CredentialStore)."""
+        self._credentials = CredentialStore(self._credentials.repositories, secrets)
 
     # ------------------------------------------------------------- the three verbs
 
@@ -267,6 +272,18 @@ class GitSource:
         """Repository paths that symbolic links below `paths` point to (their content is not in the tree SHA)."""
         walk = functools.partial(trees.symlink_targets, url=url, limits=self._options.limits)
         return await self._read_tree(url, revision, walk, list(paths))
+
+    # ------------------------------------------------------------- for ApplicationSet git generators
+
+    async def list_files(self, url: str, revision: Revision) -> tuple[str, ...]:
+        """Every file path of the repository at `revision` (capped by max_repo_files and git_timeout)."""
+        walk = functools.partial(trees.list_files, url=url, limits=self._options.limits)
+        return await self._read_tree(url, revision, lambda handles, sha, _: walk(handles, sha), [])
+
+    async def read_files(self, url: str, revision: Revision, paths: Sequence[str]) -> dict[str, bytes]:
+        """The contents of some files at `revision` (capped by max_file_size and max_repo_size)."""
+        read = functools.partial(trees.read_files, url=url, limits=self._options.limits)
+        return await self._read_tree(url, revision, read, list(paths))
 
     async def _read_tree(self, url: str, revision: Revision, read: Callable[[cache.RepoHandles, str, list[str]], T],
                          paths: list[str]) -> T:
