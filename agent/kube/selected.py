@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 
 from agent.errors import KubeError, KubeUnreachable
-from agent.kube.client import ApiResource, KubeClient
+from agent.kube.client import KubeClient
+from agent.kube.discovery import ApiResource
 from agent.kube.watch import RELIST_BACKOFF
 from agent.model import KubeObject
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from agent import APP_LABEL
 from agent.errors import AgentError, KubeError, KubeForbidden, KubeUnreachable
-from agent.kube.client import ApiResource, KubeClient
+from agent.kube.client import KubeClient
+from agent.kube.discovery import ApiResource
 from agent.model import KubeObject, ObjectRef
 from agent.tasks import TaskSet
 
