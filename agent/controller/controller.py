@@ -69,7 +69,7 @@ class Controller:
         self.adoption = Adoption(self, source=source)  # Argo CD definitions in renders: apps and projects
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
-        self.loops = AppLoops(self, metrics, random_fraction=random_fraction)
+        self.loops = AppLoops(self, self.adoption, metrics, random_fraction=random_fraction)
         self._restored = False
         self._restore_lock = asyncio.Lock()
         self.reload_lock = asyncio.Lock()

@@ -15,17 +15,15 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from agent.controller.adoption import Adoption
+from agent.controller.host import ControllerParts
 from agent.controller.reconcile import Outcome, ReconcileResult, failed_outcome
 from agent.controller.recording import Recorder, automatic_trigger, crashed
 from agent.controller.worker import AppWorker, PendingRequest, next_delay
 from agent.errors import InvalidSpec, NotLeader
 from agent.metrics import Metrics
 from agent.model import AppState, OperationRequest, SyncTrigger
-
-if TYPE_CHECKING:
-    from agent.controller.controller import Controller
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
@@ -37,8 +35,10 @@ def not_running(state: AppState | None, app: str, message: str) -> ReconcileResu
 
 
 class AppLoops:
-    def __init__(self, controller: Controller, metrics: Metrics, *, random_fraction: Callable[[], float]) -> None:
+    def __init__(self, controller: ControllerParts, adoption: Adoption, metrics: Metrics, *,
+                 random_fraction: Callable[[], float]) -> None:
         self._controller = controller
+        self._adoption = adoption
         self._metrics = metrics
         self._random = random_fraction
         # Reconcile slots per cluster (as apps name it): apps of a cluster that hangs hold only its own.
@@ -109,9 +109,9 @@ class AppLoops:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
-            self._recorder.record(worker, base, outcome, controller.adoption.overlay(outcome.state), trigger,
+            self._recorder.record(worker, base, outcome, self._adoption.overlay(outcome.state), trigger,
                                   dry_run=request is not None and request.dry_run)
-        await controller.adoption.reconciled(worker, request, outcome.result)  # outside the lock: it may stop apps
+        await self._adoption.reconciled(worker, request, outcome.result)  # outside the lock: it may stop apps
         return outcome.result
 
     async def _reconcile(self, worker: AppWorker, request: OperationRequest | None,
@@ -124,7 +124,7 @@ class AppLoops:
             controller.apps.forget_attempts(name)
         refusal = worker.refusal  # an adopted definition refused: not run as declared
         failure = None if refusal else await controller.ensure_inventory(worker)
-        base = controller.adoption.strip(controller.apps.state(name) or AppState.new(name))
+        base = self._adoption.strip(controller.apps.state(name) or AppState.new(name))
         if refusal:  # no render, no API call
             return base, failed_outcome(name, base, InvalidSpec(refusal), started=time.time())
         if failure is not None:
