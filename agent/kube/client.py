@@ -27,6 +27,7 @@ from agent.errors import (
     KubeNotFound,
     KubeUnreachable,
     NotLeader,
+    WatchExpired,
     api_error_class,
 )
 from agent.kube._library import Configuration
@@ -137,7 +138,7 @@ class KubeClient:
         """Watch events of one resource type in all namespaces (or in `namespace`), from `resource_version` on.
 
         Ends when the server closes the watch (after about `timeout_seconds`); raises a
-        KubeError for a refused watch (410 Gone when the version is too old).
+        KubeError for a refused watch or an ERROR event, WatchExpired when the version is too old.
         """
         if self._limiter is not None:
             await self._limiter.acquire()
@@ -157,7 +158,7 @@ class KubeClient:
             try:
                 async for line in response.content:
                     if line.strip():
-                        yield json.loads(line)
+                        yield _event(json.loads(line))
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise KubeUnreachable(f"{self.host}: watch of {resource.kind} broke: {exc}") from exc
 
@@ -321,6 +322,16 @@ def _always() -> bool:
 
 
 _REQUEST_DEADLINE = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
+
+
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    """A watch event as it came, unless it is an ERROR: that is raised."""
+    if event.get("type") != "ERROR":
+        return event
+    status = event.get("object") or {}
+    code = int(status.get("code") or 0)
+    error = WatchExpired if code == 410 else KubeError
+    raise error(str(status.get("message", "watch error")), status=code)
 
 
 def _retry_after(value: str | None) -> float:
