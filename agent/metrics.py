@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextvars import ContextVar
 
 from prometheus_client import (
@@ -125,6 +125,31 @@ class _AppSeries:
         )
 
 
+RateLimits = Callable[[], Iterable[tuple[str, float]]]  # (cluster, requests per second) of each client
+
+
+class _RateLimits:
+    """Each cluster client's current request rate limit, read at scrape time (an adaptive one moves)."""
+
+    def __init__(self) -> None:
+        self.source: RateLimits = lambda: ()
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for cluster, rate in self.source():
+            family.add_metric([cluster], rate)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("gitops_agent_kube_rate_limit",
+                                 "Requests per second the client may send to the cluster's API server now "
+                                 "(kube_qps, or the adaptive rate when kube_qps is 0).", labels=["cluster"])
+
+
 class Metrics:
     """Per-app series are counters and gauges; the duration histograms are agent-wide, as Argo
     CD's reconcile histogram is: 16 series per app per histogram would make a scrape of a
@@ -153,6 +178,8 @@ class Metrics:
             registry=own,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        self.rate_limits = _RateLimits()
+        own.register(self.rate_limits)
         self.kube_requests = Counter(
             "gitops_agent_kube_requests_total", "Requests sent to the Kubernetes API.",
             ["verb", "resource_kind", "code"], registry=own,

@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -115,6 +116,11 @@ class KubeClient:
     def host(self) -> str:
         return str(self._configuration.host)
 
+    @property
+    def limiter(self) -> TokenBucket | None:
+        """The request rate limit (its `rate` moves when adaptive)."""
+        return self._limiter
+
     async def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
         content_type: str = "application/json", kind: str = "", ref: ObjectRef | None = None,
@@ -145,6 +151,7 @@ class KubeClient:
         if gated and not self._may_write():
             raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
+        sent = time.monotonic()
         try:
             response = await self._call(method, path, query, headers, body, _REQUEST_DEADLINE)
             async with response:
@@ -154,6 +161,8 @@ class KubeClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._observe(method, kind, path, 0)
             raise self._unreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref) from exc
+        if self._limiter is not None:  # an adaptive rate follows the answers (agent.kube.ratelimit)
+            self._limiter.answered(status=status, seconds=time.monotonic() - sent, write=method != "GET")
         self._observe(method, kind, path, status)
         return status, payload, retry_after
 
