@@ -222,11 +222,12 @@ class Metrics:
             ["result"], registry=self.registry,
         )
         self.state_write_duration = Histogram(
-            "gitops_agent_state_write_duration_seconds", "Time one state snapshot write took (encode, write, fsync).",
+            "gitops_agent_state_write_duration_seconds",
+            "Time one state write took (a journal append or a full snapshot: encode, write, fsync).",
             registry=self.registry, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.state_bytes = Gauge(
-            "gitops_agent_state_bytes", "Size of the last state snapshot written.", registry=self.registry,
+            "gitops_agent_state_bytes", "Size of the last full state snapshot written.", registry=self.registry,
         )
         self.state_last_write = Gauge(
             "gitops_agent_state_last_write_timestamp_seconds", "Unix time of the last successful snapshot write.",
@@ -323,11 +324,13 @@ class Metrics:
     def observe_state_load(self, result: str) -> None:
         self.state_loads.labels(result).inc()
 
-    def observe_state_write(self, *, ok: bool, seconds: float, size: int) -> None:
+    def observe_state_write(self, *, ok: bool, seconds: float, size: int, full: bool = True) -> None:
+        """A write of the state: a full snapshot, or (not `full`) the changes appended to the journal."""
         self.state_writes.labels("succeeded" if ok else "failed").inc()
         self.state_write_duration.observe(seconds)
         if ok:
-            self.state_bytes.set(size)
+            if full:
+                self.state_bytes.set(size)
             self.state_last_write.set(time.time())
 
     def observe_config_reload(self, *, ok: bool) -> None:

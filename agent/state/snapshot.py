@@ -40,6 +40,7 @@ class SnapshotError(ValueError):
 class Snapshot:
     payload: dict[str, Any]
     written_at: float
+    checksum: str = ""  # hex SHA-256 of the payload bytes: what journal lines name as their base
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,15 @@ def encode_json(value: Any) -> bytes:
 
 def encode(payload: dict[str, Any] | bytes, *, written_at: float) -> bytes:
     """The file's bytes; `payload` may be given already encoded (a JSON object)."""
+    return _envelope(payload, written_at=written_at)[0]
+
+
+def _envelope(payload: dict[str, Any] | bytes, *, written_at: float) -> tuple[bytes, str]:
+    """The file's bytes and the payload's checksum."""
     body = payload if isinstance(payload, bytes) else encode_json(payload)
     checksum = hashlib.sha256(body).hexdigest()
     header = f'{{"format":{FORMAT},"checksum":"sha256:{checksum}","written_at":{written_at!r},"payload":'
-    return header.encode() + body + _TRAILER
+    return b"".join((header.encode(), body, _TRAILER)), checksum
 
 
 def decode(data: bytes) -> Snapshot:
@@ -84,7 +90,7 @@ def decode(data: bytes) -> Snapshot:
         raise SnapshotError(f"unreadable: {exc}") from exc
     if not isinstance(payload, dict):
         raise SnapshotError("payload is not an object")
-    return Snapshot(payload, written_at)
+    return Snapshot(payload, written_at, header[2].decode())
 
 
 class SnapshotFile:
@@ -100,6 +106,7 @@ class SnapshotFile:
         # Only a current file known to be good becomes the backup: after loading from the
         # backup because the current file was corrupt, the good backup is not overwritten.
         self._primary_good = False
+        self.checksum = ""  # of the current file's payload, once loaded or written by this process
 
     def load(self) -> Loaded:
         problems: list[str] = []
@@ -120,12 +127,13 @@ class SnapshotFile:
                 problems.append(f"{path}: {exc}")
                 continue
             self._primary_good = source == "primary"
+            self.checksum = snapshot.checksum if self._primary_good else ""
             return Loaded(source, snapshot, tuple(problems))
         return Loaded("absent" if missing == 2 else "empty", None, tuple(problems))
 
     def write(self, payload: dict[str, Any] | bytes, *, written_at: float) -> int:
         """Replace the snapshot atomically; returns its size. On error (disk full…) nothing changed."""
-        data = encode(payload, written_at=written_at)
+        data, checksum = _envelope(payload, written_at=written_at)
         with self._lock:
             temp = self.directory / f"{self._temp_prefix}{os.getpid()}-{next(self._counter)}"
             try:
@@ -138,6 +146,7 @@ class SnapshotFile:
                     temp.unlink()
                 raise
             self._primary_good = True
+            self.checksum = checksum
             _fsync_directory(self.directory)
         return len(data)
 
