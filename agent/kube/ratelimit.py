@@ -28,8 +28,12 @@ ADAPTIVE_FLOOR = 5.0  # never slower than client-go's historical default, howeve
 ADAPTIVE_CEILING = 1000.0  # never faster: a sanity bound far above what one API server writes per second
 ADAPTIVE_STEP = 25.0  # added per window once the first decrease ended slow start
 WINDOW = 0.25  # seconds of answers behind each decision
-SLOW_WRITES = 1.0  # seconds: a window's mean write latency above this (and RISE x the usual) is congestion
+# A window's mean write latency above SLOW_WRITES seconds and RISE x the usual is congestion, judged
+# on MIN_WRITES writes at least: with the agent's few requests in flight (max_concurrent_reconciles)
+# a busy but healthy server answers in tenths of a second, and a few slow answers are noise.
+SLOW_WRITES = 2.0
 RISE = 4.0
+MIN_WRITES = 8
 BASELINE_CREEP = 1.02  # per window: the usual latency follows a lasting change (a slow admission webhook)
 DECREASE_LOG_EVERY = 30.0  # seconds between two log lines about a lowered rate
 
@@ -54,7 +58,7 @@ class RateState:
 def next_rate(state: RateState, window: Window, *, floor: float = ADAPTIVE_FLOOR,
               ceiling: float = ADAPTIVE_CEILING) -> tuple[RateState, str]:
     """The rate for the next window, and why it changed ('' when it did not). Pure."""
-    mean = window.write_seconds / window.writes if window.writes else None
+    mean = window.write_seconds / window.writes if window.writes >= MIN_WRITES else None
     baseline = state.baseline
     if mean is not None:
         baseline = mean if baseline is None else min(mean, baseline * BASELINE_CREEP)

@@ -9,6 +9,7 @@ from agent.kube.ratelimit import (
     ADAPTIVE_FLOOR,
     ADAPTIVE_START,
     ADAPTIVE_STEP,
+    MIN_WRITES,
     WINDOW,
     AdaptiveBucket,
     RateState,
@@ -158,15 +159,17 @@ def test_halving_stops_at_the_floor() -> None:
 
 def test_writes_far_slower_than_usual_halve_the_rate() -> None:
     state, _ = next_rate(RateState(400.0), QUICK)  # writes usually take 20 ms; the rate doubled to 800
-    slow = replace(QUICK, write_seconds=50 * 1.5)
+    slow = replace(QUICK, write_seconds=50 * 2.5)
     state, reason = next_rate(state, slow)
     assert state.rate == 400.0 and not state.slow_start
-    assert reason == "writes took 1.50s on average"
+    assert reason == "writes took 2.50s on average"
+    few = replace(QUICK, writes=MIN_WRITES - 1, write_seconds=(MIN_WRITES - 1) * 9.0)
+    assert next_rate(state, few)[0].rate > state.rate, "too few writes to judge their latency"
 
 
 def test_writes_that_are_always_slow_are_the_usual_not_congestion() -> None:
-    """A cluster whose every write takes 1.5 s (a slow admission webhook) is not throttled to the floor."""
-    always = replace(QUICK, write_seconds=50 * 1.5)
+    """A cluster whose every write takes 3 s (a slow admission webhook) is not throttled to the floor."""
+    always = replace(QUICK, write_seconds=50 * 3.0)
     state = RateState(50.0)
     for _ in range(3):
         state, reason = next_rate(state, always)
