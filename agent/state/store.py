@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,7 +107,10 @@ class StateStore:
 
     def update(self, name: str, record: Mapping[str, Any]) -> None:
         """Replace one app's record (`state_to_dict` of its AppState)."""
-        self._apps[name] = self._changed[name] = encode_json(record)
+        encoded = self._changed[name] = encode_json(record)
+        # Kept compressed until the next full snapshot: ten thousand apps' records are tens of
+        # megabytes of JSON, a fifth of that compressed (level 1: about 20 µs per record).
+        self._apps[name] = zlib.compress(encoded, 1)
         self.updates += 1
         self._dirty.set()
 
@@ -169,7 +173,9 @@ class StateStore:
             self._failure = ""
 
     def _write_snapshot(self, records: list[tuple[str, bytes]]) -> int:
-        size = self.file.write(_apps_payload(records), written_at=time.time())
+        """Every app's record (compressed) into a full snapshot, one record in memory at a time."""
+        parts = _payload_parts((name, zlib.decompress(record)) for name, record in records)
+        size = self.file.write_parts(parts, written_at=time.time())
         self.journal.empty()  # its lines are in the snapshot now
         return size
 
@@ -204,10 +210,16 @@ def records_on_disk(directory: Path) -> dict[str, Any]:
     return _replay(loaded, JournalFile(directory).read(base=loaded.snapshot.checksum))
 
 
-def _apps_payload(records: list[tuple[str, bytes | None]] | list[tuple[str, bytes]]) -> bytes:
+def _apps_payload(records: list[tuple[str, bytes | None]]) -> bytes:
     """`{"apps":{name: record, ...}}` from encoded records (None: null, a forgotten app), in order."""
-    return b'{"apps":{' + b",".join(encode_json(name) + b":" + (record if record is not None else b"null")
-                                    for name, record in records) + b"}}"
+    return b"".join(_payload_parts(records))
+
+
+def _payload_parts(records: Iterable[tuple[str, bytes | None]]) -> Iterator[bytes]:
+    yield b'{"apps":{'
+    for index, (name, record) in enumerate(records):
+        yield (b"," if index else b"") + encode_json(name) + b":" + (record if record is not None else b"null")
+    yield b"}}"
 
 
 def _log_load(result: LoadResult, path: Path) -> None:
