@@ -167,6 +167,7 @@ class Metrics:
         self.set_families(families)
         self.apps = _AppSeries()
         self.argocd = ArgoCDSeries(namespace=namespace, registry=self._argocd.registry)
+        self._app_labels: dict[str, tuple[AppSpec, str, AppLabels]] = {}
         self._define_own(self._own.registry)
         self._define_agent_health()
 
@@ -281,9 +282,18 @@ class Metrics:
             self.apps.out_of_sync_since[name] = 0.0
         elif not self.apps.out_of_sync_since.get(name):  # the first moment it left Synced, kept until Synced
             self.apps.out_of_sync_since[name] = status.reconciled_at or time.time()
-        labels = AppLabels(project=app.project, repo=argocd_repo_url(app.repo), dest_namespace=dest_namespace,
+        self.argocd.observe_status(status, self._labels_of(app, dest_server))
+
+    def _labels_of(self, app: AppSpec, dest_server: str) -> AppLabels:
+        """The app's Argo CD labels, made again only when its spec or cluster changes (every poll of
+        every app asks; the repository URL is redacted and normalized to make them)."""
+        known = self._app_labels.get(app.name)
+        if known is not None and known[0] is app and known[1] == dest_server:
+            return known[2]
+        labels = AppLabels(project=app.project, repo=argocd_repo_url(app.repo), dest_namespace=app.namespace,
                            autosync=app.sync_policy.automated, dest_server=dest_server)
-        self.argocd.observe_status(status, labels)
+        self._app_labels[app.name] = (app, dest_server, labels)
+        return labels
 
     def observe_reconcile(self, name: str, result: str, seconds: float) -> None:
         self.apps.reconciles[(name, result)] += 1
@@ -301,6 +311,7 @@ class Metrics:
         """Remove every series of an app that left the configuration."""
         self.apps.forget(name)
         self.argocd.forget(name)
+        self._app_labels.pop(name, None)
 
     def observe_kube_request(self, request: KubeRequest) -> None:
         self.kube_requests.labels(request.verb, request.kind, str(request.code)).inc()
