@@ -48,6 +48,13 @@ from agent.tasks import TaskSet
 log = logging.getLogger(__name__)
 
 
+def _extra(result: ReconcileResult, stored: AppState) -> dict[str, object]:
+    """What a log line about a recorded reconcile says."""
+    return {"app": result.app, "duration": round(result.duration, 3),
+            "revision": result.revision.sha if result.revision else "",
+            "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
+
+
 class QueueFull(Exception):
     """An app has as many distinct manual requests waiting as it may; the caller should retry later."""
 
@@ -426,18 +433,17 @@ class Controller:
         if base.pause is not None and outcome.state.pause is None:  # lifted by the reconcile itself
             log.warning("auto-sync resumed: a new commit arrived", extra={"app": name, "revision": stored.tracked_sha})
         self._metrics.observe_reconcile(name, kind, result.duration)
-        extra = {"app": name, "duration": round(result.duration, 3),
-                 "revision": result.revision.sha if result.revision else "",
-                 "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
         if result.sync is not None:
             self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
-            log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
+            log.info("synced", extra={**_extra(result, stored), "changes": result.sync.changes.counts(),
+                                      "trigger": trigger.value,
                                       "author": result.revision.author if result.revision else ""})
         else:
             if dry_run:  # Argo CD counts a dry run as a sync operation of its own
                 phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
                 self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
-            log.debug("compared", extra=extra)
+            if log.isEnabledFor(logging.DEBUG):  # every poll of every app comes here: no dict for nothing
+                log.debug("compared", extra=_extra(result, stored))
 
     async def ensure_inventory(self, worker: AppWorker) -> AgentError | None:
         """The app's inventory, rebuilt from the cluster unless known; the error when it cannot be."""
