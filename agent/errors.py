@@ -6,6 +6,8 @@
     ├── RenderError             YAML or kustomize could not produce objects
     ├── UnexpectedError         a reconcile raised something no part of the agent expected (a bug)
     ├── UnknownCluster          an app names a cluster (name or server) the agent does not know
+    ├── NotPermitted            the app's project does not exist, or refuses its repository or destination
+    ├── InvalidSpec             an app cannot run as declared (an adopted Argo CD definition refused)
     ├── KubeUnreachable         no answer from the API server at all (network, TLS, timeout)
     │   └── NotLeader           this replica may not write: it does not hold the leader lease
     └── KubeError               the API server answered, with an error status
@@ -62,6 +64,16 @@ class UnknownCluster(AgentError):
     """An app's destination names no known cluster, or names one twice over (name and server)."""
 
 
+class NotPermitted(AgentError):
+    """The app's project does not exist, or does not permit its repository or destination: nothing is
+    fetched, applied or pruned (Argo CD's InvalidSpecError)."""
+
+
+class InvalidSpec(AgentError):
+    """An app that cannot run as it is declared: an adopted Argo CD definition refused. Shown as its
+    condition until the declaration changes."""
+
+
 class KubeUnreachable(AgentError):
     pass
 
@@ -81,6 +93,10 @@ class KubeError(AgentError):
 
 class KubeForbidden(KubeError):
     pass
+
+
+class WatchExpired(KubeError):
+    """A watch's resourceVersion is too old (410 Gone): list again."""
 
 
 class KubeNotFound(KubeError):

@@ -107,7 +107,7 @@ class Reloader:
         if self._auth is None or running.auth is None:
             return
         try:
-            self._auth.reconfigure(running.auth, projects=running.projects)
+            self._auth.reconfigure(running.auth, projects=self._controller.projects.all())
         except ConfigError as exc:
             log.error("API access not reconfigured; the previous tokens and policies stay", extra={"error": str(exc)})
     async def _reload_clusters(self, settings: Settings) -> None:

@@ -13,6 +13,7 @@ from agent.config.auth import is_loopback
 from agent.controller import Controller, Reconciler
 from agent.controller.fleet import FleetReconciler
 from agent.controller.reload import source_options
+from agent.controller.repo_credentials import RepoCredentialSecrets
 from agent.engine.fingerprint import live_digest
 from agent.engine.health import HealthAssessor
 from agent.errors import AgentError
@@ -71,10 +72,11 @@ def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics, *,
     state = StateStore(agent.state_dir, observer=metrics)
     notifications = Notifications(settings.notifications, observer=metrics, durable=state.until_written)
     controller = Controller(settings, fleet, metrics, state=state, notifications=notifications,
-                            dest_server=lambda spec: registry.server_of(spec.cluster))
+                            dest_server=lambda spec: registry.server_of(spec.cluster), source=source)
     registry.set_listener(controller.on_live_change)
     registry.on_event(controller.wake_cluster)
     fleet.use_claims(controller.apps.claims)  # what every app declares, for the ownership rules
+    fleet.use_projects(controller.projects.get)  # the project rules, read at every reconcile
     return controller
 
 
@@ -104,6 +106,36 @@ def _api_access_logged(settings: Settings) -> tuple[ApiAuth | None, ssl.SSLConte
         log.error("[auth] tls_cert_file %s / tls_key_file %s: cannot be used: %s", auth and auth.tls_cert_file,
                   auth and auth.tls_key_file, getattr(exc, "strerror", None) or exc)
     return None
+def follow_projects(controller: Controller, auth: ApiAuth | None) -> None:
+    """API access follows every project, AppProjects adopted from Git included: their roles grant access."""
+    if auth is None:
+        return
+
+    def reconfigure(_: set[str]) -> None:
+        running = controller.settings.auth
+        if running is None:
+            return
+        try:
+            auth.reconfigure(running, projects=controller.projects.all())
+        except (AgentError, ValueError) as exc:  # a policy that cannot be read: the previous roles stay
+            log.error("API access not reconfigured for the projects; the previous policies stay",
+                      extra={"error": str(exc)})
+
+    controller.projects.on_change(reconfigure)
+    reconfigure(set())  # the projects the snapshot brought back already
+
+
+async def start_repo_credentials(controller: Controller, kube: KubeClient,
+                                 agent: AgentSettings) -> RepoCredentialSecrets | None:
+    """Argo CD's repository Secrets in `credentials_namespace`, read before the first reconcile, then watched."""
+    if not agent.credentials_namespace or controller.adoption.source is None:
+        return None
+    secrets = RepoCredentialSecrets(kube, agent.credentials_namespace, source=controller.adoption.source,
+                                    on_change=controller.retry_failed)
+    await secrets.start()
+    return secrets
+
+
 async def start_clusters(clusters: ClusterRegistry, agent: AgentSettings) -> None:
     """Clients for every configured cluster, and the cluster Secrets read before the first reconcile
     (so their apps do not show Unknown first), then again every poll interval."""
@@ -111,6 +143,25 @@ async def start_clusters(clusters: ClusterRegistry, agent: AgentSettings) -> Non
     if agent.credentials_namespace:
         read = await clusters.refresh_secrets(agent.credentials_namespace)
         clusters.follow_secrets(agent.credentials_namespace, interval=agent.poll_interval, read=read)
+
+
+def _make_state_dir(agent: AgentSettings) -> bool:
+    try:
+        agent.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
+        return False
+    return True
+
+
+async def _close(reloader: Reloader, repo_secrets: RepoCredentialSecrets | None, clusters: ClusterRegistry,
+                 kube: KubeClient) -> None:
+    """Release what the agent opened, last the API server's connections."""
+    await reloader.close()
+    if repo_secrets is not None:
+        await repo_secrets.close()
+    await clusters.close()
+    await kube.close()
 
 
 async def run_agent(settings: Settings) -> int:
@@ -121,10 +172,7 @@ async def run_agent(settings: Settings) -> int:
     if access is None:
         return 1
     auth, tls = access
-    try:
-        agent.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
+    if not _make_state_dir(agent):
         return 1
     metrics = Metrics(namespace=pod_namespace(), families=agent.metrics_families)
     try:
@@ -144,7 +192,9 @@ async def run_agent(settings: Settings) -> int:
         await kube.close()
         return 1
     await controller.restore()  # status is served from the snapshot at once
+    follow_projects(controller, auth)
     await start_clusters(clusters, agent)
+    repo_secrets = await start_repo_credentials(controller, kube, agent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,8 +221,6 @@ async def run_agent(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        await reloader.close()
-        await clusters.close()
-        await kube.close()
+        await _close(reloader, repo_secrets, clusters, kube)
     log.info("stopped")
     return 0

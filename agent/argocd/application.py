@@ -3,12 +3,13 @@
 Accepted, field by field (anything else Argo CD would honour is `Unsupported`, never ignored):
 
     metadata   name (a DNS label), namespace (not used: adopted apps are not namespaced),
-               labels, annotations (read, not acted on), finalizers (only Argo CD's resources
-               finalizer, which becomes `prune_on_delete`)
+               labels and annotations (the app's own: notification subscriptions select on
+               them), finalizers (only Argo CD's resources finalizer: `prune_on_delete`)
     spec       project; source.repoURL/targetRevision/path, source.kustomize (namePrefix,
                nameSuffix, namespace, commonLabels, commonAnnotations, images, replicas,
                labelWithoutSelector), source.directory (recurse, include, exclude);
-               destination.namespace with the in-cluster server or name; syncPolicy
+               destination (namespace; server or name: a cluster the agent knows, looked up
+               when the app reconciles, as `AppSpec.cluster`); syncPolicy
                (automated, syncOptions, retry); ignoreDifferences (group, kind, name,
                namespace, jsonPointers, managedFieldsManagers); info (shown by Argo CD's UI only)
 """
@@ -16,13 +17,14 @@ Accepted, field by field (anything else Argo CD would honour is `Unsupported`, n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from agent.argocd.fields import Fields, Subject
 from agent.argocd.syncpolicy import parse_ignore_differences, parse_sync_policy
 from agent.config.apps import AppSpec, valid_app_name, valid_project_name
-from agent.model import DEFAULT_PROJECT, DirectorySpec, KustomizeSpec, parse_image
+from agent.model import DEFAULT_PROJECT, IN_CLUSTER, DirectorySpec, KustomizeSpec, parse_image
 
 API_VERSION = "argoproj.io/v1alpha1"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
@@ -57,35 +59,44 @@ def parse_application(obj: Mapping[str, Any], *, file: str, parent: str = "", or
     top.string("apiVersion")
     top.string("kind")
     top.raw("status")  # written by Argo CD's controller, never an instruction
-    name, prune_on_delete = _metadata(top.sub("metadata"), subject)
+    meta = _metadata(top.sub("metadata"), subject)
     spec = top.sub("spec")
     if spec is None:
         raise subject.invalid("spec", "is required")
     top.finish()
-    app = _spec(spec, name=name, prune_on_delete=prune_on_delete, parent=parent, origin=origin or file)
+    app = replace(_spec(spec, name=meta.name, parent=parent, origin=origin or file),
+                  prune_on_delete=meta.prune_on_delete, labels=meta.labels, annotations=meta.annotations)
     spec.finish()
     return app
 
 
-def _metadata(meta: Fields | None, subject: Subject) -> tuple[str, bool]:
+@dataclass(frozen=True)
+class _Metadata:
+    name: str
+    prune_on_delete: bool
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+
+
+def _metadata(meta: Fields | None, subject: Subject) -> _Metadata:
     if meta is None:
         raise subject.invalid("metadata.name", "is required")
     name = meta.string("name", required=True)
     if not valid_app_name(name):
         raise meta.invalid("name", f"{name!r} must be a DNS label (lowercase letters, digits and '-', at most 63)")
     meta.string("namespace")
-    meta.string_map("labels")
-    meta.string_map("annotations")
+    labels = tuple(sorted(meta.string_map("labels").items()))
+    annotations = tuple(sorted(meta.string_map("annotations").items()))
     finalizers = meta.strings("finalizers")
     for index, finalizer in enumerate(finalizers):
         if finalizer not in RESOURCES_FINALIZERS:
             raise meta.unsupported(f"finalizers[{index}]",
                                    f"{finalizer!r} is not supported (only {RESOURCES_FINALIZER})")
     meta.finish()
-    return name, bool(finalizers)
+    return _Metadata(name, bool(finalizers), labels, annotations)
 
 
-def _spec(spec: Fields, *, name: str, prune_on_delete: bool, parent: str, origin: str) -> AppSpec:
+def _spec(spec: Fields, *, name: str, parent: str, origin: str) -> AppSpec:
     project = spec.string("project") or DEFAULT_PROJECT
     if not valid_project_name(project):
         raise spec.invalid("project", f"{project!r} is not a project name")
@@ -102,17 +113,18 @@ def _spec(spec: Fields, *, name: str, prune_on_delete: bool, parent: str, origin
     if source is None:
         raise spec.invalid("source", "is required")
     repo, revision, path, directory, kustomize = _source(source)
+    namespace, cluster = _destination(spec.sub("destination"), spec)
     return AppSpec(
         name=name,
         repo=repo,
         revision=revision,
         path=path,
-        namespace=_destination(spec.sub("destination"), spec),
+        namespace=namespace,
+        cluster=cluster,
         sync_policy=parse_sync_policy(spec.sub("syncPolicy")),
         ignore_differences=parse_ignore_differences(spec.items("ignoreDifferences")),
         directory=directory,
         kustomize=kustomize,
-        prune_on_delete=prune_on_delete,
         project=project,
         parent=parent,
         origin=origin,
@@ -138,25 +150,26 @@ def _source(source: Fields) -> tuple[str, str, str, DirectorySpec, KustomizeSpec
     return repo, revision, path, directory, kustomize
 
 
-def _destination(destination: Fields | None, spec: Fields) -> str:
+def _destination(destination: Fields | None, spec: Fields) -> tuple[str, str]:
+    """(namespace, cluster). The cluster is named as Argo CD names it, by server URL or by name; whether
+    the agent knows it is asked when the app reconciles (an unknown one is a condition on the app, as
+    a cluster Secret may declare it later)."""
     if destination is None:
         raise spec.invalid("destination", "is required")
-    server, name = destination.string("server"), destination.string("name")
+    server, name = destination.string("server").strip(), destination.string("name").strip()
     if server and name:
         raise destination.invalid("server", "give server or name, not both")
-    if server and server.rstrip("/") != IN_CLUSTER_SERVER:
-        raise destination.unsupported("server", f"{destination.field('server')}: {server!r} is another cluster; "
-                                                f"only {IN_CLUSTER_SERVER} is supported yet")
-    if name and name != IN_CLUSTER_NAME:
-        raise destination.unsupported("name", f"{destination.field('name')}: {name!r} is another cluster; "
-                                              f"only {IN_CLUSTER_NAME!r} is supported yet")
     if not server and not name:
         raise destination.invalid("server", f"give server ({IN_CLUSTER_SERVER}) or name ({IN_CLUSTER_NAME})")
+    if server and not server.startswith(("https://", "http://")):
+        raise destination.invalid("server", f"{server!r} is not an API server URL")
     namespace = destination.string("namespace") or EMPTY_DESTINATION_NAMESPACE
     if not valid_app_name(namespace):
         raise destination.invalid("namespace", f"{namespace!r} is not a namespace name")
     destination.finish()
-    return namespace
+    if server.rstrip("/") == IN_CLUSTER_SERVER or name == IN_CLUSTER_NAME:
+        return namespace, IN_CLUSTER
+    return namespace, server.rstrip("/") or name
 
 
 def _kustomize(fields: Fields) -> KustomizeSpec:

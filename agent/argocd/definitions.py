@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from agent.argocd.application import API_VERSION, parse_application
 from agent.argocd.applicationset import ApplicationSetSpec, parse_application_set
-from agent.argocd.fields import InvalidDefinition, Refused, Unsupported
+from agent.argocd.fields import InvalidDefinition, Refused, Unsupported, declared_project
 from agent.argocd.project import parse_app_project
 from agent.config.apps import AppSpec
 from agent.model import Condition, ConditionType, Manifest, ProjectSpec
@@ -106,7 +106,8 @@ class _Collected:
             return
         if not self._claim(error.kind, error.name, manifest):
             return
-        self.refused[(error.kind, error.name)] = Refused.of(error, origin=manifest.origin)
+        self.refused[(error.kind, error.name)] = Refused.of(error, origin=manifest.origin,
+                                                            project=declared_project(manifest.obj))
         if not isinstance(error, Unsupported):
             self.errors.append(str(error))
 

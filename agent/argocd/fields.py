@@ -177,8 +177,16 @@ class Refused:
     origin: str
     message: str
     unsupported: bool
+    project: str = ""  # an Application's `spec.project` as written, when it is a string (who may see the app)
 
     @classmethod
-    def of(cls, error: InvalidDefinition, *, origin: str) -> Refused:
+    def of(cls, error: InvalidDefinition, *, origin: str, project: str = "") -> Refused:
         return cls(kind=error.kind, name=error.name, origin=origin, message=str(error),
-                   unsupported=isinstance(error, Unsupported))
+                   unsupported=isinstance(error, Unsupported), project=project)
+
+
+def declared_project(obj: Mapping[str, Any]) -> str:
+    """An Application's `spec.project` when it is a string, read without judging the rest."""
+    spec = obj.get("spec")
+    project = spec.get("project") if isinstance(spec, Mapping) else None
+    return project if isinstance(project, str) else ""

@@ -140,6 +140,7 @@ def check_projects(apps: Sequence[AppSpec], projects: Iterable[str]) -> tuple[tu
             kept.append(app)
         else:
             refused.append(Refused(kind="Application", name=app.name, origin=app.origin, unsupported=False,
+                                   project=app.project,
                                    message=f"{app.origin}: Application {app.name}: spec.project: project "
                                            f"{app.project!r} does not exist (known: {', '.join(sorted(known))})"))
     return tuple(kept), tuple(refused)

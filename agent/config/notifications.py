@@ -51,9 +51,10 @@ class _Checker:
                          for sample in self.samples for kind in ServiceType]
 
     def expression(self, table: Table, key: str, *, required: bool = False) -> Expression | None:
-        source = table.get(key, str, required=required) if required or key in table.data else None
+        """The compiled expression; an optional one left out or empty is None."""
+        source = table.get(key, str, required=required) if required or key in table.data else ""
         table.used.add(key)
-        if source is None:
+        if not source and not required:
             return None
         try:
             return self.compiler.expression(source, samples=self.samples)
@@ -62,10 +63,12 @@ class _Checker:
 
     def template(self, table: Table, key: str, *, required: bool = False, json_array: bool = False,
                  extra: Mapping[str, Any] | None = None) -> Template | None:
+        """The compiled template; an optional one left out or empty is None (the default applies)."""
+        source = table.get(key, str, required=required) if required or key in table.data else ""
         table.used.add(key)
-        if key not in table.data and not required:
+        if not source and not required:
             return None
-        return self.compile(table, key, table.get(key, str, required=True), json_array=json_array, extra=extra)
+        return self.compile(table, key, source, json_array=json_array, extra=extra)
 
     def compile(self, table: Table, key: str, source: str, *, json_array: bool = False,
                 extra: Mapping[str, Any] | None = None) -> Template:
@@ -243,7 +246,7 @@ def _triggers(tables: list[Table], checker: _Checker, templates: Mapping[str, Te
         if name in seen:
             raise table.error("name", f"{name!r} is used by another [[notifications.triggers]] entry")
         seen.add(name)
-        send = table.strings("send")
+        send = table.strings("send", required=True)
         if not send:
             raise table.error("send", "must name at least one template")
         for index, template in enumerate(send):
@@ -258,7 +261,7 @@ def _triggers(tables: list[Table], checker: _Checker, templates: Mapping[str, Te
 
 
 def _subscription(table: Table, services: tuple[Service, ...], triggers: tuple[TriggerSpec, ...]) -> SubscriptionSpec:
-    recipients = table.strings("recipients")
+    recipients = table.strings("recipients", required=True)
     if not recipients:
         raise table.error("recipients", "must name at least one SERVICE:RECIPIENT")
     destinations = []
@@ -272,7 +275,7 @@ def _subscription(table: Table, services: tuple[Service, ...], triggers: tuple[T
             raise table.error(f"recipients[{index}]", f"no service {destination.service!r} in "
                                                       f"[[notifications.services]] (known: {known})")
         destinations.append(destination)
-    names = table.strings("triggers")
+    names = table.strings("triggers", required=True)
     if not names:
         raise table.error("triggers", "must name at least one trigger")
     known_triggers = {trigger.name for trigger in triggers}
@@ -280,12 +283,11 @@ def _subscription(table: Table, services: tuple[Service, ...], triggers: tuple[T
         if name not in known_triggers:
             raise table.error(f"triggers[{index}]", f"no trigger {name!r} (known: {', '.join(sorted(known_triggers))})")
     selector = None
-    if "selector" in table.data:
+    if text := table.get("selector", str, ""):
         try:
-            selector = parse_selector(table.get("selector", str))
+            selector = parse_selector(text)
         except ValueError as exc:
             raise table.error("selector", str(exc)) from exc
-    table.used.add("selector")
     spec = SubscriptionSpec(tuple(dict.fromkeys(destinations)), tuple(dict.fromkeys(names)),
                             tuple(table.strings("applications")), selector)
     table.finish()

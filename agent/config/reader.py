@@ -89,8 +89,8 @@ class Table:
             raise self.error(key, f"must be 0 or more, not {value}")
         return value
 
-    def strings(self, key: str) -> list[str]:
-        values = self.get(key, list, [])
+    def strings(self, key: str, *, required: bool = False) -> list[str]:
+        values = self.get(key, list, None if required else [], required=required)
         if not all(isinstance(v, str) for v in values):
             raise self.error(key, "must be an array of strings")
         return values

@@ -126,6 +126,12 @@ class AppTable:
         if current is not None:
             self.store(current, replace(current, pause=pause))
 
+    def forget_attempts(self, name: str) -> None:
+        """Count the app's sync attempts afresh (its project's rules changed)."""
+        current = self._states.get(name)
+        if current is not None and current.last_sync is not None:
+            self.store(current, replace(current, last_sync=None))
+
     def rebuilt(self, name: str, entries: tuple[InventoryEntry, ...]) -> None:
         """The app's inventory, as listed from the cluster."""
         current = self._states[name]

@@ -1,7 +1,7 @@
-"""Scheduling: one loop per app, polling with jitter, refreshes, manual syncs and rollbacks on request.
+"""The controller: apps' loops started and stopped, refreshes, manual syncs and rollbacks on request.
 
-One reconcile at a time per app (its own loop runs it); at most `max_concurrent_reconciles`
-apps reconcile at once. A sync is stepped: each reconcile of an app with a sync in
+One reconcile at a time per app (its own loop runs it, agent.controller.loop); at most
+`max_concurrent_reconciles` apps reconcile at once. A sync is stepped: each reconcile of an app with a sync in
 progress advances it (agent.engine.sync) and returns, and the app's loop comes back to it
 when the watch cache reports a change to its objects, or a second later. Outcomes are
 stored in the AppTable (agent.controller.apps), which is the only writer of app states.
@@ -18,17 +18,17 @@ import contextlib
 import logging
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import replace
 
 from agent.config import AppSpec, Settings
+from agent.controller.adoption import Adoption
 from agent.controller.apps import AppTable, DestServer
+from agent.controller.loop import AppLoops, not_running
 from agent.controller.projects import ProjectTable
-from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
-from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
+from agent.controller.reconcile import AppReconciler, ReconcileResult
+from agent.controller.worker import OPERATION_POLL, AppWorker
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, NotLeader, UnexpectedError
+from agent.errors import AgentError, NotPermitted
 from agent.metrics import Metrics
 from agent.model import (
     AppState,
@@ -36,23 +36,15 @@ from agent.model import (
     AutoSyncPause,
     HistoryEntry,
     ObjectRef,
-    OperationPhase,
     OperationRequest,
     SyncTrigger,
 )
 from agent.notifications import Notifications
-from agent.source import normalize_url, push_matches_revision
+from agent.source import GitSource, normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
 
 log = logging.getLogger(__name__)
-
-
-def _extra(result: ReconcileResult, stored: AppState) -> dict[str, object]:
-    """What a log line about a recorded reconcile says."""
-    return {"app": result.app, "duration": round(result.duration, 3),
-            "revision": result.revision.sha if result.revision else "",
-            "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
 
 
 class QueueFull(Exception):
@@ -62,27 +54,22 @@ class QueueFull(Exception):
 class Controller:
     def __init__(self, settings: Settings, reconciler: AppReconciler, metrics: Metrics, *,
                  state: StateStore | None = None, notifications: Notifications | None = None,
-                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None) -> None:
+                 random_fraction: Callable[[], float] = random.random, dest_server: DestServer | None = None,
+                 source: GitSource | None = None) -> None:
         self.settings = settings
         self.reconciler = reconciler
         self._metrics = metrics
         self._snapshot = state
-        self._random = random_fraction
-        # Reconcile slots per cluster (as apps name it): apps of a cluster that hangs hold only its own.
-        slots = settings.agent.max_concurrent_reconciles
-        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(slots))
         self.dest_server = dest_server or (lambda spec: "")
         self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state, dest_server=self.dest_server,
                              notifications=notifications)
         self.notifications = notifications
         self.projects = ProjectTable(settings.projects)
         self.projects.on_change(self._wake_projects)
+        self.adoption = Adoption(self, source=source)  # Argo CD definitions in renders: apps and projects
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
-        self._stopping = asyncio.Event()
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.loops = AppLoops(self, self.adoption, metrics, random_fraction=random_fraction)
         self._restored = False
         self._restore_lock = asyncio.Lock()
         self.reload_lock = asyncio.Lock()
@@ -132,6 +119,12 @@ class Controller:
         worker.wake.set()
         return True
 
+    def retry_failed(self) -> None:
+        """Credentials changed: every app whose last reconcile failed asks its git server again now."""
+        for name, worker in list(self.apps.workers.items()):
+            if worker.failures:
+                self.request_refresh(name)
+
     def on_live_change(self, app: str, ref: ObjectRef, content_changed: bool) -> None:
         """The watch cache saw one of the app's objects change: compare again now (or step its sync).
 
@@ -153,9 +146,12 @@ class Controller:
                 worker.wake.set()
 
     def _wake_projects(self, names: set[str]) -> None:
-        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now."""
+        """A project's rules changed (a reload, or an AppProject in Git): its apps are judged again now,
+        their sync attempts counted afresh."""
         for worker in self.apps.workers.values():
             if worker.spec.project in names:
+                worker.rules_changed = True
+                worker.retry_at = None
                 worker.wake.set()
 
     def refresh_repository(self, urls: Iterable[str], ref: str) -> list[str]:
@@ -178,19 +174,26 @@ class Controller:
         Raises QueueFull when too many distinct requests already wait for the app, and
         RevisionRefused for a revision the app may not be synced to (agent.controller.revisions).
         """
+        queued = await self.queue_sync(name, request)
+        return queued if queued is None or isinstance(queued, ReconcileResult) else await queued
+
+    async def queue_sync(self, name: str, request: OperationRequest
+                         ) -> asyncio.Future[ReconcileResult] | ReconcileResult | None:
+        """Queue a manual sync and return the future of its result without waiting for it (`sync
+        --async`); a result at once when it cannot run here, None for an unknown app. Raises as sync_now."""
         worker, state = self.apps.workers.get(name), self.apps.state(name)
         if worker is None or state is None:
             return None
         if not self.running:
             return self._not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
-        if request.revision is not None:
+        if request.revision is not None and self.projects.permits_repo(worker.spec):  # else the reconcile refuses
             await self.reconciler.check_manual_revision(worker.spec, request.revision,
                                                         {entry.revision for entry in state.history})
         answer: asyncio.Future[ReconcileResult] = asyncio.get_running_loop().create_future()
         if not worker.enqueue(request, answer):
             raise QueueFull(f"application {name} already has {len(worker.requests)} operations waiting; "
                             "try again once they are done")
-        return await answer
+        return answer
 
     async def rollback(self, name: str, revision: str | None = None, *,
                        initiated_by: str = "") -> ReconcileResult | None:
@@ -205,6 +208,8 @@ class Controller:
         target = rollback_target(state.history, revision)
         previous = state.pause
         try:
+            if not self.projects.permits_repo(worker.spec):
+                raise NotPermitted(f"project {worker.spec.project} does not permit {worker.spec.repo}")
             tracked = await self.reconciler.resolve_tracked(worker.spec)
         except AgentError:
             tracked = state.tracked_sha  # a later commit than this still resumes
@@ -245,6 +250,7 @@ class Controller:
             self._restored = True
             if self._snapshot is not None:
                 self.apps.restore(await self._snapshot.load())
+                self.adoption.restore()
 
     def mark_inventories_stale(self) -> None:
         """Rebuild every app's inventory from the cluster before its next reconcile, and plan syncs in
@@ -270,7 +276,7 @@ class Controller:
 
     def spawn_loop(self, worker: AppWorker) -> None:
         if self.running:
-            self._tasks.spawn(f"app:{worker.spec.name}", self._loop(worker))
+            self._tasks.spawn(f"app:{worker.spec.name}", self.loops.run(worker))
 
     async def cancel_loop(self, worker: AppWorker, why: str) -> None:
         """End one app's loop (its reconcile in flight is cancelled); requests waiting get `why`."""
@@ -297,19 +303,17 @@ class Controller:
         progress stops at the step it is in; the next start carries it on."""
         self.running = False
         self._tasks.wind_down()  # app loops end on their own now: not "exited unexpectedly"
-        self._stopping.set()
+        self.loops.stopping.set()
         for worker in self.apps.workers.values():
             worker.wake.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=drain_timeout)
-        except TimeoutError:
+        if not await self.loops.drained(drain_timeout):
             log.warning("reconciles still running after %.0fs; cancelling them", drain_timeout)
         await self._tasks.shutdown()
         await self.reconciler.close()
         for worker in self.apps.workers.values():
             worker.abandon(self._not_running(worker.spec.name, "the agent is stopping"))
 
-    # ------------------------------------------------------------- the loop
+    # ------------------------------------------------------------- one reconcile by hand
 
     async def reconcile_once(self, name: str, request: OperationRequest | None = None) -> ReconcileResult | None:
         """One reconcile of one app, recorded like any other, with a sync it starts stepped until it
@@ -317,138 +321,18 @@ class Controller:
         worker = self.apps.workers.get(name)
         if worker is None:
             return None
-        result = await self._run_once(worker, request)
+        result = await self.loops.run_once(worker, request)
         while result.running:
             worker.wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(OPERATION_POLL):
                     await worker.wake.wait()
-            result = await self._run_once(worker, None)
+            result = await self.loops.run_once(worker, None)
         return result
-
-    async def _loop(self, worker: AppWorker) -> None:
-        while not self._stopping.is_set():
-            worker.wake.clear()
-            await self._serve(worker)
-            if self._stopping.is_set():
-                return
-            state = self.apps.state(worker.spec.name)
-            running = state is not None and state.operation is not None
-            if worker.requests and not running:
-                continue
-            agent = self.settings.agent
-            delay = next_delay(failures=worker.failures, retry_at=worker.retry_at, running=running, now=time.time(),
-                               poll_interval=agent.poll_interval, poll_jitter=agent.poll_jitter,
-                               fraction=self._random())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await worker.wake.wait()
-
-    async def _serve(self, worker: AppWorker) -> None:
-        """One reconcile: a step of the sync in progress, else the oldest request, else a poll. Its
-        own frame: the result is not kept alive while the loop waits for the next wake-up."""
-        state = self.apps.state(worker.spec.name)
-        if worker.serving is None and worker.requests and state is not None and state.operation is None:
-            worker.serving = worker.requests.popleft()
-        pending: PendingRequest | None = worker.serving
-        fresh = pending is not None and (state is None or state.operation is None)
-        try:
-            result = await self._run_once(worker, pending.request if pending is not None and fresh else None)
-        except asyncio.CancelledError:
-            worker.abandon(self._not_running(worker.spec.name, "interrupted: lease lost or stopping"))
-            raise
-        if pending is not None and not result.running:
-            worker.serving = None
-            pending.answer(result)
-
-    async def _run_once(self, worker: AppWorker, request: OperationRequest | None) -> ReconcileResult:
-        await self.restore()
-        async with worker.lock, self._slots[worker.spec.cluster]:
-            trigger = self._automatic_trigger(worker) if request is None else request.trigger
-            self._in_flight += 1
-            self._idle.clear()
-            try:
-                base, outcome = await self._reconcile(worker, request, trigger)
-            finally:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._idle.set()
-            self._record(worker, base, outcome, trigger, dry_run=request is not None and request.dry_run)
-        return outcome.result
-
-    async def _reconcile(self, worker: AppWorker, request: OperationRequest | None,
-                         trigger: SyncTrigger) -> tuple[AppState, Outcome]:
-        """The reconcile, supervised: an unexpected exception (a bug, a malformed object nobody
-        validated) becomes the app's error, logged once with its traceback; the loop goes on."""
-        name = worker.spec.name
-        failure = await self.ensure_inventory(worker)
-        base = self.apps.state(name) or AppState.new(name)
-        if failure is not None:
-            return base, failed_outcome(name, base, failure, started=time.time())
-        started = time.time()
-        try:
-            with self._metrics.requests_for(name, dry_run=request is not None and request.dry_run):
-                outcome = await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
-        except Exception as exc:  # supervision: any fault stays this app's, never the loop's end
-            return base, self._crashed(worker, base, exc, started=started)
-        worker.crash = ""
-        return base, outcome
-
-    @staticmethod
-    def _crashed(worker: AppWorker, base: AppState, exc: Exception, *, started: float) -> Outcome:
-        """An exception nothing expected: the app's error (an UnknownError condition); its traceback is
-        logged once per kind of failure, not on every retry."""
-        text = " ".join(str(exc).split())[:500]
-        error = UnexpectedError(f"unexpected {type(exc).__name__} while reconciling" + (f": {text}" if text else "")
-                                + " (the agent's log has the traceback)")
-        signature = f"{type(exc).__name__}: {exc}"
-        if signature != worker.crash:
-            log.error("reconcile raised %s", type(exc).__name__, exc_info=exc,
-                      extra={"app": worker.spec.name, "error": str(error)})
-        worker.crash = signature
-        return failed_outcome(worker.spec.name, base, error, started=started, duration=time.time() - started)
-
-    @staticmethod
-    def _automatic_trigger(worker: AppWorker) -> SyncTrigger:
-        trigger = SyncTrigger.WEBHOOK if worker.webhook_pending else SyncTrigger.AUTO
-        worker.webhook_pending = False
-        return trigger
-
-    def _record(self, worker: AppWorker, base: AppState, outcome: Outcome, trigger: SyncTrigger, *,
-                dry_run: bool) -> None:
-        """Store the outcome; count, log and schedule from it."""
-        result, name = outcome.result, worker.spec.name
-        worker.reconciled = True
-        unchanged = result.reused and replace(base.status, reconciled_at=None) == replace(
-            outcome.state.status, reconciled_at=None) and base.pause == outcome.state.pause
-        stored = self.apps.store(base, outcome.state, persist=not unchanged)  # a poll alone is not written
-        if result.error is not None:
-            worker.failures += 1
-            log.error("reconcile failed", extra={"app": name, "error": str(result.error)})
-            kind = "error"
-        else:
-            worker.failures = 0
-            kind = "synced" if result.sync else "syncing" if result.running else "compared"
-        worker.retry_at = result.decision.retry_at if result.decision else None
-        if base.pause is not None and outcome.state.pause is None:  # lifted by the reconcile itself
-            log.warning("auto-sync resumed: a new commit arrived", extra={"app": name, "revision": stored.tracked_sha})
-        self._metrics.observe_reconcile(name, kind, result.duration)
-        if result.sync is not None:
-            self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
-            log.info("synced", extra={**_extra(result, stored), "changes": result.sync.changes.counts(),
-                                      "trigger": trigger.value,
-                                      "author": result.revision.author if result.revision else ""})
-        else:
-            if dry_run:  # Argo CD counts a dry run as a sync operation of its own
-                phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
-                self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
-            if log.isEnabledFor(logging.DEBUG):  # every poll of every app comes here: no dict for nothing
-                log.debug("compared", extra=_extra(result, stored))
 
     async def ensure_inventory(self, worker: AppWorker) -> AgentError | None:
         """The app's inventory, rebuilt from the cluster unless known; the error when it cannot be."""
         return await self.apps.ensure_inventory(worker.spec.name, self.reconciler)
 
     def _not_running(self, app: str, message: str) -> ReconcileResult:
-        state = self.apps.state(app) or AppState.new(app)
-        return ReconcileResult(app, time.time(), 0.0, state.status, error=NotLeader(message))
+        return not_running(self.apps.state(app), app, message)

@@ -16,6 +16,7 @@ from typing import Any
 
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
+from agent.controller.gate import ProjectLookup
 from agent.controller.inventory import RebuiltInventory
 from agent.controller.reconcile import Outcome, Reconciler, failed_outcome
 from agent.controller.revisions import check_manual_revision
@@ -42,6 +43,7 @@ class FleetReconciler:
         self._reconcilers: weakref.WeakKeyDictionary[Cluster, Reconciler] = weakref.WeakKeyDictionary()
         self._settings: dict[str, Any] | None = None  # the last reconfigure, for Reconcilers made after it
         self._claims: ClaimIndex | None = None  # what every app declares, for the ownership rules
+        self._projects: ProjectLookup | None = None  # the controller's projects, by name
 
     def _for(self, cluster: Cluster) -> Reconciler:
         reconciler = self._reconcilers.get(cluster)
@@ -52,6 +54,9 @@ class FleetReconciler:
                 reconciler.reconfigure(**self._settings)
             if self._claims is not None:
                 reconciler.use_claims(self._claims)
+            if self._projects is not None:
+                reconciler.use_projects(self._projects)
+            reconciler.use_cluster(server=cluster.server, name=cluster.name)
         return reconciler
 
     def use_claims(self, claims: ClaimIndex) -> None:
@@ -59,6 +64,12 @@ class FleetReconciler:
         self._claims = claims
         for reconciler in self._reconcilers.values():
             reconciler.use_claims(claims)
+
+    def use_projects(self, lookup: ProjectLookup) -> None:
+        """Every cluster's reconciler judges its apps by the controller's projects."""
+        self._projects = lookup
+        for reconciler in self._reconcilers.values():
+            reconciler.use_projects(lookup)
 
     async def reconcile(self, app: AppSpec, state: AppState, request: OperationRequest | None = None, *,
                         trigger: SyncTrigger = SyncTrigger.AUTO) -> Outcome:

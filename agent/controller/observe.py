@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent import APP_LABEL
+from agent.argocd import is_definition, split_definitions
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
 from agent.engine.desired import DesiredState, desired_state, tracking_owner
@@ -35,6 +36,7 @@ class Observation:
     prints: Mapping[ObjectRef, str]  # fingerprints of the desired objects
     plan: Plan
     kinds: frozenset[Kind]  # kinds desired now, plus those used before (prune candidates hide there)
+    definitions: tuple[Manifest, ...] = ()  # Argo CD definitions in the render: adopted, never applied
 
 
 class Observer:
@@ -45,11 +47,14 @@ class Observer:
                       claims: ClaimIndex | None = None, adopt_existing: bool = True) -> Observation:
         """Render, place, read live, and plan: dry runs only for objects not proven unchanged. `claims`
         tells what other apps declare (the ownership rules need it)."""
-        rendered = await self.desired(app, revision)
+        definitions, rendered = await self.rendered(app, revision)
         desired = rendered.objects
         kinds = frozenset({(o["apiVersion"], o["kind"]) for o in desired} | state.kinds)
         expected = frozenset(entry.ref for entry in state.inventory)
         live = await self.live(app, desired, kinds, adopt_existing=adopt_existing, expected=expected)
+        # An Argo CD definition this app applied before it was adopted as configuration (labelled, with
+        # Argo CD's CRDs installed) is no prune candidate: deleting an Application cascades in Argo CD.
+        live = {ref: obj for ref, obj in live.items() if not is_definition(obj)}
         prints = fingerprints(desired, app.ignore_differences)
         proven = proven_unchanged(prints, live, state.applied)
         compared = [obj for obj in desired if ObjectRef.of(obj) in live and ObjectRef.of(obj) not in proven]
@@ -60,18 +65,24 @@ class Observer:
         plan = make_plan(app.name, desired, live, predicted, policy=app.sync_policy, ignore=app.ignore_differences,
                          dry_run_errors=errors, prune=prune, proven=proven, hooks=rendered.hooks,
                          warnings=rendered.warnings, claims=known, adopt_existing=adopt_existing)
-        return Observation(revision, live, prints, plan, kinds)
+        return Observation(revision, live, prints, plan, kinds, definitions)
 
     async def desired(self, app: AppSpec, revision: Revision) -> DesiredState:
-        manifests = await self.renderer.render(app, revision)
+        return (await self.rendered(app, revision))[1]
+
+    async def rendered(self, app: AppSpec, revision: Revision) -> tuple[tuple[Manifest, ...], DesiredState]:
+        """The Argo CD definitions in the app's render (adopted as configuration by the controller: never
+        applied, pruned or listed, so no Argo CD CRD is needed), and the desired state of the rest."""
+        definitions, manifests = split_definitions(await self.renderer.render(app, revision))
         crd_scopes = _declared_crd_scopes(manifests)
         namespaced: dict[Kind, bool | None] = {}
         for api_version, kind in sorted({(m.obj["apiVersion"], m.obj["kind"]) for m in manifests}):
             resource = await self.kube.resource(api_version, kind)
             scope = resource.namespaced if resource else crd_scopes.get((api_version.rpartition("/")[0], kind))
             namespaced[(api_version, kind)] = scope
-        return desired_state(app.name, manifests, namespace=app.namespace,
-                             is_namespaced=lambda api_version, kind: namespaced.get((api_version, kind)))
+        return tuple(definitions), desired_state(
+            app.name, manifests, namespace=app.namespace,
+            is_namespaced=lambda api_version, kind: namespaced.get((api_version, kind)))
 
     async def live(self, app: AppSpec, desired: Sequence[KubeObject], kinds: Iterable[Kind], *,
                    adopt_existing: bool = True, expected: frozenset[ObjectRef] = frozenset()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from agent.config import AppSpec
 from agent.model import ProjectSpec
-from agent.policy import find_project
+from agent.policy import find_project, repo_permitted
 
 ProjectsChanged = Callable[[set[str]], None]
 
@@ -47,6 +48,12 @@ class ProjectTable:
         """The project called `name`, or None when nobody declares it (`default` always exists)."""
         return find_project(name, self._merged())
 
+    def permits_repo(self, app: AppSpec) -> bool:
+        """Whether the app's project lets its repository be asked at all: one outside `source_repos` is
+        never contacted, not even to check a revision a person names."""
+        project = self.get(app.project)
+        return project is not None and repo_permitted(project, app.repo)
+
     def all(self) -> tuple[ProjectSpec, ...]:
         """Every declared project, by name (the built-in `default` only when nobody declares one)."""
         merged = self._merged()
@@ -57,6 +64,17 @@ class ProjectTable:
         if name in self._configured:
             return ""
         return next((parent for parent, projects in self._adopted.items() if name in projects), "")
+
+    def origins(self, *, besides: str) -> dict[str, str]:
+        """Every project declared by the configuration or by another parent than `besides`, and where:
+        a parent declaring one of these names again is told so (the first declaration keeps it)."""
+        found: dict[str, str] = {}
+        for parent, projects in self._adopted.items():
+            if parent != besides:
+                for name, project in projects.items():
+                    found.setdefault(name, f"{project.origin} (app {parent})")
+        found.update({name: project.origin or "[[projects]]" for name, project in self._configured.items()})
+        return found
 
     def _merged(self) -> dict[str, ProjectSpec]:
         merged: dict[str, ProjectSpec] = {}

@@ -1,9 +1,13 @@
 """One reconcile of one app: `Reconciler.reconcile(spec, state, request) -> Outcome(result, state)`.
 
+    first, always:        the app's project (agent.controller.gate): missing, or refusing the
+                          repository or destination? nothing is fetched, applied or pruned
     no operation running: resolve → (unchanged since last time? done) → fetch → render →
-                          place → compare with live → decide → start a sync, or report
-    an operation running: advance it one step (agent.engine.sync); when it ends, read the
-                          objects back for health and record the sync
+                          place → compare with live → judge by the project → decide (sync
+                          windows hold an automated sync) → start a sync, or report
+    an operation running: judge its plan by the project again, advance it one step
+                          (agent.engine.sync); when it ends, read the objects back for health
+                          and record the sync
 
 A git, render or YAML error stops the reconcile before anything is applied or pruned; the
 last good status is kept with the error as a condition.
@@ -13,103 +17,47 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
+from agent.controller.gate import ProjectGate, ProjectLookup
 from agent.controller.inventory import RebuiltInventory, rebuild_inventories
 from agent.controller.observe import Observation, Observer
+from agent.controller.outcome import Outcome, ReconcileResult, failed_outcome
 from agent.controller.post_delete import run_post_delete
 from agent.controller.revisions import check_manual_revision
 from agent.controller.teardown import Teardown, delete_owned
 from agent.engine import status as statuses
-from agent.engine.autosync import SyncDecision, decide, still_paused
+from agent.engine.autosync import SyncDecision, decide, held_by_window, still_paused
 from agent.engine.fingerprint import applied_versions, inventory
 from agent.engine.health import HealthAssessor, aggregate
 from agent.engine.history import append_history, history_entry
-from agent.engine.sync import Step, SyncResult, SyncRunner
-from agent.errors import AgentError, KubeUnreachable, NotLeader, UnexpectedError, UnknownCluster
+from agent.engine.sync import Step, SyncRunner
+from agent.errors import AgentError
 from agent.kube import KubeClient
 from agent.kube.watch import WatchCache
 from agent.model import (
     AppState,
-    AppStatus,
-    ConditionType,
-    HealthStatus,
     HookType,
     Kind,
-    ObjectRef,
     OperationPhase,
     OperationRequest,
     Plan,
     RepoSpec,
     ResourceState,
-    Revision,
     SyncOperation,
-    SyncStatus,
     SyncTrigger,
     UnchangedSince,
 )
 from agent.render import Renderer
 from agent.source import GitSource, SourceOptions
 
+__all__ = ["AppReconciler", "Outcome", "ReconcileResult", "Reconciler", "failed_outcome"]
+
 log = logging.getLogger("agent.controller.teardown")
-
-
-@dataclass(frozen=True)
-class ReconcileResult:
-    """What one reconcile did: for logs, metrics, and the answer to a manual sync."""
-
-    app: str
-    started: float
-    duration: float
-    status: AppStatus
-    revision: Revision | None = None
-    plan: Plan | None = None
-    decision: SyncDecision | None = None
-    sync: SyncResult | None = None  # the sync operation that ended in this reconcile
-    error: AgentError | None = None
-    running: bool = False  # a sync operation is still in progress
-    reused: bool = False  # nothing moved: the previous comparison holds, health read again from the cache
-    diffs: Mapping[ObjectRef, str] = field(default_factory=dict)  # what a sync would change (not after one)
-
-    @property
-    def sync_status(self) -> SyncStatus:
-        return self.status.sync_status
-
-    @property
-    def health_status(self) -> HealthStatus:
-        return self.status.health_status
-
-    @property
-    def requires_pruning(self) -> int:
-        """Objects Git no longer declares that were left in place and count against the sync."""
-        if self.sync is not None:
-            return self.sync.changes.requires_pruning
-        return len(self.plan.requires_pruning) if self.plan else 0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    result: ReconcileResult
-    state: AppState  # the app's next state
-
-
-def failed_outcome(name: str, state: AppState, error: AgentError, *, started: float, duration: float = 0.0,
-                   revision: Revision | None = None) -> Outcome:
-    """The outcome of a reconcile that could not compare: nothing applied, the error shown. An app naming
-    no known cluster has an invalid spec; one whose cluster does not answer has no known health either;
-    an exception nothing expected is an UnknownError."""
-    kind = (ConditionType.UNKNOWN_ERROR if isinstance(error, UnexpectedError)
-            else ConditionType.INVALID_SPEC_ERROR if isinstance(error, UnknownCluster)
-            else ConditionType.COMPARISON_ERROR)
-    status = statuses.failed(state.status, error=str(error), revision=revision, at=started, kind=kind,
-                             unseen=isinstance(error, KubeUnreachable) and not isinstance(error, NotLeader))
-    result = ReconcileResult(name, started, duration, status, revision=revision, error=error,
-                             running=state.operation is not None)
-    return Outcome(result, replace(state, status=status, unchanged=None))
 
 
 class AppReconciler(Protocol):
@@ -145,10 +93,20 @@ class Reconciler:
         self._observer = Observer(kube=kube, renderer=renderer, watch=watch)
         self._history_limit = history_limit
         self._claims = claims or ClaimIndex()  # an empty one knows no other app: nothing is handed over
+        self._gate = ProjectGate()  # only the `default` project until the controller's table is used
 
     def use_claims(self, claims: ClaimIndex) -> None:
         """Read what the other apps declare from the controller's index (see agent.controller.claims)."""
         self._claims = claims
+
+    def use_projects(self, lookup: ProjectLookup) -> None:
+        """Read projects from the controller's table, by name at each reconcile."""
+        self._gate = ProjectGate(lookup, server=self._gate.server, cluster_name=self._gate.cluster_name)
+
+    def use_cluster(self, *, server: str, name: str) -> None:
+        """The server URL and name of the cluster this reconciler deploys to (project destinations and
+        sync windows match them)."""
+        self._gate = ProjectGate(self._gate.lookup, server=server, cluster_name=name)
 
     async def close(self) -> None:
         """Stop the watches; close the repositories."""
@@ -176,6 +134,9 @@ class Reconciler:
         the request says so, start a sync. `request` is a person's; `trigger` names an automatic one."""
         clock = _Clock()
         try:
+            refused = self._gate.refusal(app)
+            if refused is not None:  # a sync in progress ends here too: nothing more is applied
+                return failed_outcome(app.name, replace(state, operation=None), refused, started=clock.started)
             if state.operation is not None:
                 return await self._advance(app, state, state.operation, clock)
             return await self._compare(app, state, request, trigger, clock)
@@ -188,6 +149,10 @@ class Reconciler:
                        trigger: SyncTrigger, clock: _Clock) -> Outcome:
         epoch = self._watch.epoch(app.name) if self._watch else 0
         touches = self._watch.touches(app.name) if self._watch else 0
+        if request is not None and not request.dry_run:
+            window = self._gate.window(app, now=clock.started, manual=True)
+            if not window.allowed:  # refused before it starts, as Argo CD's API refuses it
+                return self._held(app, state, window.reason, clock)
         wanted = request.revision if request and request.revision else app.revision
         sha = await self._source.resolve(app.repo, wanted)
         if request is None:
@@ -198,13 +163,19 @@ class Reconciler:
         selective = bool(request and request.resources)
         prune = False if selective else request.prune if request else None
         try:
-            seen = await self._observer.observe(app, state, revision, prune=prune, claims=self._claims)
+            seen = await self._observer.observe(app, state, revision, prune=prune, claims=self._claims,
+                                                adopt_existing=self._gate.adopt_existing(app))
         except AgentError as exc:
             return failed_outcome(app.name, state, exc, started=clock.started, duration=clock.elapsed(),
                                revision=revision)
+        plan, window = self._gate.judge(app, seen.plan, now=clock.started, manual=request is not None)
+        seen = replace(seen, plan=plan)
         if request is None:  # only the tracked revision moves the pause and the tracked commit
             state = replace(state, tracked_sha=sha, pause=still_paused(state.pause, sha))
         decision = _decision(app, seen.plan, sha, state, request, now=clock.started)
+        if request is None:  # a window holds what the policy would start; the comparison still shows
+            decision = held_by_window(decision, blocked="" if window.allowed else window.reason,
+                                      opens_at=window.opens_at)
         state = replace(state, kinds=seen.kinds, unchanged=None)
         if decision.sync:
             operation = SyncOperation(revision, request.trigger if request else trigger,
@@ -212,26 +183,35 @@ class Reconciler:
                                       started=clock.started, plan=seen.plan, prints=seen.prints,
                                       resources=request.resources if request else (),
                                       initiated_by=request.initiated_by if request else "")
-            return await self._advance(app, state, operation, clock, decision=decision)
+            started = await self._advance(app, state, operation, clock, decision=decision)
+            return replace(started, result=replace(started.result, definitions=seen.definitions))
         return self._compared(app, state, seen, decision, clock, mark=(epoch, touches))
+
+    @staticmethod
+    def _held(app: AppSpec, state: AppState, reason: str, clock: _Clock) -> Outcome:
+        """A manual sync a sync window refuses: nothing read, nothing changed; the caller is told why."""
+        result = ReconcileResult(app.name, clock.started, clock.elapsed(), state.status, revision=state.status.revision,
+                                 reused=True, blocked=reason)
+        return Outcome(result, state)
 
     def _compared(self, app: AppSpec, state: AppState, seen: Observation, decision: SyncDecision,
                   clock: _Clock, *, mark: tuple[int, int]) -> Outcome:
         plan = seen.plan
         resources = statuses.resource_states(plan, seen.live, None, self._health.assess)
         status = statuses.compared(state.status, revision=seen.revision, plan=plan, resources=resources,
-                                   conditions=statuses.conditions(plan), reason=decision.reason,
+                                   conditions=statuses.conditions(plan, window=decision.window),
+                                   reason=decision.reason,
                                    at=clock.started)
         diffs = statuses.diffs(plan, app.ignore_differences)
         unchanged = None
         if not plan.out_of_sync and self._watch is not None and self._watch.synced(seen.kinds):
             unchanged = UnchangedSince(app, seen.revision.sha, mark[0], mark[1], self._health,
-                                       self._claims.epoch(app.name))
+                                       self._claims.epoch(app.name), self._gate.project(app))
         next_state = replace(state, status=status, diffs=diffs, unchanged=unchanged,
                              applied=applied_versions(plan, seen.prints, changes=None, responses={}),
                              inventory=inventory(app.name, plan, None))
         result = ReconcileResult(app.name, clock.started, clock.elapsed(), status, revision=seen.revision, plan=plan,
-                                 decision=decision, diffs=diffs)
+                                 decision=decision, diffs=diffs, definitions=seen.definitions)
         return Outcome(result, next_state)
 
     def _unchanged(self, app: AppSpec, state: AppState, sha: str, clock: _Clock) -> Outcome | None:
@@ -241,7 +221,7 @@ class Reconciler:
         mark, watch = state.unchanged, self._watch
         if mark is None or watch is None or mark.spec != app or mark.sha != sha \
                 or mark.epoch != watch.epoch(app.name) or not watch.synced(state.kinds) \
-                or mark.claims != self._claims.epoch(app.name):
+                or mark.claims != self._claims.epoch(app.name) or mark.project != self._gate.project(app):
             return None
         status = state.status
         touches = watch.touches(app.name)
@@ -265,16 +245,21 @@ class Reconciler:
             try:
                 revision = await self._source.fetch(app.repo, operation.revision.sha, ref=operation.revision.ref)
                 seen = await self._observer.observe(app, state, revision, prune=operation.prune,
-                                                    claims=self._claims)
+                                                    claims=self._claims, adopt_existing=self._gate.adopt_existing(app))
             except AgentError as exc:  # the operation cannot go on: it ends here, nothing more applied
                 return failed_outcome(app.name, replace(state, operation=None), exc, started=clock.started,
                                    duration=clock.elapsed(), revision=operation.revision)
             # From the first step again; hooks already run are known from the operation and not run twice.
             operation = replace(operation, plan=seen.plan, prints=seen.prints, step=0, waiting_since=None,
                                 changes=())
+        # The project as it is now: a rule tightened meanwhile stops the sync before its next step.
+        assert operation.plan is not None
+        judged, _ = self._gate.judge(app, operation.plan, now=clock.started, manual=operation.manual, windows=False)
+        operation = replace(operation, plan=judged)
         runner = SyncRunner(self._kube, app.name, app.namespace, app.sync_policy, self._health.assess,
                             self._observer.read, revision=operation.revision.sha, author=operation.revision.author,
-                            on_write=self._watch.note_write if self._watch else None)
+                            on_write=self._watch.note_write if self._watch else None,
+                            adopt_existing=self._gate.adopt_existing(app))
         step = await runner.step(operation)
         if step.result is None:
             status = statuses.running(state.status, step.operation, at=clock.started,
@@ -343,14 +328,21 @@ class Reconciler:
         """Delete what an app removed with `prune_on_delete = true` owns (see teardown), objects another
         app declares apart; then run its PostDelete hooks (see post_delete)."""
         kinds = tuple(kinds)
-        teardown = await delete_owned(self._kube, app, kinds, namespaces=namespaces, claims=self._claims)
+        teardown = await delete_owned(self._kube, app, kinds, namespaces=namespaces, claims=self._claims,
+                                      keep=self._gate.keeps(app))
         try:
+            refused = self._gate.refusal(app)
+            if refused is not None:
+                raise refused
             revision = await self._source.fetch(app.repo, await self.resolve_tracked(app), ref=app.revision)
             hooks = [hook for hook in (await self._observer.desired(app, revision)).hooks
                      if hook.phase is HookType.POST_DELETE]
+            refused = self._gate.refusal(app, [hook.template for hook in hooks])
+            if refused is not None:
+                raise refused
         except AgentError as exc:
-            log.error("PostDelete hooks not run: the app cannot be rendered", extra={"app": app.name,
-                                                                                     "error": str(exc)})
+            log.error("PostDelete hooks not run: the app cannot be rendered, or its project refuses it",
+                      extra={"app": app.name, "error": str(exc)})
             return teardown
         if not hooks:
             return teardown

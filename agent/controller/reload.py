@@ -8,18 +8,15 @@ in flight has finished, and removed apps with `prune_on_delete` had their object
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 
 from agent.config import AgentSettings, AppSpec, Settings
 from agent.config.diff import SettingsChange, desired_state_changed, diff_settings, effective_settings
 from agent.controller.controller import Controller
+from agent.controller.removal import remove_app
 from agent.controller.teardown import Teardown
 from agent.engine.health import HealthAssessor
-from agent.errors import AgentError
 from agent.source import ExportLimits, SourceOptions
-
-log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,7 @@ async def apply_settings(controller: Controller, settings: Settings) -> ReloadSu
         if controller.notifications is not None and change.notifications:
             controller.notifications.reconfigure(effective.notifications)
         for spec in change.added:
+            await controller.adoption.release(spec.name)  # a name a parent's render declared: ours now
             controller.spawn_loop(controller.apps.add(spec))
         for name, worker in list(controller.apps.workers.items()):
             if change.repositories and worker.failures:
@@ -77,39 +75,8 @@ async def _respecify(controller: Controller, spec: AppSpec) -> None:
 
 async def _remove(controller: Controller, spec: AppSpec) -> Teardown | None:
     """Stop an app the configuration lost: its reconcile in flight finishes, its loop ends, its status
-    and metric series go. Its objects stay unless it had `prune_on_delete = true`."""
-    worker = controller.apps.workers[spec.name]
-    async with worker.lock:
-        await controller.cancel_loop(worker, "the application was removed from the configuration")
-        teardown = await _teardown(controller, spec) if spec.prune_on_delete else None
-        controller.apps.remove(spec.name, keep=not spec.prune_on_delete)
-    if not spec.prune_on_delete:
-        log.info("application removed from the configuration; its objects stay in the cluster",
-                 extra={"app": spec.name})
-    return teardown
-
-
-async def _teardown(controller: Controller, spec: AppSpec) -> Teardown | None:
-    """Delete what a removed app owns (prune_on_delete); None when nothing could be looked at."""
-    if not controller.running:
-        log.warning("application removed with prune_on_delete, but this replica does not lead: "
-                    "nothing deleted", extra={"app": spec.name})
-        return None
-    problem = "cannot list its objects; nothing deleted"
-    failed = await controller.ensure_inventory(controller.apps.workers[spec.name])  # what it owns, if not known
-    state = controller.apps.state(spec.name)
-    if failed is not None or state is None:
-        log.error("application removed with prune_on_delete: %s", problem,
-                  extra={"app": spec.name, "error": str(failed)})
-        return None
-    try:
-        teardown = await controller.reconciler.delete_owned(
-            spec, state.owned_kinds, {entry.ref.namespace for entry in state.inventory if entry.ref.namespace})
-    except AgentError as exc:  # the API's answer, an unreachable or unknown cluster: nothing deleted
-        log.error("application removed with prune_on_delete: %s", problem, extra={"app": spec.name, "error": str(exc)})
-        return None
-    level = logging.WARNING if teardown.failed else logging.INFO
-    log.log(level, "application removed with prune_on_delete: %d objects deleted, %d kept, %d failed, "
-            "%d PostDelete hooks run", len(teardown.deleted), len(teardown.kept), len(teardown.failed),
-            len(teardown.hooks), extra={"app": spec.name})
-    return teardown
+    and metric series go. Its objects stay unless it had `prune_on_delete = true`; the apps it
+    declared (Argo CD definitions) go along (agent.controller.adoption)."""
+    await controller.adoption.parent_removed(spec.name, delete_resources=spec.prune_on_delete)
+    return await remove_app(controller, spec, delete_resources=spec.prune_on_delete,
+                            why="the application was removed from the configuration")

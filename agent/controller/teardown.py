@@ -10,10 +10,11 @@ a person to handle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agent import APP_LABEL
+from agent.argocd import is_definition
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
 from agent.engine.teardown import deletion_plan
@@ -36,8 +37,10 @@ class Teardown:
 
 
 async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
-                       namespaces: Iterable[str] = (), claims: ClaimIndex | None = None) -> Teardown:
-    """List the app's labelled objects of `kinds` and delete those it owns that are not protected.
+                       namespaces: Iterable[str] = (), claims: ClaimIndex | None = None,
+                       keep: Callable[[ObjectRef], str] | None = None) -> Teardown:
+    """List the app's labelled objects of `kinds` and delete those it owns that are not protected
+    (`keep`: why an object must stay, such as being outside the app's project).
 
     `namespaces` are listed one by one where listing across all namespaces is forbidden
     (the destination namespace always is). Raises KubeError when the objects cannot be
@@ -47,8 +50,9 @@ async def delete_owned(kube: KubeClient, app: AppSpec, kinds: Iterable[Kind], *,
     spread = set(namespaces) | {app.namespace}
     for api_version, kind in sorted(set(kinds)):
         for obj in await kube.list_labelled(api_version, kind, f"{APP_LABEL}={app.name}", namespaces=spread):
-            live[ObjectRef.of(obj)] = obj
-    plan = deletion_plan(app.name, live, claims.claims(app.name, live) if claims is not None else None)
+            if not is_definition(obj):  # configuration, never the app's object (see agent.controller.observe)
+                live[ObjectRef.of(obj)] = obj
+    plan = deletion_plan(app.name, live, claims.claims(app.name, live) if claims is not None else None, keep=keep)
     for candidate in plan.kept:
         _audit(f"kept: {candidate.blocked}", app.name, candidate.ref, "kept")
     deleted: list[ObjectRef] = []

@@ -87,6 +87,12 @@ class AppWorker:
         self.reconciled = False  # by this process (a status restored from the snapshot does not count)
         self.webhook_pending = False  # a push webhook woke it: the next automatic sync is `webhook`
         self.crash = ""  # the last unexpected failure, so its traceback is logged once, not on every retry
+        # Its project's rules changed: the next reconcile counts sync attempts afresh, as for a new commit
+        # (a sync the old rules refused is tried again under the new ones).
+        self.rules_changed = False
+        # Why the app is not run (an adopted Argo CD definition that was refused): every reconcile
+        # reports it, `Unknown`, and nothing of the app is applied.
+        self.refusal = ""
 
     def enqueue(self, request: OperationRequest, answer: asyncio.Future[ReconcileResult]) -> bool:
         """Queue a request (joining an identical one already waiting); False when the queue is full."""

@@ -67,11 +67,17 @@ def diffs(plan: Plan, ignore: Iterable[IgnoreDifference]) -> dict[ObjectRef, str
             for obj in plan.to_apply}
 
 
-def conditions(plan: Plan, *, sync_failed: str = "") -> tuple[Condition, ...]:
-    """The plan's warnings (SharedResourceWarning, unsupported annotations); SyncError for a failed sync."""
+def conditions(plan: Plan, *, sync_failed: str = "", window: str = "") -> tuple[Condition, ...]:
+    """The plan's warnings (SharedResourceWarning, unsupported annotations); SyncError for a failed sync,
+    and for a plan any sync of it would fail with (its refusal: an object the project does not permit,
+    an empty render), so the reason shows before a sync is tried and stays after; SyncWindowWarning
+    when a sync window holds an automated sync that was due."""
     found = list(plan.warnings)
-    if sync_failed:
-        found.append(Condition(ConditionType.SYNC_ERROR, sync_failed))
+    failure = sync_failed or plan.refusal
+    if failure:
+        found.append(Condition(ConditionType.SYNC_ERROR, failure))
+    if window:
+        found.append(Condition(ConditionType.SYNC_WINDOW_WARNING, window))
     return tuple(found)
 
 

@@ -245,7 +245,7 @@ class SyncRunner:
             if obj.action is Action.UNCHANGED:
                 progress.add(Change(obj.ref, ChangeAction.UNCHANGED))
                 continue
-            taken = await self._taken_meanwhile(obj) if obj.action is Action.CREATE else ""
+            taken = await self._taken_meanwhile(obj) if _taking(obj, self.app) else ""
             if taken:
                 progress.add(Change(obj.ref, ChangeAction.SKIPPED, taken, ChangeReason.NOT_APPLIED))
                 continue
@@ -269,14 +269,16 @@ class SyncRunner:
         return applied
 
     async def _taken_meanwhile(self, obj: PlannedObject) -> str:
-        """Why an object planned as new must not be applied after all: another app created it since the
-        plan was made (its tracking id is not ours), or it exists unmanaged and may not be adopted."""
+        """Why an object planned as new, or to be adopted, must not be applied after all: another app
+        created or adopted it since the plan was made (its tracking id is not ours), or it exists
+        unmanaged and may not be adopted. A forced apply would relabel it otherwise."""
         current = await self.read(obj, None)
         if current is None:
             return ""
         owner = tracking_owner(current)
-        if owner and owner != self.app:
-            return f"{obj.ref} was created meanwhile by application {owner!r}: not applied"
+        planned = tracking_owner(obj.live) if obj.live is not None else ""
+        if owner and owner not in (self.app, planned):  # the planned owner: an object handed over to this app
+            return f"{obj.ref} is owned by application {owner!r} since this sync was planned: not applied"
         if not owner and not self.adopt_existing:
             return f"{obj.ref} exists and no application manages it; the project does not allow adopting it"
         return ""
@@ -332,6 +334,13 @@ class SyncRunner:
         if error:
             extra["error"] = error
         log.log(level, message, extra=extra)
+
+
+def _taking(obj: PlannedObject, app: str) -> bool:
+    """Whether applying `obj` would make it this app's: it was not there, or not ours, when planned. Those
+    are read again right before the write (the app's own objects need not be: nobody takes them over
+    while it declares them)."""
+    return obj.action is Action.CREATE or (obj.live is not None and tracking_owner(obj.live) != app)
 
 
 def waiting_message(what: str, refs: Sequence[ObjectRef], things: str) -> str:

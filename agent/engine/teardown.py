@@ -10,7 +10,7 @@ deleted (agent.engine.ownership). Deletions run in prune order (reverse waves, P
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from agent.engine.options import sync_options
@@ -26,11 +26,15 @@ class DeletionPlan:
     kept: tuple[PruneCandidate, ...]  # each with the reason in `blocked`
 
 
-def deletion_plan(app: str, live: Mapping[ObjectRef, KubeObject], claims: Claims | None = None) -> DeletionPlan:
-    """Split the app's labelled live objects into those to delete and those to keep."""
+def deletion_plan(app: str, live: Mapping[ObjectRef, KubeObject], claims: Claims | None = None, *,
+                  keep: Callable[[ObjectRef], str] | None = None) -> DeletionPlan:
+    """Split the app's labelled live objects into those to delete and those to keep. `keep` says why
+    an object must stay whatever else holds (outside the app's project), "" when it need not."""
     # An empty render with pruning on: every labelled object is a prune candidate, with prune's verdict.
     plan = make_plan(app, (), live, {}, policy=SyncPolicy(prune=True, allow_empty=True), claims=claims)
     candidates = [_delete_false(candidate) for candidate in plan.prune]
+    if keep is not None:
+        candidates = [c if c.blocked or not keep(c.ref) else replace(c, blocked=keep(c.ref)) for c in candidates]
     holding = {c.ref.namespace for c in candidates if c.blocked and c.ref.namespace}
     candidates = [replace(c, blocked="holds objects that are kept")
                   if not c.blocked and c.ref.group == "" and c.ref.kind == "Namespace" and c.ref.name in holding

@@ -7,9 +7,11 @@
     hooks   resource hooks (PreSync, Sync, PostSync, SyncFail, PostDelete) and their runs
     state   AppState: everything learned about one app, and the sync operation in progress
     projects  ProjectSpec (Argo CD's AppProject): destinations, kinds, roles, sync windows
+    adopted   what a parent app adopted from its render (Argo CD definitions) and its children
     clusters  ClusterSpec: how to reach one cluster; the home cluster's names
 """
 
+from agent.model.adopted import Adopted, AdoptedChild
 from agent.model.clusters import IN_CLUSTER, IN_CLUSTER_SERVER, ClusterSpec
 from agent.model.core import (
     Change,
@@ -75,6 +77,8 @@ __all__ = [
     "PRE_SYNC_KINDS",
     "REFUSED_SYNC_OPTIONS",
     "Action",
+    "Adopted",
+    "AdoptedChild",
     "AppState",
     "AppStatus",
     "AppliedVersion",

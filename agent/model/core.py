@@ -141,6 +141,9 @@ class ConditionType(enum.StrEnum):
     ORPHANED_RESOURCE_WARNING = "OrphanedResourceWarning"
     INVALID_SPEC_ERROR = "InvalidSpecError"
     UNKNOWN_ERROR = "UnknownError"  # Argo CD's name for a failure it did not anticipate
+    # Ours (Argo CD shows sync windows apart from conditions): an automated sync was due and a
+    # project's sync window holds it; the message names the window and when syncs may run again.
+    SYNC_WINDOW_WARNING = "SyncWindowWarning"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from agent.model.adopted import Adopted
 from agent.model.clusters import IN_CLUSTER
 from agent.model.core import (
     Change,
@@ -162,6 +163,7 @@ class UnchangedSince:
     touches: int  # its count of any change (status too): health is assessed again when it moves
     rules: object  # the health rules health was assessed with (a reload may change them)
     claims: int = 0  # what other apps declare of this app's objects changed when this count moves
+    project: object = None  # the app's project as it was judged by (a reload or Git may change its rules)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,9 @@ class AppState:
     # (restored from a snapshot older than notifications, or a lost one): the first evaluation
     # records what holds and sends nothing.
     notified: Mapping[str, str] | None = field(default_factory=dict)
+    # What the app's render declared as Argo CD definitions and adopted (an app of apps); None for
+    # an app whose render never held any.
+    adopted: Adopted | None = None
 
     @classmethod
     def new(cls, name: str, *, cluster: str = IN_CLUSTER) -> AppState:

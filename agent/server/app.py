@@ -7,18 +7,29 @@ import gzip
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
 
+from agent.config import AppSpec
 from agent.controller import Controller
 from agent.leader import Leadership, SingleInstance
 from agent.metrics import CONTENT_TYPE_LATEST, Metrics
-from agent.model import AppState, AppStatus, AutoSyncPause, HistoryEntry, SyncOperation
+from agent.model import DEFAULT_PROJECT, AppState, AppStatus, AutoSyncPause, HistoryEntry, SyncOperation
 from agent.server import auth as access
-from agent.server import operations
-from agent.server.auth import AUTH, AUTHENTICATED, PROJECT_OF, PUBLIC, ROUTES, ApiAuth, declare, may
+from agent.server import operations, projects, ui
+from agent.server.auth import (
+    AUTH,
+    AUTHENTICATED,
+    PROJECT_OF,
+    PUBLIC,
+    ROUTES,
+    ApiAuth,
+    declare,
+    may,
+    permissions,
+)
 from agent.server.auth import middleware as auth_middleware
 from agent.server.guard import guard
 from agent.server.probe import ClusterCheck, KubeCheck, SharedProbe
@@ -34,6 +45,19 @@ CLUSTER_CHECK: web.AppKey[ClusterCheck] = web.AppKey("cluster_check")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What an app's summary shows of its declaration: where it deploys, its project, its parent."""
+
+    namespace: str
+    project: str = DEFAULT_PROJECT
+    parent: str = ""  # the app whose render declared it (Argo CD definitions); "" for a TOML app
+
+    @classmethod
+    def of(cls, spec: AppSpec | None) -> Declared:
+        return cls("") if spec is None else cls(spec.namespace, spec.project, spec.parent)
+
+
 class SummaryCache:
     """Each app's summary as JSON, kept until its status changes, and the whole list until any does.
 
@@ -43,24 +67,25 @@ class SummaryCache:
     """
 
     def __init__(self) -> None:
-        self._encoded: dict[str, tuple[AppState, str, bytes]] = {}
+        self._encoded: dict[str, tuple[AppState, Declared, bytes]] = {}
         self._whole: tuple[int, bytes] | None = None  # (the table's change count, the list of every app)
 
-    def everything(self, changes: int, apps: Callable[[], Iterable[tuple[AppState, str]]]) -> bytes:
+    def everything(self, changes: int, apps: Callable[[], Iterable[tuple[AppState, Declared]]]) -> bytes:
         """The list of every app (no [auth] to filter it): built again only after a change."""
         if self._whole is None or self._whole[0] != changes:
             self._whole = (changes, self.body(apps()))
         return self._whole[1]
 
-    def body(self, apps: Iterable[tuple[AppState, str]]) -> bytes:
-        """A JSON array of the summaries of (state, destination namespace) pairs, in order."""
+    def body(self, apps: Iterable[tuple[AppState, Declared]]) -> bytes:
+        """A JSON array of the summaries of (state, declaration) pairs, in order."""
         parts, seen = [], set()
-        for state, namespace in apps:
+        for state, declared in apps:
             seen.add(state.name)
             cached = self._encoded.get(state.name)
-            if cached is None or cached[0] is not state or cached[1] != namespace:
-                encoded = json.dumps(app_summary(state, namespace=namespace)).encode()
-                cached = self._encoded[state.name] = (state, namespace, encoded)
+            if cached is None or cached[0] is not state or cached[1] != declared:
+                encoded = json.dumps(app_summary(state, namespace=declared.namespace, project=declared.project,
+                                                 parent=declared.parent)).encode()
+                cached = self._encoded[state.name] = (state, declared, encoded)
             parts.append(cached[2])
         if len(seen) < len(self._encoded):  # apps removed, or not shown to this caller
             for gone in self._encoded.keys() - seen:
@@ -71,11 +96,13 @@ class SummaryCache:
 SUMMARIES = web.AppKey("summaries", SummaryCache)
 
 
-def app_summary(state: AppState, *, namespace: str) -> dict[str, Any]:
+def app_summary(state: AppState, *, namespace: str, project: str = DEFAULT_PROJECT, parent: str = "") -> dict[str, Any]:
     status = state.status
     revision = status.revision
     return {
         "name": status.name,
+        "project": project,
+        "parent": parent or None,
         "dest_namespace": namespace,
         "sync_status": status.sync_status.value,
         "health_status": status.health_status.value,
@@ -88,6 +115,7 @@ def app_summary(state: AppState, *, namespace: str) -> dict[str, Any]:
         "conditions": [{"type": c.type.value, "message": c.message} for c in status.conditions],
         "changes": status.changes.counts(),
         "reconciled_at": status.reconciled_at,
+        "last_synced_at": state.history[0].finished if state.history else None,
         "auto_sync_paused": _pause_view(state.pause),
     }
 
@@ -156,10 +184,10 @@ async def list_applications(request: web.Request) -> web.Response:
     table = request.app[CONTROLLER].apps
     summaries = request.app[SUMMARIES]
     if request.app.get(AUTH) is None:  # everyone sees every app: one list for all callers
-        body = summaries.everything(table.changes, lambda: ((state, spec.namespace)
+        body = summaries.everything(table.changes, lambda: ((state, Declared.of(spec))
                                                              for state, spec in table.summaries()))
     else:
-        body = summaries.body((state, spec.namespace) for state, spec in table.summaries()
+        body = summaries.body((state, Declared.of(spec)) for state, spec in table.summaries()
                               if may(request, "get", state.name))
     return web.Response(body=body, content_type="application/json")
 
@@ -170,13 +198,29 @@ async def get_application(request: web.Request) -> web.Response:
     state, spec = controller.state(name), controller.spec(name)
     if state is None or spec is None:
         raise not_found(name)
-    body = app_summary(state, namespace=spec.namespace)
+    body = app_summary(state, namespace=spec.namespace, project=spec.project, parent=spec.parent)
+    body["origin"] = spec.origin
     body["source"] = {"repo": redact_url(spec.repo), "revision": spec.revision, "path": spec.path}
     body["destination"] = {"cluster": spec.cluster, "server": controller.dest_server(spec), "namespace": spec.namespace}
     body["resources"] = resource_views(state.status)
     body["operation"] = operation_view(state.operation)
     body["history"] = [history_view(entry) for entry in state.history]
+    body["permissions"] = permissions(request, name)
     return web.json_response(body)
+
+
+async def session(request: web.Request) -> web.Response:
+    """Whether the API needs a token and who the presented one belongs to. Public, and 200 also for a
+    missing or unknown token (`authenticated: false`): the web UI asks it first, to show its log-in
+    form instead of failing a request."""
+    auth = request.app.get(AUTH)
+    if auth is None:
+        return web.json_response({"auth": False, "authenticated": True, "user": "", "groups": []})
+    subject = auth.authenticate(request.headers.get("Authorization"))
+    if subject is None:
+        return web.json_response({"auth": True, "authenticated": False, "user": "", "groups": []})
+    return web.json_response({"auth": True, "authenticated": True, "user": subject.user,
+                              "groups": list(subject.groups)})
 
 
 def operation_view(operation: SyncOperation | None) -> dict[str, Any] | None:
@@ -206,7 +250,7 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token.
     A caller's identity is settled first (401, 403), then forged browser requests and malformed bodies
     are refused (agent.server.guard)."""
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth_middleware, guard])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[ui.security_headers, auth_middleware, guard])
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     probe: KubeCheck = SharedProbe(kube_check)
@@ -223,6 +267,7 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
     routes = [("GET", "/healthz", healthz, PUBLIC), ("GET", "/readyz", readyz, PUBLIC),
               ("GET", "/metrics", metrics, access.METRICS),
               ("GET", "/api/v1/applications", list_applications, AUTHENTICATED),
+              ("GET", "/api/v1/session", session, PUBLIC),
               ("GET", "/api/v1/applications/{name}", get_application, "get"),
               ("POST", "/api/v1/applications/{name}/refresh", refresh_application, "refresh")]
     for method, path, handler, action in routes:
@@ -232,6 +277,9 @@ def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeChec
             app.router.add_route(method, path, handler)
         declare(app, method, path, action)
     operations.add_routes(app, controller)
+    projects.add_routes(app, controller)
+    for method, path in ui.add_routes(app):
+        declare(app, method, path, PUBLIC)  # the page and its assets; the data they show needs a token
     if webhook is not None:
         add_webhook_routes(app, webhook)
         declare(app, "POST", "/api/webhook", PUBLIC)  # its own HMAC scheme, per repository

@@ -11,7 +11,8 @@ keeps its own HMAC scheme. Each route declares the action it performs on `applic
 The app list shows only the apps the subject may `get`; a sync to another revision than the
 tracked one also needs `override` (`require`, from the handler). Mutating calls are logged
 with the subject; denials are logged as warnings. Without `[auth]` everything is allowed and
-the subject is anonymous (the agent then listens on loopback only, see agent.config.auth).
+the subject is anonymous, as the log says of its mutating calls (the agent then listens on
+loopback only, see agent.config.auth).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ PUBLIC = "public"  # no token needed
 AUTHENTICATED = "authenticated"  # any valid token; no object (lists filter what they show)
 METRICS = "metrics"  # public, or AUTHENTICATED with `metrics_auth = true`
 REALM = 'Bearer realm="gitops-agent"'
+ANONYMOUS = "anonymous"  # the subject logged for a call to an API without [auth]
 ProjectOf = Callable[[str], str | None]  # an app's project; None for an app that does not exist
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,6 +102,22 @@ def may(request: web.Request, action: str, app: str) -> bool:
     return subject is not None and project is not None and auth.rbac.allowed(subject, action, project, app)
 
 
+ACTIONS = ("get", "refresh", "sync", "override", "rollback", "resume")
+
+
+def permissions(request: web.Request, app: str) -> dict[str, bool]:
+    """What the caller may do to `app`, action by action, evaluated as the routes evaluate it (a UI
+    shows only the buttons that would work)."""
+    return {action: may(request, action, app) for action in ACTIONS}
+def may_in_project(request: web.Request, action: str, project: str) -> bool:
+    """Whether the caller may do `action` to every app of `project` (`<project>/*`; always, without [auth]).
+    The RBAC model has no `projects` resource: a project is as visible as all of its apps."""
+    auth, subject = request.app.get(AUTH), subject_of(request)
+    if auth is None:
+        return True
+    return subject is not None and auth.rbac.allowed(subject, action, project, "*")
+
+
 def require(request: web.Request, action: str, app: str) -> None:
     """Raise 403 unless the caller may do `action` to `app` (a handler's check beyond the route's)."""
     if not may(request, action, app):
@@ -119,6 +137,10 @@ def _route_access(request: web.Request) -> Access:
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app.get(AUTH)
     access = _route_access(request)
+    if auth is None and access.action != PUBLIC and request.method not in ("GET", "HEAD"):
+        # No [auth] (loopback, or insecure_no_auth): nobody to name, but the call is on record all the same.
+        log.info("api request", extra={"subject": ANONYMOUS, "method": request.method, "path": request.path,
+                                       "action": access.action})
     if auth is None or access.action == PUBLIC or (access.action == METRICS and not auth.settings.metrics_auth):
         return await handler(request)
     subject = auth.authenticate(request.headers.get("Authorization"))

@@ -10,7 +10,9 @@ only; the browser sends it without asking and only hides the answer. So:
   names another host, is refused whatever its method.
 
 The webhook (`POST /api/webhook`) is exempt: git hosts send their own content types, and
-it proves itself with a signature or token instead.
+it proves itself with a signature or token instead. So is a GET of the web UI's page and
+assets (agent.server.ui): a link in a chat message or a notification is a cross-site
+navigation, and those files hold no data (the page's own API calls are same-origin).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from agent.server.ui import is_ui_path
 from agent.server.views import error_response
 
 WEBHOOK_PATH = "/api/webhook"
@@ -29,7 +32,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def refusal(method: str, path: str, headers: Mapping[str, str]) -> tuple[int, str] | None:
     """(HTTP status, reason) when the request is to be refused; None when it may proceed."""
-    if path == WEBHOOK_PATH:
+    if path == WEBHOOK_PATH or (method in ("GET", "HEAD") and is_ui_path(path)):
         return None
     site = headers.get("Sec-Fetch-Site", "").strip().lower()
     if site and site not in ("same-origin", "none"):

@@ -21,9 +21,12 @@ def initiator(request: web.Request) -> str:
     return subject.name if subject else ""
 
 
-async def _operation_request(request: web.Request) -> OperationRequest:
-    body = await json_fields(request, ("revision", "prune", "dry_run", "resources"))
+async def _operation_request(request: web.Request) -> tuple[OperationRequest, bool]:
+    """The sync asked for, and whether to answer at once (`"async": true`) rather than when it has ended."""
+    body = await json_fields(request, ("revision", "prune", "dry_run", "resources", "async"))
     revision, prune, dry_run = body.get("revision"), body.get("prune"), body.get("dry_run", False)
+    if not isinstance(body.get("async", False), bool):
+        raise bad_request("async must be true or false")
     if revision is not None and not isinstance(revision, str):
         raise bad_request("revision must be a string")
     if prune is not None and not isinstance(prune, bool):
@@ -33,8 +36,9 @@ async def _operation_request(request: web.Request) -> OperationRequest:
     resources = _selection(body.get("resources", []))
     if resources and prune:
         raise bad_request("a sync of selected resources does not prune: leave out prune or resources")
-    return OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run, resources=resources,
-                            initiated_by=initiator(request))
+    operation = OperationRequest(revision=revision or None, prune=prune, dry_run=dry_run, resources=resources,
+                                 initiated_by=initiator(request))
+    return operation, bool(body.get("async", False))
 
 
 def _selection(value: Any) -> tuple[ObjectRef, ...]:
@@ -76,7 +80,7 @@ def result_view(result: ReconcileResult) -> dict[str, Any]:
     return {
         "name": result.app,
         "revision": result.revision.sha if result.revision else None,
-        "error": str(result.error) if result.error else None,
+        "error": str(result.error) if result.error else f"cannot sync: {result.blocked}" if result.blocked else None,
         "sync_status": result.sync_status.value,
         "phase": sync.phase.value if sync else None,
         "message": sync.message if sync else (result.decision.reason if result.decision else ""),
@@ -98,7 +102,7 @@ class Operations:
 
     async def sync(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        operation = await _operation_request(request)
+        operation, at_once = await _operation_request(request)
         spec = self.controller.spec(name)
         if spec is not None and operation.revision is not None and operation.revision != spec.revision:
             require(request, "override", name)  # Argo CD: syncing another revision than the tracked one
@@ -107,15 +111,18 @@ class Operations:
             raise bad_request(f"{unknown} is not a resource of application {name} (as of its last comparison: "
                               "refresh it first if a commit just added it)")
         try:
-            result = await self.controller.sync_now(name, operation)
+            queued = await self.controller.queue_sync(name, operation)
         except QueueFull as exc:
             return _busy(exc)
         except RevisionRefused as exc:
             raise bad_request(str(exc)) from exc
-        if result is None:
+        if queued is None:
             raise not_found(name)
-        failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
-        return web.json_response(result_view(result), status=409 if failed else 200)
+        if at_once and not isinstance(queued, ReconcileResult):
+            # Nobody waits for the answer; the app's status and history tell how it went.
+            return web.json_response({"name": name, "sync": "queued"}, status=202)
+        result = queued if isinstance(queued, ReconcileResult) else await queued
+        return web.json_response(result_view(result), status=_answer_status(result))
 
     async def rollback(self, request: web.Request) -> web.Response:
         """Sync to a revision from the history (default: the previous good one) and pause auto-sync."""
@@ -132,8 +139,7 @@ class Operations:
         state = self.controller.state(name)
         body = result_view(result)
         body["auto_sync_paused"] = state is not None and state.pause is not None
-        failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
-        return web.json_response(body, status=409 if failed else 200)
+        return web.json_response(body, status=_answer_status(result))
 
     async def resume(self, request: web.Request) -> web.Response:
         """Lift an auto-sync pause (after a rollback) and reconcile now."""
@@ -149,6 +155,15 @@ class Operations:
         if diffs is None:
             raise not_found(name)
         return web.json_response({"name": name, "diffs": {str(ref): diff for ref, diff in sorted(diffs.items())}})
+
+
+def _answer_status(result: ReconcileResult) -> int:
+    """403 for a sync a window refused (as Argo CD's API answers PermissionDenied), 409 for one that
+    failed or could not run, 200 otherwise."""
+    if result.blocked:
+        return 403
+    failed = result.error is not None or (result.sync is not None and result.sync.phase.value != "Succeeded")
+    return 409 if failed else 200
 
 
 def _busy(exc: QueueFull) -> web.Response:

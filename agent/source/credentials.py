@@ -1,8 +1,14 @@
-"""Credentials for git requests, from `[[repositories]]` entries matched by longest URL prefix.
+"""Credentials for git requests: `[[repositories]]` entries and Argo CD's repository Secrets.
+
+Which one a request uses, as Argo CD decides between its Secrets: a `repository` Secret whose
+URL is the repository's wins; otherwise the longest URL prefix among `[[repositories]]` and
+`repo-creds` Secrets (the configuration file wins a tie). A `repository` Secret without
+credentials of its own takes them from the longest `repo-creds` prefix of it.
 
 Secrets are read from their environment variable or file at each use (so rotation
-needs no restart) and live only in `Access`, whose repr hides them. Every message
-names the repository and the *key* that failed, never a value.
+needs no restart), or come from the Secrets as the watch last saw them, and live only in
+`Access`, whose repr hides them. Every message names the repository and the *key* that
+failed, never a value.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from agent.argocd.credentials import CredentialKind, RepoCredentials, match_credentials
 from agent.errors import SourceError
 from agent.model import RepoSpec
 from agent.source.urls import normalize_url, redact_url, scp_like, strip_userinfo, under_prefix
@@ -27,6 +34,7 @@ class Access:
     username: str = field(default="", repr=False)
     password: str = field(default="", repr=False)
     ssh_key_file: str = ""
+    ssh_key_data: str = field(default="", repr=False)  # a key given inline (an Argo CD Secret's sshPrivateKey)
     known_hosts_file: str = ""
     insecure_ignore_host_key: bool = False
     ca_file: str = ""
@@ -36,7 +44,7 @@ class Access:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must be scrubbed from any text leaving the source layer."""
-        found = [self.password] if self.password else []
+        found = [secret for secret in (self.password, self.ssh_key_data) if secret]
         if self.username_is_secret and self.username:
             found.append(self.username)
         return tuple(found)
@@ -65,16 +73,17 @@ def read_secret(repo: str, *, env: str, file: str, key_env: str, key_file: str) 
 
 
 class CredentialStore:
-    """Finds the `[[repositories]]` entry for a URL and turns it into an `Access`."""
+    """Finds the `[[repositories]]` entry (or repository Secret) for a URL and turns it into an `Access`."""
 
-    def __init__(self, repositories: Sequence[RepoSpec]) -> None:
-        self._repositories = tuple(repositories)
+    def __init__(self, repositories: Sequence[RepoSpec], secrets: Sequence[RepoCredentials] = ()) -> None:
+        self.repositories = tuple(repositories)
+        self.secrets = tuple(secrets)
 
     def match(self, url: str) -> RepoSpec | None:
         """The entry whose `url` is the longest prefix of `url` (credentials in either are ignored)."""
         bare = strip_userinfo(url)
         found: RepoSpec | None = None
-        for spec in self._repositories:
+        for spec in self.repositories:
             prefix = strip_userinfo(spec.url)
             if bare.startswith(prefix) and (found is None or len(prefix) > len(strip_userinfo(found.url))):
                 found = spec
@@ -85,17 +94,21 @@ class CredentialStore:
         wanted = normalize_url(url)
         found: RepoSpec | None = None
         found_length = -1
-        for spec in self._repositories:
+        for spec in self.repositories:
             prefix = normalize_url(spec.url)
             if under_prefix(wanted, prefix) and len(prefix) > found_length:
                 found, found_length = spec, len(prefix)
         return found
 
     def access(self, url: str) -> Access:
-        """Credentials for one request: the matching entry's, else any user:password in the URL."""
+        """Credentials for one request: the matching entry's or Secret's, else any user:password in the URL."""
         url_user, url_password = _userinfo(url)
         in_url = bool(url_user) and urlsplit(url).scheme.lower() in ("http", "https")
         spec = self.match(url)
+        secret = match_credentials(strip_userinfo(url), self.secrets)
+        if secret is not None and (secret.kind is CredentialKind.REPOSITORY or spec is None
+                                   or len(secret.url) > len(strip_userinfo(spec.url))):
+            return _secret_access(secret, url_user=url_user, url_password=url_password)
         if spec is None:
             return Access(username=url_user, password=url_password, username_is_secret=in_url)
         password = read_secret(url, env=spec.password_env, file=spec.password_file,
@@ -110,6 +123,13 @@ class CredentialStore:
             ca_file=spec.ca_file,
             insecure_skip_tls_verify=spec.insecure_skip_tls_verify,
         )
+
+
+def _secret_access(secret: RepoCredentials, *, url_user: str, url_password: str) -> Access:
+    """An Argo CD Secret's credentials; `insecure` skips TLS verification and the SSH host key check."""
+    return Access(username=secret.username or url_user, password=secret.password or url_password,
+                  ssh_key_data=secret.ssh_private_key, insecure_skip_tls_verify=secret.insecure,
+                  insecure_ignore_host_key=secret.insecure)
 
 
 def _userinfo(url: str) -> tuple[str, str]:

@@ -108,8 +108,12 @@ class StrictSSHVendor(SSHVendor):
         args = ["ssh", "-x", "-T", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self._timeout}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", *self._host_key_options()]
         key = self._access.ssh_key_file
+        if self._access.ssh_key_data:
+            key = inline_key_file(self._access.ssh_key_data, self._key_dir)
+        elif key:
+            key = private_key_copy(key, self._key_dir)
         if key:
-            args += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", private_key_copy(key, self._key_dir)]
+            args += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", key]
         if port:
             args += ["-p", str(port)]
         args += ["-o", f"SetEnv=GIT_PROTOCOL=version={protocol_version or 2}"]
@@ -148,6 +152,20 @@ def private_key_copy(key_file: str, key_dir: Path) -> str:
         handle.write(data)
     target = key_dir / f"{hashlib.sha256(key_file.encode()).hexdigest()[:16]}.key"
     os.replace(name, target)
+    return str(target)
+
+
+def inline_key_file(key: str, key_dir: Path) -> str:
+    """A 0600 file holding a key given inline (ssh reads keys from files only), under the cache's key
+    directory, named by a digest of the key so that each key is written once."""
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    text = key if key.endswith("\n") else key + "\n"  # OpenSSH refuses a key without its final newline
+    target = key_dir / f"inline-{hashlib.sha256(text.encode()).hexdigest()[:16]}.key"
+    if not target.exists():
+        fd, name = tempfile.mkstemp(dir=key_dir, prefix="key-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(name, target)
     return str(target)
 
 

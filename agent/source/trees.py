@@ -1,4 +1,5 @@
-"""Object ids of paths at a commit, for the render cache (issue 5).
+"""Object ids of paths at a commit, for the render cache (issue 5); a commit's file listing and some
+of its files, for ApplicationSet git generators.
 
 The render cache keys an app's output by the git object ids of the directories its
 render reads: the same tree SHA means the same files. Symbolic links are the one
@@ -24,7 +25,15 @@ from dulwich.objects import Blob, Commit, Tree
 
 from agent.errors import SourceError
 from agent.source.cache import CacheCorrupt, RepoHandles, peel
-from agent.source.export import MAX_DEPTH, MAX_LINK_HOPS, ExportLimits, ReadObject, WalkBudget, normalize_path
+from agent.source.export import (
+    MAX_DEPTH,
+    MAX_LINK_HOPS,
+    ExportLimits,
+    ReadObject,
+    TreeExporter,
+    WalkBudget,
+    normalize_path,
+)
 from agent.source.urls import redact_url
 
 
@@ -129,3 +138,58 @@ class _Walker:
                 elif stat.S_ISDIR(entry.mode):
                     pending.append((child, bytes(entry.sha), depth + 1))
         return targets
+
+
+def list_files(handles: RepoHandles, commit_sha: str, *, url: str, limits: ExportLimits) -> tuple[str, ...]:
+    """Every file path at the commit, from the repository's root, as `git ls-files` lists them (a symbolic
+    link is listed, not followed). ApplicationSet git generators match their paths against these.
+
+    SourceError when the walk visits more entries than `limits` allow, or takes too long.
+    """
+    with handles.borrow() as read:
+        commit = peel(read, commit_sha.encode())
+        if not isinstance(commit, Commit):
+            raise CacheCorrupt(f"{commit_sha[:12]} is not a commit")
+
+        def fail(path: str, problem: str) -> SourceError:
+            return SourceError(f"{redact_url(url)}: {path or '.'}: {problem}")
+
+        budget = WalkBudget(limits, fail=fail)
+        found: list[str] = []
+        pending = [("", commit.tree, 0)]
+        while pending:
+            repo_path, tree_sha, depth = pending.pop()
+            tree = read(tree_sha)
+            if not isinstance(tree, Tree) or depth > MAX_DEPTH:
+                continue
+            for entry in tree.iteritems():
+                name = entry.path.decode("utf-8", "replace")
+                if name in ("", ".", "..") or "/" in name:
+                    continue
+                child = posixpath.join(repo_path, name) if repo_path else name
+                budget.spend(child)
+                if stat.S_ISDIR(entry.mode):
+                    pending.append((child, bytes(entry.sha), depth + 1))
+                elif stat.S_ISREG(entry.mode) or stat.S_ISLNK(entry.mode):
+                    found.append(child)
+        return tuple(sorted(found))
+
+
+def read_files(handles: RepoHandles, commit_sha: str, paths: Sequence[str], *, url: str,
+               limits: ExportLimits) -> dict[str, bytes]:
+    """The contents of files at the commit, by repository path; links followed inside the repository,
+    sizes capped as an export's are. SourceError for a path that is absent or leaves the repository."""
+    with handles.borrow() as read:
+        commit = peel(read, commit_sha.encode())
+        if not isinstance(commit, Commit):
+            raise CacheCorrupt(f"{commit_sha[:12]} is not a commit")
+        exporter = TreeExporter(read, url, limits)
+        exporter.root_tree = commit.tree
+        for path in paths:
+            clean = normalize_path(path)
+            if clean is None:
+                raise exporter.fail(path, "path leaves the repository")
+            mode, sha = exporter.lookup(clean)
+            if stat.S_ISREG(mode):
+                exporter.add(clean, clean, sha)
+        return exporter.files

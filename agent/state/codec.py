@@ -13,6 +13,8 @@ from typing import Any
 
 from agent.model import (
     IN_CLUSTER,
+    Adopted,
+    AdoptedChild,
     AppliedVersion,
     AppState,
     AppStatus,
@@ -29,6 +31,7 @@ from agent.model import (
     HookType,
     InventoryEntry,
     LastSync,
+    Manifest,
     ObjectRef,
     OperationPhase,
     ResourceState,
@@ -54,6 +57,14 @@ def _ref_from(value: Any) -> ObjectRef:
     if not isinstance(value, list) or len(value) != 4 or not all(isinstance(v, str) for v in value):
         raise RecordError(f"not an object identity: {value!r}")
     return ObjectRef(*map(intern, value))  # shared with every other copy of the same identity
+
+
+def _resource(resource: ResourceState) -> list[Any]:
+    return [*_ref(resource.ref), resource.sync_status.value, resource.health_status.value, resource.health_message]
+
+
+def _resource_from(value: Any) -> ResourceState:
+    return ResourceState(_ref_from(value[:4]), SyncStatus(value[4]), HealthStatus(value[5]), str(value[6]))
 
 
 def _revision(revision: Revision | None) -> dict[str, Any] | None:
@@ -107,8 +118,7 @@ def status_to_dict(status: AppStatus) -> dict[str, Any]:
         "changes": [[*_ref(c.ref), c.action.value, c.message, c.reason.value if c.reason else None]
                     for c in status.changes.entries],
         "reconciled_at": status.reconciled_at,
-        "resources": [[*_ref(r.ref), r.sync_status.value, r.health_status.value, r.health_message]
-                      for r in status.resources],
+        "resources": [_resource(r) for r in status.resources],
     }
 
 
@@ -127,8 +137,7 @@ def status_from_dict(data: Mapping[str, Any], *, name: str) -> AppStatus:
                                            ChangeReason(c[6]) if len(c) > 6 and c[6] else None)
                                     for c in data["changes"])),
             reconciled_at=None if data["reconciled_at"] is None else float(data["reconciled_at"]),
-            resources=tuple(ResourceState(_ref_from(r[:4]), SyncStatus(r[4]), HealthStatus(r[5]), str(r[6]))
-                            for r in data["resources"]),
+            resources=tuple(_resource_from(r) for r in data["resources"]),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise RecordError(f"status: {type(exc).__name__}: {exc}") from exc
@@ -190,6 +199,41 @@ def _operation_from(data: Any) -> SyncOperation | None:
                          resources=tuple(_ref_from(ref) for ref in data.get("resources", ())))
 
 
+# ------------------------------------------------------------------ what a parent adopted
+
+
+def _adopted(adopted: Adopted | None) -> dict[str, Any] | None:
+    """The definitions as rendered and each child's Application: a restart runs the children from them."""
+    if adopted is None:
+        return None
+    return {
+        "definitions": [[manifest.source, manifest.index, manifest.obj] for manifest in adopted.definitions],
+        "children": [{"name": child.name, "source": child.source, "file": child.file, "origin": child.origin,
+                      "definition": child.definition, "refusal": child.refusal, "project": child.project}
+                     for child in adopted.children],
+        "resources": [_resource(resource) for resource in adopted.resources],
+        "conditions": [[c.type.value, c.message] for c in adopted.conditions],
+        "in_sync": adopted.in_sync,
+    }
+
+
+def _adopted_from(data: Any) -> Adopted | None:
+    if data is None:
+        return None
+    try:
+        definitions = tuple(Manifest(dict(obj), str(source), int(index)) for source, index, obj in data["definitions"])
+        children = tuple(AdoptedChild(name=str(c["name"]), source=str(c["source"]), file=str(c["file"]),
+                                      origin=str(c["origin"]), definition=dict(c["definition"]),
+                                      refusal=str(c["refusal"]), project=str(c.get("project", "")))
+                         for c in data["children"])
+        return Adopted(definitions=definitions, children=children,
+                       resources=tuple(_resource_from(r) for r in data["resources"]),
+                       conditions=tuple(Condition(ConditionType(t), str(m)) for t, m in data["conditions"]),
+                       in_sync=bool(data["in_sync"]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise RecordError(f"adopted: {type(exc).__name__}: {exc}") from exc
+
+
 # ------------------------------------------------------------------ the whole state
 
 
@@ -210,6 +254,7 @@ def state_to_dict(state: AppState) -> dict[str, Any]:
         "operation": _operation(state.operation),
         "cluster": state.cluster,
         "notified": None if state.notified is None else dict(sorted(state.notified.items())),
+        "adopted": _adopted(state.adopted),
     }
 
 
@@ -243,6 +288,7 @@ def state_from_dict(name: str, data: Mapping[str, Any]) -> AppState:
             operation=_operation_from(data.get("operation")),
             cluster=str(data.get("cluster", IN_CLUSTER)),  # snapshots from before [[clusters]]: the home cluster
             notified=_notified_from(data.get("notified")),
+            adopted=_adopted_from(data.get("adopted")),  # absent before Argo CD definitions were adopted
         )
     except RecordError:
         raise

@@ -12,12 +12,13 @@ import yaml
 
 from agent.config import AppSpec
 from agent.controller import Controller
+from agent.controller.fleet import FleetReconciler
 from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
 from agent.metrics import Metrics
-from agent.model import IgnoreDifference, OperationRequest, SyncPolicy
+from agent.model import IN_CLUSTER, IgnoreDifference, ObjectRef, OperationRequest, SyncPolicy
 from agent.runtime import build_controller
-from tests.integration.helpers import settings_for
+from tests.integration.helpers import eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
 
@@ -33,6 +34,18 @@ class Harness:
         result = await self.controller.reconcile_once(self.name, request)
         assert result is not None
         return result
+
+    async def seen(self, kind: str, name: str, api_version: str, check: Callable[[Any], bool]) -> None:
+        """Wait until the agent's watch cache holds the object as `check` wants: a change made outside
+        reaches the agent as a watch event, which may come after the write returned."""
+        fleet = self.controller.reconciler
+        assert isinstance(fleet, FleetReconciler)
+        watch = fleet.clusters.find(IN_CLUSTER).watch
+        assert watch is not None
+        group = api_version.rpartition("/")[0]
+        ref = ObjectRef(group, kind, self.namespace, name)
+        await eventually(lambda: (cached := watch.get(api_version, ref)) is not None and check(cached),
+                         what=f"the agent to see {kind} {name} changed")
 
     async def live(self, kind: str, name: str, api_version: str = "v1", *, namespaced: bool = True) -> Any:
         meta = {"name": name, "namespace": self.namespace} if namespaced else {"name": name}

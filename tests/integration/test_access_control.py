@@ -160,7 +160,7 @@ async def test_tokens_and_roles_decide_who_may_do_what(
     code, out, err = await cli("history", app, "--server", agent.base_url, env={"GITOPS_AGENT_TOKEN": tokens["viewer"]})
     assert code == 0 and "rollback" in out, err
     code, _, err = await cli("history", app, "--server", agent.base_url, env={})
-    assert code == 1 and "HTTP 401" in err
+    assert code == 4 and "HTTP 401" in err, "no token: exit 4 (token or permission)"
 
 
 async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -1,7 +1,7 @@
 """The sample apps of argoproj/argocd-example-apps that need no Helm or Jsonnet (our own fixtures of the
-same shape, tests/fixtures/example-apps), declared as TOML apps of one agent process: every one
-syncs, and every one but sock-shop (its Ingress has no controller) becomes Healthy. Then the API:
-hooks in the history, and a selective sync."""
+same shape, tests/fixtures/example-apps), declared as TOML apps of one agent process, or as Argo CD
+Applications in Git that one root app adopts: every one syncs, and every one but sock-shop (its
+Ingress has no controller) becomes Healthy. Then the API: hooks in the history, and a selective sync."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.integration.argocd_support import application, root_toml
 from tests.integration.helpers import eventually
 from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
@@ -31,13 +34,24 @@ async def settled(agent: AgentProcess, name: str) -> dict[str, Any] | None:
     return app if healthy else None
 
 
+def declared(declared_as: str, names: dict[str, str], url: str, namespace: str) -> tuple[dict[str, str], str]:
+    """(files to add to the repository, the TOML): every app in TOML, or as an Application under argocd/
+    that one TOML root app adopts."""
+    if declared_as == "toml":
+        return {}, "".join(application_toml(names[app], url, namespace=namespace, path=app, revision="main",
+                                            sync_policy={"prune": "true"}) for app in APPS)
+    files = {f"argocd/{app}.yaml": application(names[app], url, path=app, namespace=namespace, finalizer=False)
+             for app in APPS}
+    return files, root_toml(f"examples-{secrets.token_hex(3)}", url)
+
+
+@pytest.mark.parametrize("declared_as", ["toml", "argocd"])
 async def test_the_example_apps_sync_and_become_healthy(start_agent: StartAgent, git_server: GitServer,
-                                                        repo: WorkTree, namespace: str) -> None:
-    sha = repo.commit_and_push(fixture_files(), "the example apps")
+                                                        repo: WorkTree, namespace: str, declared_as: str) -> None:
     tag = secrets.token_hex(3)
     names = {app: f"{app}-{tag}" for app in APPS}
-    config = "".join(application_toml(names[app], git_server.url(repo.name), namespace=namespace, path=app,
-                                      revision="main", sync_policy={"prune": "true"}) for app in APPS)
+    definitions, config = declared(declared_as, names, git_server.url(repo.name), namespace)
+    sha = repo.commit_and_push({**fixture_files(), **definitions}, "the example apps")
     agent = await start_agent(config, poll_interval="2s")
     apps = {app: await eventually(lambda name=names[app]: settled(agent, name), within=90,
                                   what=f"{app} synced and healthy") for app in APPS}

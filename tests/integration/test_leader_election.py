@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from agent.errors import KubeConflict
 from agent.kube import KubeClient
 from agent.leader import micro_time
 from tests.integration.helpers import configmap, eventually
@@ -154,14 +155,15 @@ async def test_a_lease_taken_by_another_identity_stops_the_leader_before_its_nex
     await eventually(lambda: kube.get(deployment), within=20, what="wave 0 applied; the sync now waits for health")
 
     path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease}"
-    current = await kube.request("GET", path)
     now = micro_time(datetime.now(UTC))
-    current["spec"].update(holderIdentity="intruder", renewTime=now, acquireTime=now, leaseDurationSeconds=3600)
-    await kube.request("PUT", path, body=current)
+    await _rewrite_lease(kube, path, holderIdentity="intruder", renewTime=now, acquireTime=now,
+                         leaseDurationSeconds=3600)
 
     await eventually(lambda: _is(agent.is_leader(), False), within=3, interval=0.05, what="the agent to step down")
     before = writes(await agent.metrics())
-    await asyncio.sleep(3)
+    # Following now (it has read the Lease again since stepping down): from here on it writes nothing.
+    await eventually(lambda: any("is held by intruder; following" in e["msg"] for e in agent.events), within=10,
+                     interval=0.05, what="the agent to follow the intruder")
     later_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later", "namespace": namespace}}
     assert await kube.get(later_ref) is None, "the in-flight sync went on to the next wave"
     assert writes(await agent.metrics()) == before
@@ -173,9 +175,7 @@ async def test_a_lease_taken_by_another_identity_stops_the_leader_before_its_nex
     assert agent.proc.returncode is None
 
     # The intruder gives the Lease up: the agent leads again and resumes its loops.
-    current = await kube.request("GET", path)
-    current["spec"].update(holderIdentity="", leaseDurationSeconds=1)
-    await kube.request("PUT", path, body=current)
+    await _rewrite_lease(kube, path, holderIdentity="", leaseDurationSeconds=1)
     await eventually(agent.is_leader, within=5, what="the agent to lead again")
     await eventually(lambda: _is(_writes_grew(agent, before), True), within=10, what="writes to resume")
 
@@ -215,3 +215,17 @@ async def test_a_lease_that_cannot_be_created_is_one_log_line_not_ready_and_no_w
     assert len(problems) == 1 and problems[0]["level"] == "error"
     assert writes(await agent.metrics()) == 0
     assert agent.proc.returncode is None
+
+
+async def _rewrite_lease(kube: KubeClient, path: str, **spec: Any) -> None:
+    """Read, change and write the Lease back; the agent renews it meanwhile, so a write may lose the
+    race (409) and is made again on the fresh copy, as any other writer of a Lease would."""
+    for _ in range(20):
+        current = await kube.request("GET", path)
+        current["spec"].update(spec)
+        try:
+            await kube.request("PUT", path, body=current)
+            return
+        except KubeConflict:
+            continue
+    raise AssertionError(f"could not rewrite {path}: every write lost to a renewal")

@@ -149,7 +149,7 @@ async def test_resume_over_the_cli_syncs_the_tracked_revision_again(
     assert app["auto_sync_paused"] is None and await live_data(kube, namespace) == {"v": "2"}
     assert [h["trigger"] for h in app["history"]] == ["auto", "rollback", "auto", "auto"]
     code, _, err = await cli("rollback", "no-such-app", "--server", agent.base_url)
-    assert code == 1 and "HTTP 404" in err
+    assert code == 2 and "HTTP 404" in err and "deprecated" in err
 
 
 # ------------------------------------------------------------------ disk full

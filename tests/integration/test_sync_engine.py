@@ -167,6 +167,7 @@ async def test_outside_scale_is_reverted_only_with_self_heal(make_harness: Any, 
     app = make_harness(SyncPolicy(self_heal=self_heal))
     await app.reconcile()
     await _scale(kube, namespace, "api", 3)
+    await app.seen("Deployment", "api", "apps/v1", lambda live: live["spec"]["replicas"] == 3)
     result = await app.reconcile()
     replicas = (await app.live("Deployment", "api", "apps/v1"))["spec"]["replicas"]
     if self_heal:
@@ -191,6 +192,7 @@ async def test_ignore_differences_lets_an_outside_replica_change_stand(make_harn
     app = make_harness(SyncPolicy(self_heal=True), ignore=ignore)
     await app.reconcile()
     await _scale(kube, namespace, "api", 4)
+    await app.seen("Deployment", "api", "apps/v1", lambda live: live["spec"]["replicas"] == 4)
     result = await app.reconcile()
     assert result.sync is None and result.sync_status is SyncStatus.SYNCED
     assert (await app.live("Deployment", "api", "apps/v1"))["spec"]["replicas"] == 4

@@ -75,6 +75,8 @@ async def test_a_jq_rule_lets_a_sidecar_image_injected_by_someone_else_stand(mak
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "proxy:v9"}]}}}}
     await kube.request("PATCH", path, body=patch, content_type="application/strategic-merge-patch+json",
                        query={"fieldManager": "mesh-injector"})
+    await app.seen("Deployment", "api", "apps/v1",
+                   lambda live: "proxy:v9" in [c["image"] for c in live["spec"]["template"]["spec"]["containers"]])
     result = await app.reconcile()
     assert result.sync is None and result.sync_status is SyncStatus.SYNCED, "the ignored image is no drift"
 

@@ -61,7 +61,28 @@ def test_automated_without_fields_syncs_without_pruning_or_self_heal() -> None:
 
 def test_the_in_cluster_destination_by_name_and_an_empty_namespace() -> None:
     app = parse_application(minimal(destination={"name": "in-cluster"}), file="a.yaml")
-    assert app.namespace == "default"
+    assert (app.namespace, app.cluster) == ("default", "in-cluster")
+
+
+@pytest.mark.parametrize(("destination", "cluster"), [
+    ({"server": "https://kubernetes.default.svc/"}, "in-cluster"),
+    ({"server": "https://edge.example.com:6443/"}, "https://edge.example.com:6443"),
+    ({"name": "edge"}, "edge"),
+])
+def test_a_destination_names_a_cluster_by_server_or_name(destination: dict[str, str], cluster: str) -> None:
+    """Whether the agent knows the cluster is asked when the app reconciles: a condition, not a refusal."""
+    app = parse_application(minimal(destination={**destination, "namespace": "shop"}), file="a.yaml")
+    assert (app.cluster, app.namespace) == (cluster, "shop")
+
+
+def test_the_applications_labels_and_annotations_are_the_apps() -> None:
+    """Notification subscriptions select on them."""
+    obj = minimal()
+    obj["metadata"]["labels"] = {"team": "payments"}
+    obj["metadata"]["annotations"] = {"notifications.argoproj.io/subscribe.on-sync-failed.slack": "payments-alerts"}
+    app = parse_application(obj, file="a.yaml")
+    assert app.labels == (("team", "payments"),)
+    assert app.annotations == (("notifications.argoproj.io/subscribe.on-sync-failed.slack", "payments-alerts"),)
 
 
 def test_retry_backoff_reads_durations_as_argo_cd_does() -> None:
@@ -140,7 +161,6 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
     ("spec.source.chart", "nginx", "spec.source.chart"),
     ("spec.source.plugin", {"name": "cmp"}, "spec.source.plugin"),
     ("spec.sources", [{"repoURL": "r", "path": "a"}], "spec.sources"),
-    ("spec.destination.server", "https://10.0.0.1:6443", "spec.destination.server"),
     ("spec.syncPolicy.syncOptions", ["Prune=confirm"], "spec.syncPolicy.syncOptions[0]"),
     ("spec.syncPolicy.managedNamespaceMetadata", {"labels": {"a": "b"}}, "spec.syncPolicy.managedNamespaceMetadata"),
     ("spec.syncPolicy.retry.limit", -1, "spec.syncPolicy.retry.limit"),
@@ -170,6 +190,7 @@ def test_the_unsupported_message_reads_well() -> None:
     ("spec.syncPolicy.retry.backoff.duration", "soon", "spec.syncPolicy.retry.backoff.duration: 'soon' is not"),
     ("spec.syncPolicy.automated.prune", "yes", "spec.syncPolicy.automated.prune: must be true or false"),
     ("spec.destination.name", "in-cluster", "spec.destination.server: give server or name, not both"),
+    ("spec.destination.server", "10.0.0.1:6443", "spec.destination.server: '10.0.0.1:6443' is not an API server"),
     ("spec.source.kustomize.images", ["nginx"], "spec.source.kustomize.images[0]: 'nginx' changes nothing"),
     ("spec.ignoreDifferences", [{"kind": "ConfigMap", "jqPathExpressions": [".data["]}],
      "spec.ignoreDifferences[0].jqPathExpressions[0]: '.data[' is not a jq path expression"),

@@ -213,13 +213,12 @@ def test_git_files_parameters_are_flattened_as_documented() -> None:
         "path[0]": "cluster-config", "path[1]": "engineering", "path[2]": "dev"}
 
 
-def test_git_files_example_with_a_remote_cluster_address_is_refused_per_app() -> None:
+def test_git_files_example_deploys_each_app_to_the_cluster_its_file_names() -> None:
     outcome = generated(files_set([{"path": "cluster-config/**/config.json"}], server="{{cluster.address}}"),
                         tree(contents=CONFIGS))
-    assert outcome.apps == ()
-    assert sorted(refusal.name for refusal in outcome.refused) == ["engineering-dev-guestbook",
-                                                                    "engineering-prod-guestbook"]
-    assert all("'https://1.2.3.4' is another cluster" in refusal.message for refusal in outcome.refused)
+    assert outcome.refused == ()
+    assert sorted((app.name, app.cluster) for app in outcome.apps) == [
+        ("engineering-dev-guestbook", "https://1.2.3.4"), ("engineering-prod-guestbook", "https://1.2.3.4")]
 
 
 def test_git_files_reads_listing_then_contents() -> None:

@@ -2,6 +2,8 @@
 
 Each TOML table is documented under a heading that is its header (``## `[agent]` ``) followed by
 a markdown table with the columns `key | type | default | meaning` (`[agent]` also has `reload`).
+A table whose keys depend on its `type` is documented once per type
+(``### `[[notifications.services]]` with `type = "slack"` ``).
 The checks run both ways, against the parser itself rather than a copy of its knowledge:
 
 - every key the parser reads (`Table.used`, recorded for every table it opens) is documented,
@@ -30,7 +32,7 @@ from agent.errors import ConfigError
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
-_HEADING = re.compile(r"^#{2,4} `(\[\[?)([a-z_.]+)(\]\]?)`$")
+_HEADING = re.compile(r'^#{2,4} `(\[\[?)([a-z_.]+)(\]\]?)`(?: with `type = "([a-z]+)"`)?$')
 _COLUMNS = ("key", "type", "default", "meaning")
 
 # Values for required keys, so that a configuration built from the reference parses.
@@ -44,6 +46,14 @@ REQUIRED_SAMPLES: dict[str, Any] = {
     "schedule": "0 22 * * *",
     "duration": "1h",
     "projects.sync_windows.kind": "deny",  # a table's own sample wins over the key's
+    "host": "smtp.example.com",
+    "from": "gitops@example.com",
+    "message": "{{ app.metadata.name }} is {{ app.status.sync.status }}",
+    "when": "app.status.sync.status == 'Synced'",
+    "send": ["app-sync-succeeded"],
+    "recipients": ["slack:payments"],
+    "triggers": ["on-sync-succeeded"],
+    "type": "slack",  # each type-specific table sets its own
 }
 # Tables that need one of several keys to be valid; a check of one key uses an alternative without it.
 ONE_OF: dict[str, tuple[dict[str, Any], ...]] = {
@@ -53,6 +63,9 @@ ONE_OF: dict[str, tuple[dict[str, Any], ...]] = {
     "projects.sync_windows": ({"applications": ["*"]}, {"namespaces": ["*"]}),
     "clusters": ({"kubeconfig": "/etc/gitops-agent/staging.kubeconfig"},
                  {"server": "https://10.0.0.5:6443", "token_file": "/run/secrets/edge-token"}),
+    "notifications.services:slack": ({"token_env": "SLACK_BOT_TOKEN"}, {"token_file": "/run/secrets/slack-token"}),
+    "notifications.services:webhook": ({"url": "https://hooks.example.com/deploy"}, {"url_env": "ONCALL_URL"},
+                                       {"url_file": "/run/secrets/oncall-url"}),
 }
 # Keys that are only valid together with another (a password needs a user name).
 COMPANIONS: dict[tuple[str, str], dict[tuple[str, str], Any]] = {
@@ -62,6 +75,7 @@ COMPANIONS: dict[tuple[str, str], dict[tuple[str, str], Any]] = {
     ("clusters", "ca_file"): {("clusters", "server"): "https://10.0.0.5:6443",
                               ("clusters", "token_file"): "/run/secrets/edge-token"},
     ("auth", "tls_key_file"): {("auth", "tls_cert_file"): "/etc/gitops-agent/tls.crt"},
+    ("notifications.services:email", "password_file"): {("notifications.services:email", "username"): "gitops"},
 }
 # A value of the wrong kind for each documented type; the parser must refuse it.
 WRONG_KIND: dict[str, Any] = {
@@ -90,6 +104,11 @@ class DocumentedTable:
     path: str  # "applications.sync_policy"
     array: bool  # [[...]]
     keys: dict[str, DocumentedKey]
+    type: str = ""  # the `type` this variant of the table is documented for ("": the only one)
+
+    @property
+    def id(self) -> str:
+        return f"{self.path}:{self.type}" if self.type else self.path
 
 
 def documented_tables(text: str) -> dict[str, DocumentedTable]:
@@ -99,10 +118,11 @@ def documented_tables(text: str) -> dict[str, DocumentedTable]:
         match = _HEADING.match(line)
         if not match:
             continue
-        opening, path, closing = match.groups()
+        opening, path, closing, variant = match.groups()
         assert len(opening) == len(closing), f"malformed table heading {line!r}"
-        assert path not in tables, f"{path} is documented twice"
-        tables[path] = DocumentedTable(path, opening == "[[", dict(_key_rows(lines, index + 1, path)))
+        table = DocumentedTable(path, opening == "[[", dict(_key_rows(lines, index + 1, path)), variant or "")
+        assert table.id not in tables, f"{table.id} is documented twice"
+        tables[table.id] = table
     return tables
 
 
@@ -136,7 +156,7 @@ def _key_rows(lines: list[str], start: int, table: str) -> Iterator[tuple[str, D
 
 
 REFERENCE_TABLES = documented_tables(REFERENCE.read_text(encoding="utf-8"))
-ALL_KEYS = [(table.path, key) for table in REFERENCE_TABLES.values() for key in table.keys]
+ALL_KEYS = [(table.id, key) for table in REFERENCE_TABLES.values() for key in table.keys]
 
 
 def build_config(*, set_keys: Mapping[tuple[str, str], Any] | None = None,
@@ -147,24 +167,29 @@ def build_config(*, set_keys: Mapping[tuple[str, str], Any] | None = None,
     for table in sorted(REFERENCE_TABLES.values(), key=lambda t: t.path.count(".")):
         body = {name: REQUIRED_SAMPLES.get(f"{table.path}.{name}", REQUIRED_SAMPLES.get(name, "sample"))
                 for name, key in table.keys.items() if key.required}
+        if table.type:  # one entry per type, each named after it
+            body.update(name=table.type, type=table.type)
         # Of the alternatives, the one a key set to a real value belongs to (it needs its partners); else
         # the first that neither sets a key being set (perhaps to its empty default) nor one being dropped.
-        choices = ONE_OF.get(table.path, ())
-        meant = {name for (path, name), value in set_keys.items() if path == table.path
+        choices = ONE_OF.get(table.id, ())
+        meant = {name for (path, name), value in set_keys.items() if path == table.id
                  and (name not in table.keys or table.keys[name].required or value != table.keys[name].default_value())}
-        untouched = {name for (path, name) in set_keys if path == table.path} | ({drop[1]} if drop and
-                                                                                 drop[0] == table.path else set())
+        untouched = {name for (path, name) in set_keys if path == table.id} | ({drop[1]} if drop and
+                                                                               drop[0] == table.id else set())
         chosen = next((choice for choice in choices if meant & set(choice)),
                       next((choice for choice in choices if not untouched & set(choice)), {}))
         body.update(chosen)
-        body.update({name: value for (path, name), value in set_keys.items() if path == table.path})
-        if drop and drop[0] == table.path:
+        body.update({name: value for (path, name), value in set_keys.items() if path == table.id})
+        if drop and drop[0] == table.id:
             body.pop(drop[1], None)
         *parents, last = table.path.split(".")
         node = root
         for part in parents:
             node = node[part][0] if isinstance(node[part], list) else node[part]
-        node[last] = [body] if table.array else body
+        if table.array:
+            node.setdefault(last, []).append(body)
+        else:
+            node[last] = body
     return root
 
 
@@ -192,11 +217,12 @@ def test_keys_read_by_the_parser_are_the_documented_keys(monkeypatch: pytest.Mon
     for table in opened:
         read.setdefault(re.sub(r"\[\d+\]", "", table.where), set()).update(table.used)
     top_level = read.pop("")
-    assert top_level == {path for path in REFERENCE_TABLES if "." not in path}, "top-level tables"
-    assert set(read) == set(REFERENCE_TABLES), "tables documented vs. tables the parser reads"
+    paths = {table.path for table in REFERENCE_TABLES.values()}
+    assert top_level == {path for path in paths if "." not in path}, "top-level tables"
+    assert set(read) == paths, "tables documented vs. tables the parser reads"
     for path, used in read.items():
-        keys = {key for key in used if f"{path}.{key}" not in REFERENCE_TABLES}  # sub-tables are documented apart
-        documented = set(REFERENCE_TABLES[path].keys)
+        keys = {key for key in used if f"{path}.{key}" not in paths}  # sub-tables are documented apart
+        documented = {key for table in REFERENCE_TABLES.values() if table.path == path for key in table.keys}
         assert keys - documented == set(), f"[{path}]: read by the parser but not documented"
         assert documented - keys == set(), f"[{path}]: documented but not read by the parser"
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from dulwich.client import SSHGitClient
 
+from agent.argocd import CredentialKind, RepoCredentials
 from agent.config import parse_settings
 from agent.errors import ConfigError, SourceError
 from agent.model import RepoSpec
 from agent.source.credentials import Access, CredentialStore, read_secret
-from agent.source.transport import open_client, request_error
+from agent.source.transport import inline_key_file, open_client, request_error
 
 SECRET = "tok-3f9a-very-secret"
 
@@ -145,3 +146,39 @@ def test_https_client_carries_credentials_outside_the_url(tmp_path: Path) -> Non
                                Access(username="bot", password=SECRET), timeout=5, key_dir=tmp_path)
     assert SECRET not in client.get_url(path)
     assert path == "/payments/gitops.git"
+
+
+def secret_credentials(url: str, kind: CredentialKind, **values: str) -> RepoCredentials:
+    return RepoCredentials(url=url, kind=kind, secret=f"argocd/{kind.value}", **values)  # type: ignore[arg-type]
+
+
+def test_argo_cd_secrets_beside_the_configuration_exact_url_first_then_the_longest_prefix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENERIC_TOKEN", "toml-generic")
+    monkeypatch.setenv("PAYMENTS_TOKEN", "toml-payments")
+    exact = secret_credentials("https://git.example.com/payments/gitops.git", CredentialKind.REPOSITORY,
+                               username="argocd-bot", password="exact")
+    prefix = secret_credentials("https://git.example.com/payments/ledger/", CredentialKind.REPO_CREDS,
+                                username="ledger-bot", password="longer-prefix")
+    tie = secret_credentials("https://git.example.com/", CredentialKind.REPO_CREDS, password="same-prefix")
+    credentials = CredentialStore(store().repositories, [exact, prefix, tie])
+    assert credentials.access("https://git.example.com/payments/gitops.git").password == "exact"
+    assert credentials.access("https://git.example.com/payments/ledger/x.git").password == "longer-prefix"
+    assert credentials.access("https://git.example.com/payments/other.git").password == "toml-payments"
+    assert credentials.access("https://git.example.com/fx.git").password == "toml-generic", "the file wins a tie"
+    assert CredentialStore([], [tie]).access("https://git.example.com/fx.git").password == "same-prefix"
+
+
+def test_an_inline_ssh_key_and_insecure_from_a_secret_never_show() -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----"
+    secret = secret_credentials("git@git.example.com:payments/gitops.git", CredentialKind.REPOSITORY,
+                                ssh_private_key=key, insecure=True)  # type: ignore[arg-type]
+    access = CredentialStore([], [secret]).access("git@git.example.com:payments/gitops.git")
+    assert access.ssh_key_data == key and access.insecure_ignore_host_key and access.insecure_skip_tls_verify
+    assert key in access.secrets and "BEGIN" not in repr(access)
+
+
+def test_an_inline_key_is_written_once_readable_by_its_owner_only(tmp_path: Path) -> None:
+    first = inline_key_file("KEY", tmp_path / "keys")
+    assert Path(first).read_text() == "KEY\n" and oct(Path(first).stat().st_mode & 0o777) == "0o600"
+    assert inline_key_file("KEY", tmp_path / "keys") == first

@@ -283,3 +283,15 @@ def test_metrics_counter_is_labelled_by_service_trigger_and_result() -> None:
     counted.observe_notification("slack", "on-sync-failed", "sent")
     assert sample_total(counted.metrics.registry, "gitops_agent_notifications_total", service="slack",
                         trigger="on-sync-failed", result="sent") == 1
+
+
+def test_a_sync_a_window_holds_is_no_news_and_one_a_project_refuses_is_a_failure() -> None:
+    timeline = reconciled()
+    held = Condition(ConditionType.SYNC_WINDOW_WARNING, "sync blocked by deny window '0 22 * * *' for 8h (UTC) of "
+                     "project payments-team; syncs are allowed again at 2026-03-03T06:00:00+00:00")
+    for _ in range(3):  # every poll while the window holds: OutOfSync, no operation, no history
+        status = replace(timeline.state.status, sync_status=SyncStatus.OUT_OF_SYNC, reconciled_at=timeline.tick(),
+                         conditions=(held,))
+        assert timeline.store(replace(timeline.state, status=status)) == []
+    # A refusal by the project is a sync that failed as a whole (Argo CD's invalid tasks): on-sync-failed.
+    assert timeline.finished(B, OperationPhase.FAILED) == ["on-sync-running", "on-sync-failed"]

@@ -38,3 +38,15 @@ def test_a_reload_reports_the_names_whose_rules_changed() -> None:
     table = ProjectTable([project("a"), project("b")])
     assert table.configure([project("a"), project("b", "new"), project("c")]) == {"b", "c"}
     assert table.configure([project("a")]) == {"b", "c"}
+
+
+def test_a_repository_outside_the_apps_project_may_not_even_be_asked() -> None:
+    from agent.config import AppSpec
+
+    table = ProjectTable([ProjectSpec(name="payments-team", source_repos=("https://github.com/payments-engine/*",))])
+    app = AppSpec(name="api", repo="https://github.com/payments-engine/gitops.git", project="payments-team")
+    assert table.permits_repo(app)
+    assert not table.permits_repo(AppSpec(name="api", repo="https://github.com/someone/else.git",
+                                          project="payments-team"))
+    assert not table.permits_repo(AppSpec(name="api", repo=app.repo, project="nowhere"))
+    assert table.permits_repo(AppSpec(name="api", repo="https://anywhere.example.com/x.git"))  # default
