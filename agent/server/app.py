@@ -6,7 +6,7 @@ import contextlib
 import gzip
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,15 +59,22 @@ class Declared:
 
 
 class SummaryCache:
-    """Each app's summary as JSON, kept until its status changes.
+    """Each app's summary as JSON, kept until its status changes, and the whole list until any does.
 
     States are immutable and replaced when a reconcile ends, so between reconciles a
-    poll of the list (a UI, a script, the CLI) costs a join, not a dict and an encoding
-    per app.
+    poll of the list (a UI, a script, the CLI) costs nothing at all (the table's change
+    count is the same), and while apps reconcile a join, not a dict and an encoding per app.
     """
 
     def __init__(self) -> None:
         self._encoded: dict[str, tuple[AppState, Declared, bytes]] = {}
+        self._whole: tuple[int, bytes] | None = None  # (the table's change count, the list of every app)
+
+    def everything(self, changes: int, apps: Callable[[], Iterable[tuple[AppState, Declared]]]) -> bytes:
+        """The list of every app (no [auth] to filter it): built again only after a change."""
+        if self._whole is None or self._whole[0] != changes:
+            self._whole = (changes, self.body(apps()))
+        return self._whole[1]
 
     def body(self, apps: Iterable[tuple[AppState, Declared]]) -> bytes:
         """A JSON array of the summaries of (state, declaration) pairs, in order."""
@@ -80,8 +87,9 @@ class SummaryCache:
                                                  parent=declared.parent)).encode()
                 cached = self._encoded[state.name] = (state, declared, encoded)
             parts.append(cached[2])
-        for gone in self._encoded.keys() - seen:
-            del self._encoded[gone]
+        if len(seen) < len(self._encoded):  # apps removed, or not shown to this caller
+            for gone in self._encoded.keys() - seen:
+                del self._encoded[gone]
         return b"[" + b",".join(parts) + b"]"
 
 
@@ -173,10 +181,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def list_applications(request: web.Request) -> web.Response:
-    controller = request.app[CONTROLLER]
-    apps = ((state, Declared.of(controller.spec(state.name)))
-            for state in controller.apps.states() if may(request, "get", state.name))
-    return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
+    table = request.app[CONTROLLER].apps
+    summaries = request.app[SUMMARIES]
+    if request.app.get(AUTH) is None:  # everyone sees every app: one list for all callers
+        body = summaries.everything(table.changes, lambda: ((state, Declared.of(spec))
+                                                             for state, spec in table.summaries()))
+    else:
+        body = summaries.body((state, Declared.of(spec)) for state, spec in table.summaries()
+                              if may(request, "get", state.name))
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_application(request: web.Request) -> web.Response:
