@@ -41,6 +41,7 @@ from agent.model import (
     SyncTrigger,
 )
 from agent.notifications import Notifications
+from agent.shard.acting import acting_for
 from agent.source import GitSource, normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 
 class QueueFull(Exception):
     """An app has as many distinct manual requests waiting as it may; the caller should retry later."""
+
+
+class Elsewhere(Exception):
+    """With sharding: the app runs on another replica (or, during a hand-over, on none); the API
+    forwards such requests to the owner, so this is seen only in the moment an app moves."""
 
 
 class Controller:
@@ -75,6 +81,8 @@ class Controller:
         self._recorder = Recorder(self.apps, metrics)
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
+        # With sharding: whether the app's loop belongs to this replica (agent.shard.coordinator).
+        self.runs: Callable[[str], bool] = lambda name: True
         self._stopping = asyncio.Event()
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -110,11 +118,12 @@ class Controller:
 
     @property
     def all_reconciled(self) -> bool:
-        return all(worker.reconciled for worker in self.apps.workers.values())
+        return all(worker.reconciled for name, worker in self.apps.workers.items() if self.runs(name))
 
     def not_yet_reconciled(self) -> list[str]:
-        """Apps not reconciled by this process yet (a status restored from the snapshot does not count)."""
-        return sorted(name for name, worker in self.apps.workers.items() if not worker.reconciled)
+        """Apps not reconciled by this process yet (a status restored from the snapshot does not count);
+        with sharding, of those it runs."""
+        return sorted(name for name, worker in self.apps.workers.items() if not worker.reconciled and self.runs(name))
 
     # ------------------------------------------------------------- commands
 
@@ -170,7 +179,7 @@ class Controller:
         names = []
         for name, worker in sorted(self.apps.workers.items()):
             spec = worker.spec
-            if normalize_url(spec.repo) in wanted and push_matches_revision(ref, spec.revision):
+            if self.runs(name) and normalize_url(spec.repo) in wanted and push_matches_revision(ref, spec.revision):
                 self.reconciler.forget_revisions(spec.repo)
                 worker.webhook_pending = True
                 worker.wake.set()
@@ -195,6 +204,8 @@ class Controller:
             return None
         if not self.running:
             return self._not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
+        if not self.runs(name):
+            return self._not_running(name, f"application {name} runs on another replica (it is moving): try again")
         if request.revision is not None and self.projects.permits_repo(worker.spec):  # else the reconcile refuses
             await self.reconciler.check_manual_revision(worker.spec, request.revision,
                                                         {entry.revision for entry in state.history})
@@ -213,6 +224,8 @@ class Controller:
         worker, state = self.apps.workers.get(name), self.apps.state(name)
         if worker is None or state is None:
             return None
+        if not self.runs(name):
+            raise Elsewhere(f"application {name} runs on another replica (it is moving): try again")
         await self.restore()
         target = rollback_target(state.history, revision)
         previous = state.pause
@@ -241,6 +254,8 @@ class Controller:
         state = self.apps.state(name)
         if state is None:
             return None
+        if not self.runs(name):
+            raise Elsewhere(f"application {name} runs on another replica (it is moving): try again")
         await self.restore()
         paused = state.pause is not None
         if paused:
@@ -283,7 +298,7 @@ class Controller:
             self.spawn_loop(worker)
 
     def spawn_loop(self, worker: AppWorker) -> None:
-        if self.running:
+        if self.running and self.runs(worker.spec.name) and self._tasks.named(f"app:{worker.spec.name}") is None:
             self._tasks.spawn(f"app:{worker.spec.name}", self._loop(worker))
 
     async def cancel_loop(self, worker: AppWorker, why: str) -> None:
@@ -382,7 +397,8 @@ class Controller:
             self._in_flight += 1
             self._idle.clear()
             try:
-                base, outcome = await self._reconcile(worker, request, trigger)
+                with acting_for(worker.spec.name):  # the write gate asks for whom (sharding)
+                    base, outcome = await self._reconcile(worker, request, trigger)
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from agent.config import AppSpec
 from agent.controller.teardown import Teardown
 from agent.errors import AgentError
+from agent.shard.acting import acting_for
 
 if TYPE_CHECKING:
     from agent.controller.controller import Controller
@@ -27,7 +28,8 @@ async def remove_app(controller: Controller, spec: AppSpec, *, delete_resources:
     worker = controller.apps.workers[spec.name]
     async with worker.lock:
         await controller.cancel_loop(worker, why)
-        teardown = await _teardown(controller, spec) if delete_resources else None
+        with acting_for(spec.name):  # the write gate asks for whom (sharding)
+            teardown = await _teardown(controller, spec) if delete_resources else None
         controller.apps.remove(spec.name, keep=not delete_resources)
     if not delete_resources:
         log.info("%s; its objects stay in the cluster", why, extra={"app": spec.name})
@@ -39,6 +41,10 @@ async def _teardown(controller: Controller, spec: AppSpec) -> Teardown | None:
     if not controller.running:
         log.warning("application removed with prune_on_delete, but this replica does not lead: "
                     "nothing deleted", extra={"app": spec.name})
+        return None
+    if not controller.runs(spec.name):  # sharding: only the replica running the app writes for it
+        log.info("application removed with prune_on_delete; it runs on another replica, which deletes its "
+                 "objects", extra={"app": spec.name})
         return None
     problem = "cannot list its objects; nothing deleted"
     failed = await controller.ensure_inventory(controller.apps.workers[spec.name])  # what it owns, if not known
