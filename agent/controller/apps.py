@@ -44,6 +44,8 @@ class SharedSink(Protocol):
 
     def forget(self, name: str) -> None: ...
 
+    async def write_now(self, name: str) -> bool: ...
+
 
 class AppTable:
     def __init__(self, specs: tuple[AppSpec, ...], *, metrics: Metrics, snapshot: StateStore | None,
@@ -212,6 +214,12 @@ class AppTable:
     def released(self, name: str) -> None:
         """The app runs elsewhere now: its metric series are the new owner's to show."""
         self._metrics.forget_app(name)
+
+    async def durable(self, name: str) -> None:
+        """With sharding: the app's durable part is in the cluster before the caller goes on (a pause
+        must outlive its owner, even one killed right after answering)."""
+        if self.shared is not None and self.owns(name) and not await self.shared.write_now(name):
+            log.warning("shared state not written at once; it is written again shortly", extra={"app": name})
 
     def persist(self, name: str) -> None:
         if self._snapshot is not None and self._restored and name in self._states:

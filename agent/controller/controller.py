@@ -236,6 +236,7 @@ class Controller:
         except AgentError:
             tracked = state.tracked_sha  # a later commit than this still resumes
         self.apps.set_pause(name, AutoSyncPause(f"rolled back to {target.revision[:7]}", tracked, time.time()))
+        await self.apps.durable(name)
         log.warning("rollback: auto-sync paused", extra={"app": name, "revision": target.revision,
                                                           "author": target.author, "initiated_by": initiated_by})
         try:
@@ -246,6 +247,7 @@ class Controller:
             raise
         if result is not None and result.sync is None:
             self.apps.set_pause(name, previous)
+        await self.apps.durable(name)  # what it synced, with its history entry, outlives this replica too
         return result
 
     async def resume(self, name: str) -> bool | None:
@@ -260,6 +262,7 @@ class Controller:
         paused = state.pause is not None
         if paused:
             self.apps.set_pause(name, None)
+            await self.apps.durable(name)
             log.warning("auto-sync resumed on request", extra={"app": name})
         self.request_refresh(name)
         return paused

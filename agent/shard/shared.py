@@ -4,7 +4,7 @@
 
 Owner side: `update` is called with every state the AppTable persists; the durable part is
 compared with what the cluster has, and only a real change marks the bucket dirty. A writer
-task writes dirty buckets at most every `interval` (sooner when `urgent`, e.g. for a pause),
+task writes dirty buckets at most every `interval` (a pause at once: `write_now`),
 each with the resourceVersion it last saw (PUT; POST for a new one); on 409 it reads the
 object, keeps the records of apps it does not know, and writes again. A no-op poll writes
 nothing, and a write is refused unless this replica holds the bucket at that moment.
@@ -73,7 +73,6 @@ class SharedState:
         # another owner writes them (then theirs wins).
         self._unwritten: dict[int, dict[str, bytes]] = {}
         self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self.sizes: dict[int, int] = {}  # bucket → bytes of its last compressed payload (for /readyz, tests)
         self.writes = 0
@@ -107,10 +106,9 @@ class SharedState:
             self._dirty.add(bucket)
             self._wake.set()
 
-    def urgent(self) -> None:
-        """Write what is dirty now (a pause must outlive its owner, even one killed a second later)."""
-        self._urgent.set()
-        self._wake.set()
+    async def write_now(self, name: str) -> bool:
+        """Write the app's bucket now if it is dirty; False when it could not be written."""
+        return await self.flush({bucket_of(name)})
 
     def dirty(self, name: str) -> bool:
         """Whether a change to the app is not in the cluster yet."""
@@ -145,15 +143,13 @@ class SharedState:
         self._seen[bucket] = {name: _digest(raw) for name, raw in lines.items()}
 
     async def run(self) -> None:
-        """The writer task: dirty buckets held, at most every `interval` unless urgent."""
+        """The writer task: dirty buckets held, at most every `interval` (a pause is written at once
+        by `write_now`)."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self._urgent.clear()
             await self.flush()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._urgent.wait()
+            await asyncio.sleep(self._interval)
 
     async def flush(self, buckets: Iterable[int] | None = None) -> bool:
         """Write the dirty buckets (of `buckets`) this replica holds; False when one could not be written."""
