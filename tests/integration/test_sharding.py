@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.kube import KubeClient
+from tests.integration.argocd_support import application, root_toml, settled_ok
 from tests.integration.helpers import configmap, eventually
 from tests.support.agent import AgentProcess, StartAgent, application_toml
 from tests.support.gitserver import GitServer, WorkTree
@@ -92,6 +93,23 @@ def handovers(order: list[int]) -> int:
     return sum(1 for before, after in itertools.pairwise(order) if before != after)
 
 
+async def reconciles(agents: Sequence[AgentProcess], names: Sequence[str]) -> list[float]:
+    return [sum([await agent.metric("gitops_agent_reconcile_total", name=name) for agent in agents]) for name in names]
+
+
+async def polled_twice(agents: Sequence[AgentProcess], names: Sequence[str]) -> None:
+    before = await reconciles(agents, names)
+
+    async def grew() -> bool:
+        return all(now >= then + 2 for now, then in zip(await reconciles(agents, names), before, strict=True))
+
+    await eventually(grew, within=20, what="two more polls of every app")
+
+
+async def shared_writes(agents: Sequence[AgentProcess]) -> float:
+    return sum([await agent.metric("gitops_agent_shared_state_writes_total", result="succeeded") for agent in agents])
+
+
 async def test_apps_split_agree_and_move_on_kill_9_keeping_a_rollback_pause(
     kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
@@ -113,6 +131,12 @@ async def test_apps_split_agree_and_move_on_kill_9_keeping_a_rollback_pause(
         order = applies(agents).get(f"ConfigMap/{namespace}/cm-{name}", [])
         assert order and handovers(order) <= 1, f"{name} applied by the replicas in turn: {order}"
         assert handovers(order) == 0 or agents[order[-1]] is by_identity[owner_of[name]]
+
+    # Polls that find nothing new write no shared state (the durable part did not change).
+    await polled_twice(agents, names)
+    writes = await shared_writes(agents)
+    await polled_twice(agents, names)
+    assert await shared_writes(agents) == writes, "a no-op poll wrote shared state"
 
     # Two syncs of one app, then a rollback through the replica that does not run it: forwarded.
     target = names[0]
@@ -228,3 +252,36 @@ async def test_a_replica_that_stops_cleanly_hands_its_apps_over_and_three_share_
     assert any("released" in e["msg"] for e in leaving.events)
     for name in names:
         await eventually(lambda n=name: stayed[0].reconciled(n), within=10, what=f"{name} reconciled")
+
+
+async def test_argo_cd_children_are_known_to_every_replica_and_run_on_their_owners(
+    repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
+) -> None:
+    tag, url = secrets.token_hex(3), git_server.url(repo.name)
+    root, nested = f"root-{tag}", f"nested-{tag}"
+    children = [f"kid{i}-{tag}" for i in range(8)]
+    leaf = f"leaf-{tag}"
+    files = {f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in [*children, leaf]}
+    files |= {f"argocd/{name}.yaml": application(name, url, path=f"apps/{name}", namespace=namespace)
+              for name in children}
+    files[f"argocd/{nested}.yaml"] = application(nested, url, path="nested", namespace=namespace)
+    files[f"nested/{leaf}.yaml"] = application(leaf, url, path=f"apps/{leaf}", namespace=namespace)
+    repo.commit_and_push(files, "an app of apps")
+    agents = await start_replicas(start_agent, config(namespace, root_toml(root, url)), 2)
+    names = [root, nested, leaf, *children]
+    owner_of = await eventually(lambda: owners(agents, names), within=60, what="every app of the tree owned")
+
+    async def everywhere_green() -> bool:
+        listed = [await agent.applications() for agent in agents]
+        return all(settled_ok(apps.get(name)) for apps in listed for name in [leaf, *children])
+
+    await eventually(everywhere_green, within=90, what="every child green, seen through both replicas")
+    for agent in agents:
+        listed = await agent.applications()
+        assert {listed[name]["parent"] for name in children} == {root} and listed[leaf]["parent"] == nested
+    identities = {(await shards(agent))["identity"]: agent for agent in agents}
+    assert len(set(owner_of.values())) == 2, "eleven apps on two replicas: both run some"
+    for name in [leaf, *children]:
+        order = applies(agents).get(f"ConfigMap/{namespace}/cm-{name}", [])
+        assert order and (handovers(order) == 0 or agents[order[-1]] is identities[owner_of[name]]), (name, order)
+        assert handovers(order) <= 1, f"{name} applied by the replicas in turn: {order}"
