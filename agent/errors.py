@@ -95,6 +95,10 @@ class KubeForbidden(KubeError):
     pass
 
 
+class WatchExpired(KubeError):
+    """A watch's resourceVersion is too old (410 Gone): list again."""
+
+
 class KubeNotFound(KubeError):
     pass
 

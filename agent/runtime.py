@@ -147,6 +147,25 @@ async def start_clusters(clusters: ClusterRegistry, agent: AgentSettings) -> Non
         clusters.follow_secrets(agent.credentials_namespace, interval=agent.poll_interval, read=read)
 
 
+def _make_state_dir(agent: AgentSettings) -> bool:
+    try:
+        agent.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
+        return False
+    return True
+
+
+async def _close(reloader: Reloader, repo_secrets: RepoCredentialSecrets | None, clusters: ClusterRegistry,
+                 kube: KubeClient) -> None:
+    """Release what the agent opened, last the API server's connections."""
+    await reloader.close()
+    if repo_secrets is not None:
+        await repo_secrets.close()
+    await clusters.close()
+    await kube.close()
+
+
 async def run_agent(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; returns the process exit code."""
     agent = settings.agent
@@ -155,10 +174,7 @@ async def run_agent(settings: Settings) -> int:
     if access is None:
         return 1
     auth, tls = access
-    try:
-        agent.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        log.error("cannot create state_dir %s: %s", agent.state_dir, exc.strerror)
+    if not _make_state_dir(agent):
         return 1
     metrics = Metrics(namespace=pod_namespace(), families=agent.metrics_families)
     try:
@@ -213,12 +229,8 @@ async def run_agent(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        await reloader.close()
         if peers is not None:
             await peers.close()
-        if repo_secrets is not None:
-            await repo_secrets.close()
-        await clusters.close()
-        await kube.close()
+        await _close(reloader, repo_secrets, clusters, kube)
     log.info("stopped")
     return 0

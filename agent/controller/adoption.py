@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from agent.argocd import (
     ApplicationSetSpec,
@@ -37,15 +36,13 @@ from agent.argocd.parent import ParentDecision, Rendered, decide, project_proble
 from agent.argocd.view import child_spec, with_definitions, without_definitions
 from agent.config import AppSpec
 from agent.config.diff import desired_state_changed
+from agent.controller.host import ControllerParts
 from agent.controller.reconcile import ReconcileResult
 from agent.controller.removal import remove_app
 from agent.controller.worker import AppWorker
 from agent.errors import AgentError
 from agent.model import Adopted, AppState, Manifest, OperationRequest
 from agent.source import GitSource
-
-if TYPE_CHECKING:
-    from agent.controller.controller import Controller
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
@@ -55,7 +52,7 @@ TREE_CACHE = 32  # repository listings kept, by (repository, commit)
 
 
 class Adoption:
-    def __init__(self, controller: Controller, *, source: GitSource | None = None) -> None:
+    def __init__(self, controller: ControllerParts, *, source: GitSource | None = None) -> None:
         self._controller = controller
         self.source = source
         self._listings: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()

@@ -1,7 +1,7 @@
-"""Scheduling: one loop per app, polling with jitter, refreshes, manual syncs and rollbacks on request.
+"""The controller: apps' loops started and stopped, refreshes, manual syncs and rollbacks on request.
 
-One reconcile at a time per app (its own loop runs it); at most `max_concurrent_reconciles`
-apps reconcile at once. A sync is stepped: each reconcile of an app with a sync in
+One reconcile at a time per app (its own loop runs it, agent.controller.loop); at most
+`max_concurrent_reconciles` apps reconcile at once. A sync is stepped: each reconcile of an app with a sync in
 progress advances it (agent.engine.sync) and returns, and the app's loop comes back to it
 when the watch cache reports a change to its objects, or a second later. Outcomes are
 stored in the AppTable (agent.controller.apps), which is the only writer of app states.
@@ -18,18 +18,17 @@ import contextlib
 import logging
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 
 from agent.config import AppSpec, Settings
 from agent.controller.adoption import Adoption
 from agent.controller.apps import AppTable, DestServer
+from agent.controller.loop import AppLoops, not_running
 from agent.controller.projects import ProjectTable
-from agent.controller.reconcile import AppReconciler, Outcome, ReconcileResult, failed_outcome
-from agent.controller.recording import Recorder, automatic_trigger, crashed
-from agent.controller.worker import OPERATION_POLL, AppWorker, PendingRequest, next_delay
+from agent.controller.reconcile import AppReconciler, ReconcileResult
+from agent.controller.worker import OPERATION_POLL, AppWorker
 from agent.engine.history import rollback_target
-from agent.errors import AgentError, InvalidSpec, NotLeader, NotPermitted
+from agent.errors import AgentError, NotPermitted
 from agent.metrics import Metrics
 from agent.model import (
     AppState,
@@ -41,7 +40,6 @@ from agent.model import (
     SyncTrigger,
 )
 from agent.notifications import Notifications
-from agent.shard.acting import acting_for
 from agent.source import GitSource, normalize_url, push_matches_revision
 from agent.state import StateStore
 from agent.tasks import TaskSet
@@ -67,10 +65,6 @@ class Controller:
         self.reconciler = reconciler
         self._metrics = metrics
         self._snapshot = state
-        self._random = random_fraction
-        # Reconcile slots per cluster (as apps name it): apps of a cluster that hangs hold only its own.
-        slots = settings.agent.max_concurrent_reconciles
-        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(slots))
         self.dest_server = dest_server or (lambda spec: "")
         self.apps = AppTable(settings.applications, metrics=metrics, snapshot=state, dest_server=self.dest_server,
                              notifications=notifications)
@@ -78,15 +72,11 @@ class Controller:
         self.projects = ProjectTable(settings.projects)
         self.projects.on_change(self._wake_projects)
         self.adoption = Adoption(self, source=source)  # Argo CD definitions in renders: apps and projects
-        self._recorder = Recorder(self.apps, metrics)
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
         # With sharding: whether the app's loop belongs to this replica (agent.shard.coordinator).
-        self.runs: Callable[[str], bool] = lambda name: True
-        self._stopping = asyncio.Event()
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.runs: Callable[[str], bool] = _everywhere
+        self.loops = AppLoops(self, self.adoption, metrics, random_fraction=random_fraction)
         self._restored = False
         self._restore_lock = asyncio.Lock()
         self.reload_lock = asyncio.Lock()
@@ -302,7 +292,7 @@ class Controller:
 
     def spawn_loop(self, worker: AppWorker) -> None:
         if self.running and self.runs(worker.spec.name) and self._tasks.named(f"app:{worker.spec.name}") is None:
-            self._tasks.spawn(f"app:{worker.spec.name}", self._loop(worker))
+            self._tasks.spawn(f"app:{worker.spec.name}", self.loops.run(worker))
 
     async def cancel_loop(self, worker: AppWorker, why: str) -> None:
         """End one app's loop (its reconcile in flight is cancelled); requests waiting get `why`."""
@@ -329,19 +319,17 @@ class Controller:
         progress stops at the step it is in; the next start carries it on."""
         self.running = False
         self._tasks.wind_down()  # app loops end on their own now: not "exited unexpectedly"
-        self._stopping.set()
+        self.loops.stopping.set()
         for worker in self.apps.workers.values():
             worker.wake.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=drain_timeout)
-        except TimeoutError:
+        if not await self.loops.drained(drain_timeout):
             log.warning("reconciles still running after %.0fs; cancelling them", drain_timeout)
         await self._tasks.shutdown()
         await self.reconciler.close()
         for worker in self.apps.workers.values():
             worker.abandon(self._not_running(worker.spec.name, "the agent is stopping"))
 
-    # ------------------------------------------------------------- the loop
+    # ------------------------------------------------------------- one reconcile by hand
 
     async def reconcile_once(self, name: str, request: OperationRequest | None = None) -> ReconcileResult | None:
         """One reconcile of one app, recorded like any other, with a sync it starts stepped until it
@@ -349,97 +337,22 @@ class Controller:
         worker = self.apps.workers.get(name)
         if worker is None:
             return None
-        result = await self._run_once(worker, request)
+        result = await self.loops.run_once(worker, request)
         while result.running:
             worker.wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(OPERATION_POLL):
                     await worker.wake.wait()
-            result = await self._run_once(worker, None)
+            result = await self.loops.run_once(worker, None)
         return result
-
-    async def _loop(self, worker: AppWorker) -> None:
-        while not self._stopping.is_set():
-            worker.wake.clear()
-            await self._serve(worker)
-            if self._stopping.is_set():
-                return
-            state = self.apps.state(worker.spec.name)
-            running = state is not None and state.operation is not None
-            if worker.requests and not running:
-                continue
-            agent = self.settings.agent
-            delay = next_delay(failures=worker.failures, retry_at=worker.retry_at, running=running, now=time.time(),
-                               poll_interval=agent.poll_interval, poll_jitter=agent.poll_jitter,
-                               fraction=self._random())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await worker.wake.wait()
-
-    async def _serve(self, worker: AppWorker) -> None:
-        """One reconcile: a step of the sync in progress, else the oldest request, else a poll. Its
-        own frame: the result is not kept alive while the loop waits for the next wake-up."""
-        state = self.apps.state(worker.spec.name)
-        if worker.serving is None and worker.requests and state is not None and state.operation is None:
-            worker.serving = worker.requests.popleft()
-        pending: PendingRequest | None = worker.serving
-        fresh = pending is not None and (state is None or state.operation is None)
-        try:
-            result = await self._run_once(worker, pending.request if pending is not None and fresh else None)
-        except asyncio.CancelledError:
-            worker.abandon(self._not_running(worker.spec.name, "interrupted: lease lost or stopping"))
-            raise
-        if pending is not None and not result.running:
-            worker.serving = None
-            pending.answer(result)
-
-    async def _run_once(self, worker: AppWorker, request: OperationRequest | None) -> ReconcileResult:
-        await self.restore()
-        async with worker.lock, self._slots[worker.spec.cluster]:
-            trigger = automatic_trigger(worker) if request is None else request.trigger
-            self._in_flight += 1
-            self._idle.clear()
-            try:
-                with acting_for(worker.spec.name):  # the write gate asks for whom (sharding)
-                    base, outcome = await self._reconcile(worker, request, trigger)
-            finally:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._idle.set()
-            self._recorder.record(worker, base, outcome, self.adoption.overlay(outcome.state), trigger,
-                                  dry_run=request is not None and request.dry_run)
-        await self.adoption.reconciled(worker, request, outcome.result)  # outside the lock: it may stop apps
-        return outcome.result
-
-    async def _reconcile(self, worker: AppWorker, request: OperationRequest | None,
-                         trigger: SyncTrigger) -> tuple[AppState, Outcome]:
-        """The reconcile, supervised: an unexpected exception (a bug, a malformed object nobody
-        validated) becomes the app's error, logged once with its traceback; the loop goes on."""
-        name = worker.spec.name
-        if worker.rules_changed:  # under the app's lock: no reconcile in flight overwrites this
-            worker.rules_changed = False
-            self.apps.forget_attempts(name)
-        refusal = worker.refusal  # an adopted definition refused: not run as declared
-        failure = None if refusal else await self.ensure_inventory(worker)
-        base = self.adoption.strip(self.apps.state(name) or AppState.new(name))
-        if refusal:  # no render, no API call
-            return base, failed_outcome(name, base, InvalidSpec(refusal), started=time.time())
-        if failure is not None:
-            return base, failed_outcome(name, base, failure, started=time.time())
-        started = time.time()
-        try:
-            with self._metrics.requests_for(name, dry_run=request is not None and request.dry_run):
-                outcome = await self.reconciler.reconcile(worker.spec, base, request, trigger=trigger)
-        except Exception as exc:  # supervision: any fault stays this app's, never the loop's end
-            return base, crashed(worker, base, exc, started=started)
-        worker.crash = ""
-        return base, outcome
-
 
     async def ensure_inventory(self, worker: AppWorker) -> AgentError | None:
         """The app's inventory, rebuilt from the cluster unless known; the error when it cannot be."""
         return await self.apps.ensure_inventory(worker.spec.name, self.reconciler)
 
     def _not_running(self, app: str, message: str) -> ReconcileResult:
-        state = self.apps.state(app) or AppState.new(app)
-        return ReconcileResult(app, time.time(), 0.0, state.status, error=NotLeader(message))
+        return not_running(self.apps.state(app), app, message)
+
+
+def _everywhere(name: str) -> bool:
+    return True

@@ -73,7 +73,7 @@ async def rebuild_inventories(kube: KubeClient, apps: Collection[str], *,
 async def _listable(kube: KubeClient) -> tuple[list[ApiResource], list[str]]:
     resources: list[ApiResource] = []
     skipped: list[str] = []
-    for group_version in await kube.api_group_versions():
+    for group_version in await kube.discovery.api_group_versions():
         try:
             resources.extend(await kube.listable_resources(group_version))
         except KubeError as exc:

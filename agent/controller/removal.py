@@ -9,20 +9,18 @@ PostDelete hooks run. Nothing here decides whether an app goes; its callers do.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from agent.config import AppSpec
+from agent.controller.host import ControllerParts
 from agent.controller.teardown import Teardown
 from agent.errors import AgentError
 from agent.shard.acting import acting_for
 
-if TYPE_CHECKING:
-    from agent.controller.controller import Controller
-
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
 
-async def remove_app(controller: Controller, spec: AppSpec, *, delete_resources: bool, why: str) -> Teardown | None:
+async def remove_app(controller: ControllerParts, spec: AppSpec, *, delete_resources: bool,
+                     why: str) -> Teardown | None:
     """Stop the app; with `delete_resources`, delete what it owns first. `why` is said to requests
     still waiting and logged."""
     worker = controller.apps.workers[spec.name]
@@ -36,7 +34,7 @@ async def remove_app(controller: Controller, spec: AppSpec, *, delete_resources:
     return teardown
 
 
-async def _teardown(controller: Controller, spec: AppSpec) -> Teardown | None:
+async def _teardown(controller: ControllerParts, spec: AppSpec) -> Teardown | None:
     """Delete what a removed app owns; None when nothing could be looked at."""
     if not controller.running:
         log.warning("application removed with prune_on_delete, but this replica does not lead: "

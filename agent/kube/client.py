@@ -15,7 +15,6 @@ import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import aiohttp
 
@@ -28,11 +27,13 @@ from agent.errors import (
     KubeNotFound,
     KubeUnreachable,
     NotLeader,
+    WatchExpired,
     api_error_class,
 )
 from agent.kube._library import Configuration
 from agent.kube.access import load_configuration, rest_client
 from agent.kube.deletion import Deleted
+from agent.kube.discovery import ApiResource, Discovery
 from agent.kube.ratelimit import TokenBucket
 from agent.model import KubeObject, ObjectRef
 
@@ -65,28 +66,6 @@ class ReachabilityListener(Protocol):
     def unreachable(self, error: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class ApiResource:
-    """One REST resource as discovery describes it."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str = "", name: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        return f"{base}/{quote(name, safe='')}" if name else base
-
-
 class KubeClient:
     """Requests against one API server, with cached discovery."""
 
@@ -96,10 +75,7 @@ class KubeClient:
         self._rest = rest_client(configuration)
         self._observer = observer
         self._limiter = limiter
-        self._resources: dict[tuple[str, str], ApiResource] = {}
-        self._discovered: set[str] = set()
-        self._discovery_lock = asyncio.Lock()
-        self._listable: dict[str, list[ApiResource]] = {}  # group-version → listable resources
+        self.discovery = Discovery(self._get)
         self._may_write: Callable[[], bool] = _always
         self._listeners: list[ReachabilityListener] = []
 
@@ -162,7 +138,7 @@ class KubeClient:
         """Watch events of one resource type in all namespaces (or in `namespace`), from `resource_version` on.
 
         Ends when the server closes the watch (after about `timeout_seconds`); raises a
-        KubeError for a refused watch (410 Gone when the version is too old).
+        KubeError for a refused watch or an ERROR event, WatchExpired when the version is too old.
         """
         if self._limiter is not None:
             await self._limiter.acquire()
@@ -182,7 +158,7 @@ class KubeClient:
             try:
                 async for line in response.content:
                     if line.strip():
-                        yield json.loads(line)
+                        yield _event(json.loads(line))
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise KubeUnreachable(f"{self.host}: watch of {resource.kind} broke: {exc}") from exc
 
@@ -233,37 +209,20 @@ class KubeClient:
         version = await self.request("GET", "/version")
         return str(version.get("gitVersion", "unknown"))
 
+    async def _get(self, path: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", path)
+        return result
+
     async def resource(self, api_version: str, kind: str) -> ApiResource | None:
         """Discovery for one kind; refreshed once when the kind is not (yet) known."""
-        key = (api_version, kind)
-        if key not in self._resources:
-            await self._discover(api_version, refresh=api_version in self._discovered)
-        return self._resources.get(key)
+        return await self.discovery.resource(api_version, kind)
 
-    async def _discover(self, api_version: str, *, refresh: bool) -> None:
-        async with self._discovery_lock:
-            if api_version in self._discovered and not refresh:
-                return
-            try:
-                await self._read_group_version(api_version)
-            except KubeNotFound:
-                self._discovered.add(api_version)
+    def forget_discovery(self) -> None:
+        """Forget discovered resources, e.g. after CRDs were created or changed."""
+        self.discovery.forget()
 
-    async def _read_group_version(self, group_version: str) -> None:
-        """Discovery of one group-version: its resources (no subresources), and which can be listed."""
-        path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
-        listing = await self.request("GET", path)
-        group, _, version = group_version.rpartition("/")
-        listable = []
-        for item in listing.get("resources") or []:
-            if "/" in item["name"]:
-                continue  # subresources such as deployments/scale
-            resource = ApiResource(group, version, item["kind"], item["name"], bool(item["namespaced"]))
-            self._resources[(group_version, item["kind"])] = resource
-            if "list" in (item.get("verbs") or []):
-                listable.append(resource)
-        self._listable[group_version] = listable
-        self._discovered.add(group_version)
+    async def listable_resources(self, group_version: str) -> list[ApiResource]:
+        return await self.discovery.listable_resources(group_version)
 
     async def _resource_for(self, obj: KubeObject) -> ApiResource:
         resource = await self.resource(obj["apiVersion"], obj["kind"])
@@ -284,31 +243,6 @@ class KubeClient:
             content_type="application/apply-patch+yaml", kind=resource.kind, ref=ObjectRef.of(obj), gated=not dry_run,
         )
         return result
-
-    def forget_discovery(self) -> None:
-        """Forget discovered resources, e.g. after CRDs were created or changed."""
-        self._resources.clear()
-        self._discovered.clear()
-        self._listable.clear()
-
-    async def api_group_versions(self) -> list[str]:
-        """Every group-version the server serves: the core versions, then each group's preferred one."""
-        core = await self.request("GET", "/api")
-        groups = await self.request("GET", "/apis")
-        versions = [str(version) for version in core.get("versions") or []]
-        for group in groups.get("groups") or []:
-            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
-            if preferred:
-                versions.append(str(preferred))
-        return versions
-
-    async def listable_resources(self, group_version: str) -> list[ApiResource]:
-        """The resources of one group-version that can be listed (no subresources); cached until
-        `forget_discovery`. Raises a KubeError when the group-version cannot be read (an
-        aggregated API that is down answers 503)."""
-        if group_version not in self._listable:
-            await self._read_group_version(group_version)
-        return list(self._listable[group_version])
 
     async def list_labelled(self, api_version: str, kind: str, selector: str, *,
                             namespaces: Iterable[str] = ()) -> list[KubeObject]:
@@ -388,6 +322,16 @@ def _always() -> bool:
 
 
 _REQUEST_DEADLINE = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
+
+
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    """A watch event as it came, unless it is an ERROR: that is raised."""
+    if event.get("type") != "ERROR":
+        return event
+    status = event.get("object") or {}
+    code = int(status.get("code") or 0)
+    error = WatchExpired if code == 410 else KubeError
+    raise error(str(status.get("message", "watch error")), status=code)
 
 
 def _retry_after(value: str | None) -> float:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from agent import FIELD_MANAGER
 from agent.errors import KubeInvalid
-from agent.kube.client import ApiResource, KubeClient
+from agent.kube.client import KubeClient
+from agent.kube.discovery import ApiResource
 from agent.model import KubeObject, ObjectRef
 
 

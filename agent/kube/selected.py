@@ -13,8 +13,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from agent.errors import KubeError, KubeUnreachable
-from agent.kube.client import ApiResource, KubeClient
+from agent.errors import KubeError, KubeUnreachable, WatchExpired
+from agent.kube.client import KubeClient
+from agent.kube.discovery import ApiResource
 from agent.kube.watch import RELIST_BACKOFF
 from agent.model import KubeObject
 
@@ -46,7 +47,7 @@ class SelectedWatch:
                 failures = 0
                 while True:
                     version = await self._follow(resource, version)
-            except _Expired:
+            except WatchExpired:
                 continue
             except (KubeError, KubeUnreachable) as exc:
                 self.failure = str(exc)
@@ -81,10 +82,6 @@ class SelectedWatch:
         async for event in self._kube.watch(resource, selector=self._selector, resource_version=version,
                                             namespace=self._namespace):
             kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    raise _Expired()
-                raise KubeError(str(obj.get("message", "watch error")), status=int(obj.get("code") or 0))
             version = str((obj.get("metadata") or {}).get("resourceVersion", version))
             if kind == "BOOKMARK":
                 continue
@@ -98,7 +95,3 @@ class SelectedWatch:
 
     def _changed(self) -> None:
         self._on_change([self._objects[name] for name in sorted(self._objects)])
-
-
-class _Expired(Exception):
-    """The watch's resourceVersion is too old (410 Gone): list again."""

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import APP_LABEL
-from agent.errors import AgentError, KubeError, KubeForbidden, KubeUnreachable
-from agent.kube.client import ApiResource, KubeClient
+from agent.errors import AgentError, KubeError, KubeForbidden, KubeUnreachable, WatchExpired
+from agent.kube.client import KubeClient
+from agent.kube.discovery import ApiResource
 from agent.model import KubeObject, ObjectRef
 from agent.tasks import TaskSet
 
@@ -137,7 +138,7 @@ class WatchCache:
                 failures = 0
                 while True:  # a watch the server ended normally resumes from the last version seen
                     version = await self._follow(watch, version)
-            except _Expired:
+            except WatchExpired:
                 watch.relists += 1
                 log.info("watch of %s expired; listing again", watch.resource.kind)
             except KubeForbidden as exc:
@@ -186,10 +187,6 @@ class WatchCache:
     async def _follow(self, watch: _KindWatch, version: str) -> str:
         async for event in self._kube.watch(watch.resource, selector=APP_LABEL, resource_version=version):
             kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    raise _Expired()
-                raise KubeError(str(obj.get("message", "watch error")), status=int(obj.get("code") or 0))
             version = str((obj.get("metadata") or {}).get("resourceVersion", version))
             if kind == "BOOKMARK":
                 continue
@@ -252,6 +249,3 @@ def _compact(obj: KubeObject) -> str:
 def _app_of(obj: KubeObject) -> str:
     return str(((obj.get("metadata") or {}).get("labels") or {}).get(APP_LABEL) or "")
 
-
-class _Expired(Exception):
-    """The watch's resourceVersion is too old (410 Gone): list again."""

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from agent.errors import KubeConflict, KubeError, KubeNotFound, KubeUnreachable
+from agent.errors import KubeConflict, KubeError, KubeNotFound, KubeUnreachable, WatchExpired
 from agent.kube import KubeClient
 from agent.model import AppState
 from agent.shard.buckets import BUCKETS, bucket_of
@@ -243,6 +243,8 @@ class SharedState:
                 version = await self._list()
                 attempt = 0
                 await self._watch(version)
+            except WatchExpired:
+                continue  # the version is too old: list again at once
             except (KubeError, KubeUnreachable) as exc:
                 log.warning("sharding: following the shared state: %s", exc)
                 await asyncio.sleep(WATCH_RETRY[min(attempt, len(WATCH_RETRY) - 1)])
@@ -262,8 +264,6 @@ class SharedState:
         async for event in self._kube.watch(resource, selector=self._selector, resource_version=version,
                                             namespace=self.namespace):
             kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                return  # 410 Gone and the like: list again
             if kind in ("ADDED", "MODIFIED"):
                 await self._followed(obj)
 

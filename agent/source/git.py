@@ -9,13 +9,12 @@ fetch) across all repositories.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from dulwich.client import GitClient
 
@@ -26,14 +25,13 @@ from agent.source import cache, trees
 from agent.source.cache import CacheCorrupt
 from agent.source.credentials import Access, CredentialStore
 from agent.source.export import ExportLimits
+from agent.source.ondisk import CachedRepo, OnDisk
 from agent.source.resolver import FULL_SHA, SHORT_SHA, RefCache, Refs, match_revision, tips_with_prefix
 from agent.source.transport import NETWORK_ERRORS, GitRequestError, open_client, request_error
 from agent.source.trees import TreeEntry
 from agent.source.urls import redact_url
 
 T = TypeVar("T")
-P = ParamSpec("P")
-RECENT_COMMITS = 1024
 
 
 class GitObserver(Protocol):
@@ -62,104 +60,6 @@ class SourceFiles:
     files: Mapping[str, bytes]
 
 
-class _ReadWriteLock:
-    """Many readers or one writer; a waiting writer keeps new readers out."""
-
-    def __init__(self) -> None:
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._writer and not self._writers_waiting)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._readers -= 1
-                self._changed.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[None]:
-        async with self._changed:
-            self._writers_waiting += 1
-            try:
-                await self._changed.wait_for(lambda: not self._writer and not self._readers)
-            finally:
-                self._writers_waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._writer = False
-                self._changed.notify_all()
-
-
-@dataclass
-class _OnDisk:
-    """One cache directory; URLs that differ only in credentials share it, so they share this too."""
-
-    handles: cache.RepoHandles
-    lock: _ReadWriteLock = field(default_factory=_ReadWriteLock)
-    verified: bool = False
-    # Recently seen commits (known to be in the cache: no need to open it to ask) and their
-    # metadata (ref left empty); emptied past RECENT_COMMITS, so a busy repository does not grow them.
-    commits: set[str] = field(default_factory=set)
-    described: dict[str, Revision] = field(default_factory=dict)
-
-    def know(self, sha: str, described: Revision | None = None) -> None:
-        if len(self.commits) >= RECENT_COMMITS or len(self.described) >= RECENT_COMMITS:
-            self.commits.clear()
-            self.described.clear()
-        self.commits.add(sha)
-        if described is not None:
-            self.described[sha] = described
-
-    async def read(self, reader: Callable[Concatenate[cache.RepoHandles, P], T], *args: P.args,
-                   **kwargs: P.kwargs) -> T:
-        """`reader(handles, ...)` in a worker thread, under the read lock."""
-        async with self.lock.read():
-            return await asyncio.to_thread(reader, self.handles, *args, **kwargs)
-
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[None]:
-        """The write lock; handles kept for readers are closed after the write (they would miss its packs)."""
-        async with self.lock.write():
-            try:
-                yield
-            finally:
-                self.handles.close()
-
-    def forget(self) -> None:
-        """The directory was removed: nothing known about it holds any more."""
-        self.commits.clear()
-        self.described.clear()
-        self.handles.close(forget_objects=True)
-
-
-@dataclass
-class _CachedRepo:
-    url: str
-    disk: _OnDisk
-
-    @property
-    def path(self) -> Path:
-        return self.disk.handles.path
-
-    @property
-    def verified(self) -> bool:
-        return self.disk.verified
-
-    @verified.setter
-    def verified(self, value: bool) -> None:
-        self.disk.verified = value
-
-
 class GitSource:
     """Resolves revisions and exports paths, caching bare repositories on disk."""
 
@@ -171,8 +71,8 @@ class GitSource:
         self._credentials = CredentialStore(repositories)
         self._observer = observer
         self._network = asyncio.Semaphore(self._options.max_concurrent_fetches)
-        self._repos: dict[str, _CachedRepo] = {}
-        self._on_disk: dict[Path, _OnDisk] = {}
+        self._repos: dict[str, CachedRepo] = {}
+        self._on_disk: dict[Path, OnDisk] = {}
         self._refs = RefCache(self._ls_remote, ttl=self._options.ls_remote_ttl, clock=clock)
 
     def repo_dir(self, url: str) -> Path:
@@ -297,17 +197,17 @@ class GitSource:
 
     # ------------------------------------------------------------- cache upkeep
 
-    def _repo(self, url: str) -> _CachedRepo:
+    def _repo(self, url: str) -> CachedRepo:
         repo = self._repos.get(url)
         if repo is None:
             path = self.repo_dir(url)
             disk = self._on_disk.get(path)
             if disk is None:
-                disk = self._on_disk[path] = _OnDisk(cache.RepoHandles(path))
-            repo = self._repos[url] = _CachedRepo(url, disk)
+                disk = self._on_disk[path] = OnDisk(cache.RepoHandles(path))
+            repo = self._repos[url] = CachedRepo(url, disk)
         return repo
 
-    async def _recovering(self, repo: _CachedRepo, operation: Callable[[], Awaitable[T]]) -> T:
+    async def _recovering(self, repo: CachedRepo, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation`; when the cache turns out corrupt, remove it and run it once more."""
         try:
             return await operation()
@@ -319,14 +219,14 @@ class GitSource:
             raise SourceError(f"{redact_url(repo.url)}: the repository cache is unreadable even after "
                               f"fetching it again: {exc}") from exc
 
-    async def _discard(self, repo: _CachedRepo, problem: str) -> None:
+    async def _discard(self, repo: CachedRepo, problem: str) -> None:
         cache.log_removal(repo.url, repo.path, problem)
         async with repo.disk.writing():
             await asyncio.to_thread(cache.remove, repo.path)
             repo.disk.forget()
             repo.verified = True
 
-    async def _ensure(self, repo: _CachedRepo, sha: str) -> None:
+    async def _ensure(self, repo: CachedRepo, sha: str) -> None:
         """Fetch `sha` unless the cache has it; the first look per process also verifies the cache."""
         if not repo.verified:
             async with repo.disk.writing():
@@ -348,7 +248,7 @@ class GitSource:
             await self._fetch_commit(repo, sha)
             repo.disk.know(sha)
 
-    async def _fetch_commit(self, repo: _CachedRepo, sha: str) -> None:
+    async def _fetch_commit(self, repo: CachedRepo, sha: str) -> None:
         """Shallow fetch of just `sha`; a full fetch of every branch and tag when the server refuses that."""
         try:
             await self._fetch(repo, [sha], depth=1)
@@ -370,7 +270,7 @@ class GitSource:
 
         return await self._request(url, "ls-remote", access, call)
 
-    async def _fetch(self, repo: _CachedRepo, wants: list[str], *, depth: int) -> None:
+    async def _fetch(self, repo: CachedRepo, wants: list[str], *, depth: int) -> None:
         access = self._credentials.access(repo.url)
 
         def call(client: GitClient, path: str) -> None:

@@ -11,7 +11,7 @@ from dulwich.repo import Repo
 
 from agent.model import Revision
 from agent.source.cache import CacheCorrupt, RepoHandles
-from agent.source.git import RECENT_COMMITS, _OnDisk
+from agent.source.ondisk import RECENT_COMMITS, OnDisk
 
 
 def _repo_with_tree(path: Path) -> tuple[bytes, bytes]:
@@ -70,7 +70,7 @@ def test_trees_are_parsed_once_and_shared_blobs_are_not_kept(tmp_path: Path) -> 
 
 
 def test_remembered_commits_stay_bounded(tmp_path: Path) -> None:
-    disk = _OnDisk(RepoHandles(tmp_path / "r.git"))
+    disk = OnDisk(RepoHandles(tmp_path / "r.git"))
     for number in range(RECENT_COMMITS * 3):
         sha = f"{number:040x}"
         disk.know(sha, Revision(sha=sha, ref=""))
