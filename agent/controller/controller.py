@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import random
 import time
 from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from agent.config import AppSpec, Settings
 from agent.controller.adoption import Adoption
@@ -294,12 +296,16 @@ class Controller:
         if self.running and self.runs(worker.spec.name) and self._tasks.named(f"app:{worker.spec.name}") is None:
             self._tasks.spawn(f"app:{worker.spec.name}", self.loops.run(worker))
 
-    async def cancel_loop(self, worker: AppWorker, why: str) -> None:
-        """End one app's loop (its reconcile in flight is cancelled); requests waiting get `why`."""
+    async def cancel_loop(self, worker: AppWorker, why: str, *, within: float | None = None) -> None:
+        """End one app's loop (its reconcile in flight is cancelled); requests waiting get `why`.
+        With `within`: a loop that has not ended by then is logged, with where it waits, and left."""
         loop = self._tasks.named(f"app:{worker.spec.name}")
         if loop is not None:
             loop.cancel()
-            await asyncio.gather(loop, return_exceptions=True)
+            done, _ = await asyncio.wait([loop], timeout=within)
+            if not done:
+                log.error("the application's loop did not end within %.0fs of being cancelled; it can no "
+                          "longer write", within or 0.0, extra={"app": worker.spec.name, "stack": _stack_of(loop)})
         worker.abandon(self._not_running(worker.spec.name, why))
 
     async def halt(self) -> None:
@@ -356,3 +362,9 @@ class Controller:
 
 def _everywhere(name: str) -> bool:
     return True
+
+
+def _stack_of(task: asyncio.Task[Any]) -> str:
+    buffer = io.StringIO()
+    task.print_stack(file=buffer)
+    return buffer.getvalue()

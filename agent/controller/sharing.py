@@ -24,6 +24,10 @@ from agent.state import RecordError
 
 log = logging.getLogger(__name__)
 
+# How long a hand-over waits for one app's loop to end once cancelled. The write gate is closed
+# for the app before the loop is cancelled, so a loop slow to end can no longer write.
+STOP_WAIT = 5.0
+
 
 class ControllerShards:
     def __init__(self, controller: Controller, coordinator: ShardCoordinator) -> None:
@@ -37,26 +41,31 @@ class ControllerShards:
     def _names(self, bucket: int) -> list[str]:
         return sorted(name for name in self._controller.apps.workers if bucket_of(name) == bucket)
 
-    async def take(self, bucket: int, lines: dict[str, bytes]) -> None:
+    async def take(self, buckets: dict[int, dict[str, bytes]]) -> None:
+        """Buckets just claimed (bucket → its shared-state lines): all their apps at once, so that
+        their first reconciles rebuild the inventories in one round of LISTs."""
         controller = self._controller
         await controller.restore()
-        parents = self._apply(bucket, lines, owned=True)
-        names = self._names(bucket)
+        parents = [parent for bucket, lines in sorted(buckets.items())
+                   for parent in self._apply(bucket, lines, owned=True)]
+        names = [name for bucket in sorted(buckets) for name in self._names(bucket)]
         controller.apps.forget_cluster(names)  # another replica may have applied or pruned meanwhile
         for name in names:
             controller.apps.persist(name)  # a state never written to the shared state gets its record now
         for parent in parents:
             await self._follow(parent)
-        for name in self._names(bucket):
-            controller.spawn_loop(controller.apps.workers[name])
-        log.info("sharding: bucket %d runs here: %d applications", bucket, len(names))
+        for bucket in sorted(buckets):
+            for name in self._names(bucket):
+                controller.spawn_loop(controller.apps.workers[name])
+        log.info("sharding: %d buckets run here now: %d applications", len(buckets), len(names),
+                 extra={"buckets": sorted(buckets)})
 
     async def give_up(self, bucket: int, why: str) -> None:
         controller = self._controller
         for name in self._names(bucket):
             worker = controller.apps.workers.get(name)
             if worker is not None:
-                await controller.cancel_loop(worker, why)
+                await controller.cancel_loop(worker, why, within=STOP_WAIT)
                 worker.reconciled = False  # when it comes back, it is reconciled afresh before being ready
             controller.apps.released(name)
 

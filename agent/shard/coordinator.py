@@ -2,7 +2,9 @@
 
 Two guarded tasks. `member-lease` renews this replica's Lease every retry period
 (agent.shard.membership). `shard-rounds` runs a round every retry period: list the member
-Leases, read the owner table, decide (agent.shard.buckets.decide), then act:
+Leases, read the owner table, decide (agent.shard.buckets.decide), then act. The first retry
+period only looks: replicas started together see each other before anyone claims, so the buckets
+are spread at once instead of taken by the first and handed over.
 
 - buckets recorded as someone else's while held here: their apps stop at once;
 - buckets to hand over: their app loops are cancelled (in-flight syncs stop at their next
@@ -46,7 +48,7 @@ START_TIMEOUT = 10.0  # reading one claimed bucket's shared state gives up after
 class ShardHost(Protocol):
     """The controller's side: run a bucket's apps here, or stop them."""
 
-    async def take(self, bucket: int, lines: dict[str, bytes]) -> None: ...
+    async def take(self, buckets: dict[int, dict[str, bytes]]) -> None: ...
 
     async def give_up(self, bucket: int, why: str) -> None: ...
 
@@ -73,6 +75,7 @@ class ShardCoordinator:
         self._claiming = True
         self._problem = ""
         self.rounds = 0
+        self._looked_at: float | None = None  # when the first round listed the members
         self.settled = False
         self._renewal, self._rounds = TaskSet(), TaskSet()
         shared.holds = self.holds
@@ -215,8 +218,12 @@ class ShardCoordinator:
         if self.membership.fresh:
             alive[self.identity] = self.membership.address
         self._alive, self.table = alive, read.table
+        if self._looked_at is None:
+            self._looked_at = started
+        looked = started - self._looked_at >= self.membership.settings.retry_period  # the first round only looks
+        claiming = self._claiming and self.membership.fresh and looked
         decision = decide(read.table, me=self.identity, alive=alive, dead=self._view.dead(read.table.owners, started),
-                          held=self._held, claiming=self._claiming and self.membership.fresh)
+                          held=self._held, claiming=claiming)
         await self._act(decision, read.table, read.resource_version)
         await self._start_pending()
         for record in self._view.collectable(started, me=self.identity):
@@ -276,19 +283,22 @@ class ShardCoordinator:
             await self._host.give_up(bucket, why)
 
     async def _start_pending(self) -> None:
-        """Run the apps of the buckets held but not yet running: their shared state read first."""
+        """Run the apps of the buckets held but not yet running, their shared state read first; all
+        of one round's together (agent.controller.sharing)."""
+        loaded: dict[int, dict[str, bytes]] = {}
         for bucket in sorted(self._held - self._active):
             try:
                 async with asyncio.timeout(START_TIMEOUT):
-                    lines = await self.shared.load(bucket)
+                    loaded[bucket] = await self.shared.load(bucket)
             except (KubeError, KubeUnreachable, TimeoutError) as exc:
                 self._failed(f"cannot read the shared state of bucket {bucket}: {exc or 'timed out'}")
-                return
-            if not self.holds(bucket):
-                return
-            self._active.add(bucket)
-            if self._host is not None:
-                await self._host.take(bucket, lines)
+                break  # those read so far start; the rest next round
+        taken = {bucket: lines for bucket, lines in loaded.items() if self.holds(bucket)}
+        if not taken:
+            return
+        self._active |= taken.keys()
+        if self._host is not None:
+            await self._host.take(taken)
 
     def _failed(self, problem: str) -> None:
         self.settled = False

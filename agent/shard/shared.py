@@ -58,6 +58,9 @@ class SharedState:
     def __init__(self, kube: KubeClient, *, namespace: str, prefix: str, observer: SharedObserver | None = None,
                  interval: float = WRITE_INTERVAL) -> None:
         self._kube, self.namespace, self.prefix = kube, namespace, prefix
+        # Not behind the token bucket: a hand-over waits for these, and must not queue behind a
+        # burst of syncs (they are few: one write per changed bucket at most every `interval`).
+        self._requests = kube.unpaced()
         self._observer, self._interval = observer, interval
         # Set by the coordinator and the controller: whether a bucket may be written now, and where
         # the records of buckets held elsewhere go.
@@ -205,15 +208,15 @@ class SharedState:
         if version:
             body["metadata"]["resourceVersion"] = version
             try:
-                return dict(await self._kube.request("PUT", f"{self._collection}/{self.name_of(bucket)}", body=body,
+                return dict(await self._requests.request("PUT", f"{self._collection}/{self.name_of(bucket)}", body=body,
                                                      kind="ConfigMap"))
             except KubeNotFound:
                 del body["metadata"]["resourceVersion"]
-        return dict(await self._kube.request("POST", self._collection, body=body, kind="ConfigMap"))
+        return dict(await self._requests.request("POST", self._collection, body=body, kind="ConfigMap"))
 
     async def _read(self, bucket: int) -> tuple[dict[str, bytes], str]:
         try:
-            found = await self._kube.request("GET", f"{self._collection}/{self.name_of(bucket)}", kind="ConfigMap")
+            found = await self._requests.request("GET", f"{self._collection}/{self.name_of(bucket)}", kind="ConfigMap")
         except KubeNotFound:
             return {}, ""
         return self._lines_of(found), str((found.get("metadata") or {}).get("resourceVersion") or "")
@@ -251,7 +254,7 @@ class SharedState:
                 attempt += 1
 
     async def _list(self) -> str:
-        listing = await self._kube.request("GET", self._collection, query={"labelSelector": self._selector},
+        listing = await self._requests.request("GET", self._collection, query={"labelSelector": self._selector},
                                            kind="ConfigMap")
         for item in listing.get("items") or []:
             await self._followed(item)
