@@ -197,11 +197,13 @@ async def list_applications(request: web.Request) -> web.Response:
         return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
     me = shards.identity
 
-    def local(own_only: bool) -> list[bytes]:
+    def local(own_only: bool) -> list[tuple[str, bytes]]:
+        states = [state for state in controller.apps.states()
+                  if (not own_only or shards.runs(state.name)) and may(request, "get", state.name)]
         apps = ((state, Declared.of(controller.spec(state.name), owner=me if shards.runs(state.name) else ""))
-                for state in controller.apps.states()
-                if (not own_only or shards.runs(state.name)) and may(request, "get", state.name))
-        return request.app[SUMMARIES].parts(apps, complete=not own_only)
+                for state in states)
+        return list(zip((state.name for state in states), request.app[SUMMARIES].parts(apps, complete=not own_only),
+                        strict=True))
 
     def fallback(name: str, extra: dict[str, Any]) -> bytes:
         state = controller.state(name) or AppState.new(name)

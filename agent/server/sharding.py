@@ -106,13 +106,13 @@ def owner_fields(request: web.Request, name: str) -> dict[str, Any]:
     return fields
 
 
-async def sharded_list(request: web.Request, local: Callable[[bool], list[bytes]],
+async def sharded_list(request: web.Request, local: Callable[[bool], list[tuple[str, bytes]]],
                        fallback: Callable[[str, dict[str, Any]], bytes]) -> web.Response:
-    """`local(own_only)`: the encoded summaries of the apps the caller may see (with `own_only`, those
+    """`local(own_only)`: (name, encoded summary) of the apps the caller may see (with `own_only`, those
     running here). `fallback(name, extra)`: the summary of an app, from the shared state, with `extra`."""
     shards = request.app[SHARDS]
     if request.query.get("scope") == "local" or forwarded(request):
-        return _json(local(True))
+        return _json([encoded for _, encoded in local(True)])
     peers = shards.peers()
     answers = await asyncio.gather(*(_peer_list(request, identity, address) for identity, address in peers.items()))
     remote: dict[str, bytes] = {}
@@ -122,8 +122,7 @@ async def sharded_list(request: web.Request, local: Callable[[bool], list[bytes]
             answered.add(identity)
             remote.update({str(item.get("name")): json.dumps(item).encode() for item in items})
     parts: dict[str, bytes] = {}
-    for encoded in local(False):
-        name = json.loads(encoded)["name"]
+    for name, encoded in local(False):
         owner = shards.owner_of(name)
         if owner == shards.identity:
             parts[name] = encoded

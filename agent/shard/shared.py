@@ -2,8 +2,9 @@
 
     binaryData.state   gzip of one line per app (agent.shard.records), written by the bucket's owner
 
-Owner side: `update` is called with every state the AppTable persists; the durable part is
-compared with what the cluster has, and only a real change marks the bucket dirty. A writer
+Owner side: `update` is called with every state the AppTable persists; once per write
+interval the latest state of each app is compared with what the cluster has (its durable
+part), and only a real change marks the bucket dirty. A writer
 task writes dirty buckets at most every `interval` (a pause at once: `write_now`),
 each with the resourceVersion it last saw (PUT; POST for a new one); on 409 it reads the
 object, keeps the records of apps it does not know, and writes again. A no-op poll writes
@@ -72,6 +73,7 @@ class SharedState:
         self._seen: dict[int, dict[str, bytes]] = {}  # buckets not held: app → digest of the line last handed on
         self._versions: dict[int, str] = {}  # bucket → resourceVersion last read or written
         self._dirty: set[int] = set()
+        self._pending: dict[str, AppState] = {}  # app → its latest state, not yet compared with its record
         # Buckets lost with changes not yet written (a lapse): written if claimed again before
         # another owner writes them (then theirs wins).
         self._unwritten: dict[int, dict[str, bytes]] = {}
@@ -86,24 +88,33 @@ class SharedState:
     # ------------------------------------------------------------------ the owner's side
 
     def update(self, state: AppState) -> None:
-        """The app's state as just persisted: its bucket is dirty when the durable part changed."""
-        bucket = bucket_of(state.name)
-        lines = self._lines.get(bucket)
-        if lines is None:
-            return  # not loaded (not held): the state cannot be ours to write
-        record = durable_record(state)
-        key = change_key(record)
-        if self._keys.get(state.name) == key and state.name in lines:
-            return
-        self._keys[state.name] = key
-        lines[state.name] = line(state.name, record)
-        self._dirty.add(bucket)
-        self._wake.set()
+        """The app's state as just persisted. Only kept here: whether its durable part changed is
+        worked out once per write interval (`_absorb`), not at every step of a sync."""
+        if bucket_of(state.name) in self._lines:  # else not held: the state cannot be ours to write
+            self._pending[state.name] = state
+            self._wake.set()
+
+    def _absorb(self) -> None:
+        """Mark the buckets of the apps whose durable part changed since it was last recorded."""
+        pending, self._pending = self._pending, {}
+        for name, state in pending.items():
+            bucket = bucket_of(name)
+            lines = self._lines.get(bucket)
+            if lines is None:
+                continue
+            record = durable_record(state)
+            key = change_key(record)
+            if self._keys.get(name) == key and name in lines:
+                continue
+            self._keys[name] = key
+            lines[name] = line(name, record)
+            self._dirty.add(bucket)
 
     def forget(self, name: str) -> None:
         """The app is gone from the configuration: its record goes at the next write."""
         bucket = bucket_of(name)
         lines = self._lines.get(bucket)
+        self._pending.pop(name, None)
         if lines is not None and lines.pop(name, None) is not None:
             self._keys.pop(name, None)
             self._dirty.add(bucket)
@@ -114,8 +125,8 @@ class SharedState:
         return await self.flush({bucket_of(name)})
 
     def dirty(self, name: str) -> bool:
-        """Whether a change to the app is not in the cluster yet."""
-        return bucket_of(name) in self._dirty
+        """Whether a change to the app may not be in the cluster yet."""
+        return name in self._pending or bucket_of(name) in self._dirty
 
     async def load(self, bucket: int) -> dict[str, bytes]:
         """Read a bucket just claimed, afresh: its lines (raises KubeError / KubeUnreachable). What this
@@ -137,6 +148,7 @@ class SharedState:
 
     def drop(self, bucket: int) -> None:
         """No longer held: the bucket is followed from the watch again."""
+        self._absorb()
         lines = self._lines.pop(bucket, {})
         if bucket in self._dirty:
             self._dirty.discard(bucket)
@@ -157,6 +169,7 @@ class SharedState:
     async def flush(self, buckets: Iterable[int] | None = None) -> bool:
         """Write the dirty buckets (of `buckets`) this replica holds; False when one could not be written."""
         async with self._write_lock:
+            self._absorb()
             ok = True
             for bucket in sorted(self._dirty if buckets is None else set(buckets) & self._dirty):
                 if not self.holds(bucket):
