@@ -285,3 +285,51 @@ async def test_argo_cd_children_are_known_to_every_replica_and_run_on_their_owne
         order = applies(agents).get(f"ConfigMap/{namespace}/cm-{name}", [])
         assert order and (handovers(order) == 0 or agents[order[-1]] is identities[owner_of[name]]), (name, order)
         assert handovers(order) <= 1, f"{name} applied by the replicas in turn: {order}"
+
+
+async def test_forwarded_requests_carry_the_callers_token_and_its_rights_only(
+    tmp_path: Path, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
+) -> None:
+    tag = secrets.token_hex(3)
+    names = [f"auth{i}-{tag}" for i in range(12)]
+    repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
+    viewer, deployer = f"viewer-{secrets.token_hex(16)}", f"deployer-{secrets.token_hex(16)}"
+    (tmp_path / "tokens.csv").write_text(f"{viewer},vera,1001\n{deployer},dan,1002\n")
+    auth = (f'[auth]\ntoken_file = {json.dumps(str(tmp_path / "tokens.csv"))}\npolicy_csv = """\n'
+            'p, role:deployer, applications, get, */*, allow\np, role:deployer, applications, sync, */*, allow\n'
+            'g, vera, role:readonly\ng, dan, role:deployer\n"""\n\n')
+    agents = await start_replicas(start_agent, config(namespace, auth + apps_toml(names, git_server.url(repo.name),
+                                                                                   namespace)), 2)
+
+    async def listed(token: str) -> dict[str, dict[str, Any]] | None:
+        status, text = await agents[0].request("GET", "/api/v1/applications",
+                                               headers={"Authorization": f"Bearer {token}"})
+        apps = {app["name"]: app for app in json.loads(text)} if status == 200 else {}
+        done = set(apps) == set(names) and all(app.get("owner") and app["reconciled_at"] for app in apps.values())
+        return apps if done else None
+
+    await eventually(lambda: owners_spread(agents), within=30, what="the buckets spread over both replicas")
+    apps = await eventually(lambda: listed(viewer), within=30, what="every app listed for the viewer")
+    here = (await shards(agents[0]))["identity"]
+    elsewhere = next(name for name, app in apps.items() if app["owner"] != here)
+    assert (await agents[0].request("GET", "/api/v1/applications"))[0] == 401
+    as_viewer, as_deployer = {"Authorization": f"Bearer {viewer}"}, {"Authorization": f"Bearer {deployer}"}
+    status, text = await agents[0].request("GET", f"/api/v1/applications/{elsewhere}", headers=as_viewer)
+    assert status == 200 and json.loads(text)["owner"] == apps[elsewhere]["owner"]
+    # The caller's own token decides, here and at the owner: the viewer may not sync, the deployer may.
+    sync = f"/api/v1/applications/{elsewhere}/sync"
+    status, _ = await agents[0].request("POST", sync, body=b"{}",
+                                        headers={**as_viewer, "Content-Type": "application/json"})
+    assert status == 403
+    status, text = await agents[0].request("POST", sync, body=b"{}",
+                                           headers={**as_deployer, "Content-Type": "application/json"})
+    assert status == 200, text
+    forwarded = await agents[0].metric("gitops_agent_peer_requests_total", kind="forward", result="answered")
+    assert forwarded >= 2
+    assert "Bearer" not in agents[0].logs and viewer not in agents[1].logs, "a token in a log"
+
+
+async def owners_spread(agents: Sequence[AgentProcess]) -> bool:
+    held = [await shards(agent) for agent in agents]
+    return all(details.get("leader") and details.get("buckets") for details in held) and \
+        sorted(b for details in held for b in details["buckets"]) == list(range(64))
