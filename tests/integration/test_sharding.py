@@ -114,7 +114,7 @@ async def test_apps_split_agree_and_move_on_kill_9_keeping_a_rollback_pause(
     kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
     tag = secrets.token_hex(3)
-    names = [f"sh{i}-{tag}" for i in range(10)]
+    names = [f"sh{i}-{tag}" for i in range(12)]
     repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
     body = config(namespace, apps_toml(names, git_server.url(repo.name), namespace))
     agents = await start_replicas(start_agent, body, 2)
@@ -200,7 +200,7 @@ async def test_a_webhook_to_a_replica_refreshes_the_app_on_its_owner(
     tmp_path: Path, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
     tag = secrets.token_hex(3)
-    names = [f"hook{i}-{tag}" for i in range(8)]
+    names = [f"hook{i}-{tag}" for i in range(12)]
     repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
     secret_file = tmp_path / "hook-secret"
     secret_file.write_text(WEBHOOK_SECRET)
@@ -211,7 +211,7 @@ async def test_a_webhook_to_a_replica_refreshes_the_app_on_its_owner(
     for name in names:
         await eventually(lambda n=name: agents[1].synced(n), within=30, what=f"{name} Synced")
     identities = [(await shards(agent))["identity"] for agent in agents]
-    assert set(owner_of.values()) == set(identities), "ten apps on two replicas: both run some"
+    assert set(owner_of.values()) == set(identities), "twelve apps on two replicas: both run some"
 
     second = repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "2"}) for name in names},
                                   "two")
