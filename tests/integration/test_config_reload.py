@@ -163,7 +163,9 @@ async def test_invalid_config_on_sighup_keeps_the_running_configuration(
 
     refusal = await eventually(refused, within=10, what="the reload counted as an error")
     assert "gitops_agent_config_last_reload_successful 0.0" in refusal
-    (failure,) = events(agent, "configuration reload failed")
+    # The counter may be scraped before the log line reaches the pipe: wait for the line too.
+    (failure,) = await eventually(lambda: events(agent, "configuration reload failed"), within=5,
+                                  what="the failed reload logged")
     assert failure["level"] == "error"
     assert failure["error"] == f"{agent.config_path}: applications[0].prune_on_delet: unknown key"
     assert agent.proc.returncode is None

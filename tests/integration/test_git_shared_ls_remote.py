@@ -58,7 +58,11 @@ async def test_hundred_apps_on_one_repo_make_one_ls_remote_per_interval(
         first_round = time.monotonic() - started
         ls_refs, fetches = git_server.count(repo=repo.name, kind="ls-refs"), git_server.count(repo=repo.name,
                                                                                               kind="fetch")
-        assert (ls_refs - fetches, fetches) == (1, 1), "first round: one ls-remote and one fetch for 100 apps"
+        # One ls-remote per poll interval: a first round slower than the interval (a loaded machine)
+        # rightly asks again once the answer is older than that.
+        assert fetches == 1, f"first round: one fetch for {APPS} apps, not {fetches}"
+        assert 1 <= ls_refs - fetches <= first_round / POLL + 1, (
+            f"first round: {ls_refs - fetches} ls-remotes in {first_round:.1f}s for {APPS} apps")
 
         git_server.reset_counts()
         window_start, before = time.monotonic(), reconciles(metrics)

@@ -161,7 +161,9 @@ async def test_a_lease_taken_by_another_identity_stops_the_leader_before_its_nex
 
     await eventually(lambda: _is(agent.is_leader(), False), within=3, interval=0.05, what="the agent to step down")
     before = writes(await agent.metrics())
-    await asyncio.sleep(3)
+    # Following now (it has read the Lease again since stepping down): from here on it writes nothing.
+    await eventually(lambda: any("is held by intruder; following" in e["msg"] for e in agent.events), within=10,
+                     interval=0.05, what="the agent to follow the intruder")
     later_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later", "namespace": namespace}}
     assert await kube.get(later_ref) is None, "the in-flight sync went on to the next wave"
     assert writes(await agent.metrics()) == before
