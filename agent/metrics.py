@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextvars import ContextVar
 
 from prometheus_client import (
@@ -125,6 +125,31 @@ class _AppSeries:
         )
 
 
+RateLimits = Callable[[], Iterable[tuple[str, float]]]  # (cluster, requests per second) of each client
+
+
+class _RateLimits:
+    """Each cluster client's current request rate limit, read at scrape time (an adaptive one moves)."""
+
+    def __init__(self) -> None:
+        self.source: RateLimits = lambda: ()
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for cluster, rate in self.source():
+            family.add_metric([cluster], rate)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("gitops_agent_kube_rate_limit",
+                                 "Requests per second the client may send to the cluster's API server now "
+                                 "(kube_qps, or the adaptive rate when kube_qps is 0).", labels=["cluster"])
+
+
 class Metrics:
     """Per-app series are counters and gauges; the duration histograms are agent-wide, as Argo
     CD's reconcile histogram is: 16 series per app per histogram would make a scrape of a
@@ -142,6 +167,7 @@ class Metrics:
         self.set_families(families)
         self.apps = _AppSeries()
         self.argocd = ArgoCDSeries(namespace=namespace, registry=self._argocd.registry)
+        self._app_labels: dict[str, tuple[AppSpec, str, AppLabels]] = {}
         self._define_own(self._own.registry)
         self._define_agent_health()
 
@@ -153,6 +179,8 @@ class Metrics:
             registry=own,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        self.rate_limits = _RateLimits()
+        own.register(self.rate_limits)
         self.kube_requests = Counter(
             "gitops_agent_kube_requests_total", "Requests sent to the Kubernetes API.",
             ["verb", "resource_kind", "code"], registry=own,
@@ -217,11 +245,12 @@ class Metrics:
             ["result"], registry=self.registry,
         )
         self.state_write_duration = Histogram(
-            "gitops_agent_state_write_duration_seconds", "Time one state snapshot write took (encode, write, fsync).",
+            "gitops_agent_state_write_duration_seconds",
+            "Time one state write took (a journal append or a full snapshot: encode, write, fsync).",
             registry=self.registry, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.state_bytes = Gauge(
-            "gitops_agent_state_bytes", "Size of the last state snapshot written.", registry=self.registry,
+            "gitops_agent_state_bytes", "Size of the last full state snapshot written.", registry=self.registry,
         )
         self.state_last_write = Gauge(
             "gitops_agent_state_last_write_timestamp_seconds", "Unix time of the last successful snapshot write.",
@@ -275,9 +304,18 @@ class Metrics:
             self.apps.out_of_sync_since[name] = 0.0
         elif not self.apps.out_of_sync_since.get(name):  # the first moment it left Synced, kept until Synced
             self.apps.out_of_sync_since[name] = status.reconciled_at or time.time()
-        labels = AppLabels(project=app.project, repo=argocd_repo_url(app.repo), dest_namespace=dest_namespace,
+        self.argocd.observe_status(status, self._labels_of(app, dest_server))
+
+    def _labels_of(self, app: AppSpec, dest_server: str) -> AppLabels:
+        """The app's Argo CD labels, made again only when its spec or cluster changes (every poll of
+        every app asks; the repository URL is redacted and normalized to make them)."""
+        known = self._app_labels.get(app.name)
+        if known is not None and known[0] is app and known[1] == dest_server:
+            return known[2]
+        labels = AppLabels(project=app.project, repo=argocd_repo_url(app.repo), dest_namespace=app.namespace,
                            autosync=app.sync_policy.automated, dest_server=dest_server)
-        self.argocd.observe_status(status, labels)
+        self._app_labels[app.name] = (app, dest_server, labels)
+        return labels
 
     def observe_reconcile(self, name: str, result: str, seconds: float) -> None:
         self.apps.reconciles[(name, result)] += 1
@@ -295,6 +333,7 @@ class Metrics:
         """Remove every series of an app that left the configuration."""
         self.apps.forget(name)
         self.argocd.forget(name)
+        self._app_labels.pop(name, None)
 
     def observe_kube_request(self, request: KubeRequest) -> None:
         self.kube_requests.labels(request.verb, request.kind, str(request.code)).inc()
@@ -318,11 +357,13 @@ class Metrics:
     def observe_state_load(self, result: str) -> None:
         self.state_loads.labels(result).inc()
 
-    def observe_state_write(self, *, ok: bool, seconds: float, size: int) -> None:
+    def observe_state_write(self, *, ok: bool, seconds: float, size: int, full: bool = True) -> None:
+        """A write of the state: a full snapshot, or (not `full`) the changes appended to the journal."""
         self.state_writes.labels("succeeded" if ok else "failed").inc()
         self.state_write_duration.observe(seconds)
         if ok:
-            self.state_bytes.set(size)
+            if full:
+                self.state_bytes.set(size)
             self.state_last_write.set(time.time())
 
     def observe_shards(self, *, working: bool, buckets: int, members: int) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from dataclasses import dataclass
+from sys import intern
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -72,7 +73,8 @@ def k8s_request_labels(verb: str, path: str) -> tuple[str, str, str]:
     namespace = ""
     if len(rest) >= 3 and rest[0] == "namespaces":
         namespace, rest = rest[1], rest[2:]
-    resource = rest[0] if rest else ""
+    # Interned: every app keeps these in its counters' keys, and they are the same few words.
+    resource, namespace = intern(rest[0] if rest else ""), intern(namespace)
     if verb == "get":
         return ("List" if len(rest) == 1 else "Get"), resource, namespace
     return _VERBS.get(verb, "Unknown"), resource, namespace

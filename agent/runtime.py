@@ -20,10 +20,11 @@ from agent.errors import AgentError
 from agent.kube import KubeClient
 from agent.kube.clusters import ClusterOptions, ClusterRegistry
 from agent.kube.incluster import pod_namespace
-from agent.kube.ratelimit import TokenBucket
+from agent.kube.ratelimit import make_limiter
 from agent.kube.watch import WatchCache
 from agent.lifecycle import Leading, Lifecycle, build_leadership, build_sharding
 from agent.metrics import Metrics
+from agent.model import IN_CLUSTER
 from agent.notifications import Notifications
 from agent.notify import Notifier
 from agent.reloader import Reloader
@@ -179,11 +180,13 @@ async def run_agent(settings: Settings) -> int:
     metrics = Metrics(namespace=pod_namespace(), families=agent.metrics_families)
     try:
         kube = await KubeClient.connect(agent.kubeconfig, agent.context, observer=metrics.observe_kube_request,
-                                        limiter=TokenBucket(agent.kube_qps, agent.kube_burst))
+                                        limiter=make_limiter(agent.kube_qps, agent.kube_burst, name=IN_CLUSTER))
     except AgentError as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 1
     clusters = cluster_registry(settings, kube, metrics)
+    metrics.rate_limits.source = lambda: [(cluster.name, cluster.kube.limiter.rate) for cluster in clusters.clusters()
+                                          if cluster.kube is not None and cluster.kube.limiter is not None]
     controller = build_controller(settings, kube, metrics, clusters=clusters)
     try:
         leadership: Leading = build_sharding(agent, kube, controller, metrics, gate_writes=clusters.gate_writes,

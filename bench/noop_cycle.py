@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from bench.agents import synced_healthy_at, wait_apps, wait_quiet
+from bench.agents import poll_every, synced_healthy_at, wait_apps, wait_quiet
 from bench.console import BenchError, say
 from bench.report import Report, by_verb, delta, seconds
 from bench.run import Bench, main, parser
@@ -58,7 +58,7 @@ async def idle_cpu_rate(agent: AgentProcess, names: list[str], args: argparse.Na
     before, started = agent.stats().cpu_seconds, time.monotonic()
     while time.monotonic() - started < args.idle_window:
         await agent.applications()
-        await asyncio.sleep(args.poll)
+        await asyncio.sleep(poll_every(args.apps, args.poll, least=0.5))
     return (agent.stats().cpu_seconds - before) / (time.monotonic() - started)
 
 
@@ -82,7 +82,8 @@ async def cycle(agent: AgentProcess, names: list[str], args: argparse.Namespace)
         await trigger_refresh(agent, names)
     budget = args.poll_seconds * 2 + 60 + len(names) * 0.5
     await wait_apps(agent, names, lambda app: (app.get("reconciled_at") or 0) > triggered, within=budget,
-                    what="every app reconciled after the trigger", interval=args.poll)
+                    what="every app reconciled after the trigger",
+                    interval=poll_every(len(names), args.poll, least=0.5))
     return triggered
 
 
@@ -130,7 +131,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> Report:
     agent = await bench.start_agent(apps, poll_interval=interval)
     say(f"waiting for {args.apps} apps Synced and Healthy in {namespace}")
     await wait_apps(agent, names, synced_healthy_at(sha), within=args.timeout, what="every app Synced and Healthy",
-                    interval=args.poll)
+                    interval=poll_every(args.apps, args.poll, least=0.5))
     quiet = await wait_quiet(agent, quiet=args.settle, within=args.settle * 5 + 30)
     for number in range(1, args.warmup + 1):
         say(f"warm-up cycle {number}/{args.warmup}")
@@ -159,11 +160,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="untimed cycles before the measured one (default: %(default)s: the first cycle after the sync)")
     p.add_argument("--idle-window", type=float, default=3.0, metavar="SECONDS",
                    help="how long to measure the idle CPU rate before the cycle (default: %(default)s)")
-    p.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
-                   help="how often to read /api/v1/applications while waiting (default: %(default)s)")
+    p.add_argument("--poll", type=float, default=None, metavar="SECONDS",
+                   help="how often to read /api/v1/applications while waiting (default: 0.5, or apps/2000 "
+                        "when longer)")
     args = p.parse_args(argv)
-    if args.apps < 1 or args.apps > 9999:
-        p.error("--apps must be 1..9999")
+    if args.apps < 1 or args.apps > 10000:
+        p.error("--apps must be 1..10000")
     return args
 
 

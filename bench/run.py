@@ -60,7 +60,7 @@ class Bench:
         try:
             say("ensuring the local cluster (scripts/local-cluster up)")
             try:
-                self.cluster = await asyncio.to_thread(ensure_cluster)
+                self.cluster = await asyncio.to_thread(ensure_cluster, size=getattr(self.args, "cluster_size", ""))
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 raise BenchError(f"cannot start or reach the local cluster: {exc}") from exc
             self.kube = Kube(self.cluster.kubeconfig, connections=max(64, getattr(self.args, "concurrency", 0)))
@@ -156,7 +156,19 @@ class Bench:
         agent = await AgentProcess.spawn(config, port=port, log_path=self.tmp / f"agent-{port}.log", env=env,
                                          detached=True, keep_alive=True)
         self.agents.append(agent)
+        if getattr(self.args, "py_spy", None):
+            await self._profile(agent, Path(self.args.py_spy))
         return agent
+
+    async def _profile(self, agent: AgentProcess, output: Path) -> None:
+        """Sample the agent with py-spy (`pip install py-spy`) until it exits: collapsed stacks in `output`."""
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if py_spy is None:
+            raise BenchError("--py-spy needs py-spy on PATH or next to this Python (pip install py-spy)")
+        say(f"profiling the agent (pid {agent.proc.pid}) into {output}")
+        await asyncio.create_subprocess_exec(
+            py_spy, "record", "--pid", str(agent.proc.pid), "--rate", "100", "--format", "raw",
+            "--output", str(output), "--nonblocking", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _quietly(what: str, step: Awaitable[Any]) -> Any:
@@ -184,6 +196,11 @@ def parser(prog: str, description: str, *, timeout: float) -> argparse.ArgumentP
                         help="keep the temporary directory (agent config and logs, repository); kept on failure")
     common.add_argument("--keep-cluster", action="store_true",
                         help="do not stop a local cluster that this run had to start")
+    common.add_argument("--py-spy", metavar="FILE",
+                        help="profile the agent with py-spy (pip install py-spy): collapsed stacks into FILE")
+    common.add_argument("--cluster-size", choices=("default", "large"), default="",
+                        help="`local-cluster up --size`: large for thousands of apps (a running cluster of "
+                             "another size is replaced; default: the size the tests use)")
     return result
 
 

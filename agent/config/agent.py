@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent.config.reader import Table, parse_duration
 from agent.model import RenderSettings
+from agent.model.clusters import DEFAULT_KUBE_BURST, DEFAULT_KUBE_QPS
 
 # A host (`github.com`, `git.example.com:8443`), optionally with a path, or such a URL prefix
 # with https:// or ssh://. Never http:// or file:// (see agent.render.remote).
@@ -50,8 +51,8 @@ class AgentSettings:
     context: str = ""
     max_concurrent_reconciles: int = 20
     max_concurrent_fetches: int = 4
-    kube_qps: int = 50
-    kube_burst: int = 100
+    kube_qps: int = DEFAULT_KUBE_QPS  # 0: adaptive (agent.kube.ratelimit); N: a fixed N requests per second
+    kube_burst: int = DEFAULT_KUBE_BURST
     git_timeout: float = 60.0
     max_repo_files: int = 10_000
     max_file_size: int = 4 * 1024 * 1024
@@ -92,7 +93,7 @@ def parse_agent(table: Table) -> AgentSettings:
         context=table.get("context", str, defaults.context),
         max_concurrent_reconciles=table.positive("max_concurrent_reconciles", defaults.max_concurrent_reconciles),
         max_concurrent_fetches=table.positive("max_concurrent_fetches", defaults.max_concurrent_fetches),
-        kube_qps=table.positive("kube_qps", defaults.kube_qps),
+        kube_qps=table.non_negative("kube_qps", defaults.kube_qps),
         kube_burst=table.positive("kube_burst", defaults.kube_burst),
         git_timeout=table.convert("git_timeout", defaults.git_timeout, parse_duration),
         max_repo_files=table.positive("max_repo_files", defaults.max_repo_files),

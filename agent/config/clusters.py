@@ -45,7 +45,7 @@ def _cluster(table: Table, *, kube_qps: int, kube_burst: int) -> ClusterSpec:
         token_file=table.path("token_file"),
         ca_file=table.path("ca_file"),
         insecure=table.get("insecure_skip_tls_verify", bool, False),
-        kube_qps=table.positive("kube_qps", kube_qps),
+        kube_qps=table.non_negative("kube_qps", kube_qps),
         kube_burst=table.positive("kube_burst", kube_burst),
         origin=f"{table.file}: {table.where}",
     )

@@ -83,6 +83,12 @@ class Table:
             raise self.error(key, f"must be at least 1, not {value}")
         return value
 
+    def non_negative(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value < 0:
+            raise self.error(key, f"must be 0 or more, not {value}")
+        return value
+
     def strings(self, key: str, *, required: bool = False) -> list[str]:
         values = self.get(key, list, None if required else [], required=required)
         if not all(isinstance(v, str) for v in values):

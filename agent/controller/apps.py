@@ -58,6 +58,8 @@ class AppTable:
         self._states: dict[str, AppState] = {spec.name: AppState.new(spec.name, cluster=spec.cluster)
                                              for spec in specs}
         self._unclaimed: dict[str, AppState] = {}  # states of apps not configured (see add)
+        self._sorted: list[str] | None = None  # the names in order, until an app is added or removed
+        self.changes = 0  # moves whenever a state or spec is replaced: an unchanged count, unchanged views
         self._restored = False
         # Per cluster: a rebuild that waits on one cluster does not hold up another's.
         self._inventory_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -76,11 +78,21 @@ class AppTable:
         worker = self.workers.get(name)
         return worker.spec if worker else None
 
+    def names(self) -> list[str]:
+        """Every app's name, sorted (kept: with ten thousand apps every list of them would sort them)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._states)
+        return self._sorted
+
     def statuses(self) -> list[AppStatus]:
-        return [self._states[name].status for name in sorted(self._states)]
+        return [self._states[name].status for name in self.names()]
 
     def states(self) -> list[AppState]:
-        return [self._states[name] for name in sorted(self._states)]
+        return [self._states[name] for name in self.names()]
+
+    def summaries(self) -> list[tuple[AppState, AppSpec]]:
+        """Every app's state and spec, by name."""
+        return [(self._states[name], self.workers[name].spec) for name in self.names()]
 
     # ------------------------------------------------------------- writing
 
@@ -98,6 +110,7 @@ class AppTable:
             persist = persist or pending.marks != current.notified
             stored = replace(stored, notified=pending.marks)
         self._states[base.name] = stored
+        self.changes += 1
         self._observe(stored, self.workers[base.name].spec)
         if stored.status.resources is not current.status.resources:
             self._wake(self.claims.update(base.name, stored.status))
@@ -184,6 +197,7 @@ class AppTable:
             operation = current.operation and replace(current.operation, plan=None)
             self._states[name] = replace(current, inventory_known=False, operation=operation, unchanged=None,
                                          version=current.version + 1)
+        self.changes += 1
 
     def from_shared(self, name: str, record: Mapping[str, Any], *, owned: bool) -> AppState | None:
         """The durable part of the app's state as its owner wrote it (agent.shard.records). For an app
@@ -205,6 +219,7 @@ class AppTable:
         state = replace(state, version=current.version + 1, operation=operation, unchanged=None, diffs={},
                         inventory_known=current.inventory_known and not owned).on_cluster(spec.cluster)
         self._states[name] = state
+        self.changes += 1
         if state.status.resources != current.status.resources:
             self._wake(self.claims.update(name, state.status))
         self._observe(state, spec)
@@ -233,6 +248,7 @@ class AppTable:
         """Take over what the snapshot kept. A backup may be a write behind: its inventories are
         rebuilt from the cluster before anything is pruned."""
         self._restored = True
+        self.changes += 1
         if loaded.lost:  # every app looks new; announcing each as created (and so on) would repeat old news
             for name, state in self._states.items():
                 self._states[name] = replace(state, notified=None)
@@ -253,6 +269,7 @@ class AppTable:
         earlier in this process, or before the last restart): nobody followed it meanwhile, so its
         inventory is rebuilt."""
         worker = self.workers[spec.name] = AppWorker(spec)
+        self._sorted, self.changes = None, self.changes + 1
         known = self._unclaimed.pop(spec.name, None)
         self._states[spec.name] = AppState.new(spec.name, cluster=spec.cluster) if known is None else \
             replace(known, inventory_known=False).on_cluster(spec.cluster)
@@ -271,6 +288,7 @@ class AppTable:
             state = replace(state, notified=pending.marks)
         del self._states[name]
         del self.workers[name]
+        self._sorted, self.changes = None, self.changes + 1
         self._wake(self.claims.forget(name))
         self._metrics.forget_app(name)
         if self._snapshot is not None:
@@ -287,6 +305,7 @@ class AppTable:
         """A changed spec. When it renders other objects it is synced as a new revision would be
         (also without self-heal), its retries counted afresh."""
         self.workers[spec.name].spec = spec
+        self.changes += 1
         if desired_changed:
             current = self._states[spec.name]
             self.store(current, replace(current, last_sync=None, unchanged=None).on_cluster(spec.cluster))

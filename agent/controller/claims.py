@@ -63,11 +63,15 @@ class ClaimIndex:
         """Moves whenever another app starts or stops declaring one of this app's objects."""
         return self._epochs.get(app, 0)
 
-    def claims(self, app: str, refs: Iterable[ObjectRef]) -> Claims:
-        """What the other apps declare of `refs` (the app's desired and live objects)."""
+    def claims(self, app: str, refs: Iterable[ObjectRef], *, owners: Iterable[str] | None = None) -> Claims:
+        """What the other apps declare of `refs` (the app's desired and live objects). `owners`: the
+        apps whose knownness matters (the owners the live objects' tracking ids name): with ten
+        thousand apps, a set of every known app per reconcile is most of what claims cost."""
         declared = {}
         for ref in refs:
             others = self._by_ref.get(ref)
             if others and others - {app}:
                 declared[ref] = frozenset(others - {app})
-        return Claims(declared, frozenset(self._declared) - {app})
+        if owners is None:
+            return Claims(declared, frozenset(self._declared) - {app})
+        return Claims(declared, frozenset(owner for owner in owners if owner != app and owner in self._declared))

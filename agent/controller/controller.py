@@ -277,10 +277,11 @@ class Controller:
         self.apps.forget_cluster()
 
     async def write_state(self) -> bool:
-        """Write the snapshot now (the final write at shutdown); False when it failed."""
+        """Write a full snapshot now (the final write at shutdown: the journal is empty after it);
+        False when it failed."""
         if self._snapshot is None or not self._restored:
             return False
-        return await self._snapshot.write()
+        return await self._snapshot.write(full=True)
 
     def start(self) -> None:
         """Start the state writer and every app's loop (again, after `halt`)."""

@@ -53,17 +53,20 @@ async def rebuild_inventories(kube: KubeClient, apps: Collection[str], *,
     an object unpruned, never delete one. An unreachable API server raises.
     """
     resources, skipped = await _listable(kube)
-    found: list[KubeObject] = []
+    grouped: dict[str, set[InventoryEntry]] = {app: set() for app in apps}
     spread = tuple(namespaces)
 
     async def list_one(resource: ApiResource) -> None:
         try:
-            found.extend(await kube.list_labelled(resource.api_version, resource.kind, APP_LABEL, namespaces=spread))
+            found = await kube.list_labelled(resource.api_version, resource.kind, APP_LABEL, namespaces=spread)
         except KubeError as exc:
             skipped.append(f"{resource.kind}.{resource.api_version}: {exc}")
+            return
+        # Grouped type by type: only the entries are kept, not every object of the cluster at once.
+        for app, entries in group_by_app(found, apps).items():
+            grouped[app] |= entries
 
     await bounded(resources, list_one, limit=CONCURRENT_LISTS)
-    grouped = group_by_app(found, apps)
     for problem in skipped:
         log.warning("inventory rebuild skipped a resource type", extra={"error": problem})
     return RebuiltInventory({app: tuple(sorted(entries)) for app, entries in grouped.items()}, len(resources),

@@ -14,7 +14,7 @@ from agent import APP_LABEL
 from agent.argocd import is_definition, split_definitions
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
-from agent.engine.desired import DesiredState, desired_state
+from agent.engine.desired import DesiredState, desired_state, tracking_owner
 from agent.engine.fingerprint import fingerprints, proven_unchanged, resource_version
 from agent.engine.plan import make_plan
 from agent.errors import KubeError, KubeUnreachable
@@ -60,7 +60,8 @@ class Observer:
         compared = [obj for obj in desired if ObjectRef.of(obj) in live and ObjectRef.of(obj) not in proven]
         predicted, errors = await self.dry_runs(compared)
         await self._catch_up(live, predicted, compared)
-        known = claims.claims(app.name, {*live, *prints}) if claims is not None else None
+        owners = {tracking_owner(obj) for obj in live.values()}  # the apps the ownership rules ask about
+        known = claims.claims(app.name, {*live, *prints}, owners=owners) if claims is not None else None
         plan = make_plan(app.name, desired, live, predicted, policy=app.sync_policy, ignore=app.ignore_differences,
                          dry_run_errors=errors, prune=prune, proven=proven, hooks=rendered.hooks,
                          warnings=rendered.warnings, claims=known, adopt_existing=adopt_existing)

@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 
 from agent.controller.apps import AppTable
-from agent.controller.reconcile import Outcome, failed_outcome
+from agent.controller.reconcile import Outcome, ReconcileResult, failed_outcome
 from agent.controller.worker import AppWorker
 from agent.engine.autosync import retry_due
 from agent.errors import UnexpectedError
@@ -37,6 +37,13 @@ def automatic_trigger(worker: AppWorker) -> SyncTrigger:
     trigger = SyncTrigger.WEBHOOK if worker.webhook_pending else SyncTrigger.AUTO
     worker.webhook_pending = False
     return trigger
+
+
+def _extra(result: ReconcileResult, stored: AppState) -> dict[str, object]:
+    """What a log line about a recorded reconcile says."""
+    return {"app": result.app, "duration": round(result.duration, 3),
+            "revision": result.revision.sha if result.revision else "",
+            "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
 
 
 class Recorder:
@@ -69,19 +76,18 @@ class Recorder:
         if base.pause is not None and outcome.state.pause is None:  # lifted by the reconcile itself
             log.warning("auto-sync resumed: a new commit arrived", extra={"app": name, "revision": stored.tracked_sha})
         self._metrics.observe_reconcile(name, kind, result.duration)
-        extra = {"app": name, "duration": round(result.duration, 3),
-                 "revision": result.revision.sha if result.revision else "",
-                 "sync_status": stored.status.sync_status.value, "health_status": stored.status.health_status.value}
         if result.sync is not None:
             self._metrics.observe_sync(name, result.sync.phase, result.sync.finished - result.sync.started)
             entry = stored.history[0] if stored.history else None  # the sync just recorded: who asked for it
-            log.info("synced", extra={**extra, "changes": result.sync.changes.counts(), "trigger": trigger.value,
+            log.info("synced", extra={**_extra(result, stored), "changes": result.sync.changes.counts(),
+                                      "trigger": trigger.value,
                                       "author": result.revision.author if result.revision else "",
                                       "initiated_by": entry.initiated_by if entry else ""})
         elif result.blocked:
-            log.warning("sync refused by a sync window", extra={**extra, "error": result.blocked})
+            log.warning("sync refused by a sync window", extra={**_extra(result, stored), "error": result.blocked})
         else:
             if dry_run:  # Argo CD counts a dry run as a sync operation of its own
                 phase = OperationPhase.ERROR if result.error is not None else OperationPhase.SUCCEEDED
                 self._metrics.observe_sync(name, phase, result.duration, dry_run=True)
-            log.debug("compared", extra=extra)
+            if log.isEnabledFor(logging.DEBUG):  # every poll of every app comes here: no dict for nothing
+                log.debug("compared", extra=_extra(result, stored))

@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +43,7 @@ CONNECT_TIMEOUT = 10.0  # a server that does not even accept the connection is d
 WATCH_SECONDS = 300
 MAX_THROTTLED = 10  # attempts of one request the server answers with 429 (client-go's limit)
 MAX_RETRY_AFTER = 30.0
+LIST_PAGE = 500  # objects per page of a LIST (client-go's pager uses 500 too)
 READ_BUFFER_BYTES = 2**21  # watch events carry whole objects (etcd allows 1.5 MiB), as kubernetes-asyncio sets
 
 
@@ -64,6 +66,14 @@ class ReachabilityListener(Protocol):
     def answered(self) -> None: ...
 
     def unreachable(self, error: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a LIST: its objects, and the resourceVersion of the list (to watch from)."""
+
+    items: list[KubeObject]
+    resource_version: str
 
 
 class KubeClient:
@@ -90,6 +100,11 @@ class KubeClient:
     @property
     def host(self) -> str:
         return str(self._configuration.host)
+
+    @property
+    def limiter(self) -> TokenBucket | None:
+        """The request rate limit (its `rate` moves when adaptive)."""
+        return self._limiter
 
     async def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
@@ -121,6 +136,7 @@ class KubeClient:
         if gated and not self._may_write():
             raise NotLeader("not the leader: writes to the cluster are stopped", ref=ref)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
+        sent = time.monotonic()
         try:
             response = await self._call(method, path, query, headers, body, _REQUEST_DEADLINE)
             async with response:
@@ -130,6 +146,8 @@ class KubeClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._observe(method, kind, path, 0)
             raise self._unreachable(f"{self.host}: {type(exc).__name__}: {exc}", ref) from exc
+        if self._limiter is not None:  # an adaptive rate follows the answers (agent.kube.ratelimit)
+            self._limiter.answered(status=status, seconds=time.monotonic() - sent, write=method != "GET")
         self._observe(method, kind, path, status)
         return status, payload, retry_after
 
@@ -255,18 +273,30 @@ class KubeClient:
         resource = await self.resource(api_version, kind)
         if resource is None:
             return []
-        query = {"labelSelector": selector}
         try:
-            listings = [await self.request("GET", resource.path(), query=query, kind=kind)]
+            return [item async for page in self.pages(resource, selector=selector) for item in page.items]
         except KubeForbidden:
             if not resource.namespaced or not namespaces:
                 raise
-            listings = [await self.request("GET", resource.path(namespace), query=query, kind=kind)
-                        for namespace in sorted(set(namespaces))]
-        items: list[KubeObject] = [item for listing in listings for item in listing.get("items") or []]
-        for item in items:  # list items carry neither apiVersion nor kind
-            item["apiVersion"], item["kind"] = api_version, kind
-        return items
+        return [item for namespace in sorted(set(namespaces))
+                async for page in self.pages(resource, selector=selector, namespace=namespace) for item in page.items]
+
+    async def pages(self, resource: ApiResource, *, selector: str, namespace: str = "") -> AsyncIterator[Page]:
+        """A LIST in pages of LIST_PAGE objects (`limit` and `continue`), items with apiVersion and kind
+        set: ten thousand Deployments in one answer are tens of megabytes of JSON and several
+        times that as objects, all at once. Pages are one consistent snapshot (the server's
+        `continue`); a snapshot too old to continue is answered 410 Gone (KubeError)."""
+        query = {"labelSelector": selector, "limit": str(LIST_PAGE)}
+        while True:
+            listing = await self.request("GET", resource.path(namespace), query=query, kind=resource.kind)
+            items: list[KubeObject] = listing.get("items") or []
+            for item in items:  # list items carry neither apiVersion nor kind
+                item["apiVersion"], item["kind"] = resource.api_version, resource.kind
+            meta = listing.get("metadata") or {}
+            yield Page(items, str(meta.get("resourceVersion", "")))
+            if not meta.get("continue"):
+                return
+            query = {**query, "continue": str(meta["continue"])}
 
     async def delete(self, obj: KubeObject, *, propagation: str = "Foreground",
                      only_if: dict[str, str] | None = None) -> Deleted:

@@ -29,7 +29,7 @@ from agent.errors import KubeError, KubeUnreachable, UnknownCluster
 from agent.kube.access import cluster_configuration, tls_material
 from agent.kube.client import REQUEST_TIMEOUT, KubeClient, RequestObserver
 from agent.kube.cluster_secrets import read_cluster_secrets
-from agent.kube.ratelimit import TokenBucket
+from agent.kube.ratelimit import make_limiter
 from agent.kube.reachability import Reachability
 from agent.kube.watch import Digest, Listener, WatchCache
 from agent.model.clusters import DEFAULT_KUBE_BURST, DEFAULT_KUBE_QPS, IN_CLUSTER, IN_CLUSTER_SERVER, ClusterSpec
@@ -129,7 +129,8 @@ class Cluster:
                 try:
                     with tls_material(self.spec, configuration):
                         kube = KubeClient(configuration, observer=options.observer,
-                                          limiter=TokenBucket(self.spec.kube_qps, self.spec.kube_burst))
+                                          limiter=make_limiter(self.spec.kube_qps, self.spec.kube_burst,
+                                                               name=self.name))
                 except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                     raise KubeUnreachable(f"cluster {self.name}: cannot set up TLS ({self.spec.origin}): "
                                           f"{exc}") from exc

@@ -162,27 +162,30 @@ class WatchCache:
         return failures + 1
 
     async def _list(self, watch: _KindWatch) -> str:
-        listing = await self._kube.request("GET", watch.resource.path(), query={"labelSelector": APP_LABEL},
-                                           kind=watch.resource.kind)
-        fresh: dict[ObjectRef, KubeObject] = {}
-        for item in listing.get("items") or []:
-            item["apiVersion"], item["kind"] = watch.api_version, watch.resource.kind
-            fresh[ObjectRef.of(item)] = self._slim(item)
+        """Every labelled object of the kind, page by page, each kept as compact JSON at once (never
+        all of them as objects); then what changed since the last list is reported."""
+        fresh: dict[ObjectRef, tuple[str, str, str]] = {}  # ref → (compact JSON, app, digest)
+        version = ""
+        async for page in self._kube.pages(watch.resource, selector=APP_LABEL):
+            for item in page.items:
+                item["apiVersion"], item["kind"] = watch.api_version, watch.resource.kind
+                slim = self._slim(item)
+                fresh[ObjectRef.of(slim)] = (_compact(slim), _app_of(slim), self._digest(slim))
+            version = page.resource_version
         relist = watch.synced.is_set()  # the first list is what the cache starts from, not a change
         for ref in set(watch.objects) - set(fresh):
             self._changed(ref, None, watch.app_of[ref], notify=relist)
         previous_apps = watch.app_of
         watch.objects, watch.app_of, watch.by_app = {}, {}, {}
-        for ref, obj in fresh.items():
-            app = _app_of(obj)
+        for ref, (text, app, digest) in fresh.items():
             before = previous_apps.get(ref)
             if before and before != app:
                 self._moved(ref, before)
-            self._changed(ref, obj, app, notify=relist)
-            watch.objects[ref], watch.app_of[ref] = _compact(obj), app
+            self._changed(ref, digest, app, notify=relist)
+            watch.objects[ref], watch.app_of[ref] = text, app
             watch.by_app.setdefault(app, set()).add(ref)
         watch.synced.set()
-        return str((listing.get("metadata") or {}).get("resourceVersion", ""))
+        return version
 
     async def _follow(self, watch: _KindWatch, version: str) -> str:
         async for event in self._kube.watch(watch.resource, selector=APP_LABEL, resource_version=version):
@@ -205,7 +208,7 @@ class WatchCache:
                 slim = self._slim(obj)
                 watch.objects[ref], watch.app_of[ref] = _compact(slim), app
                 watch.by_app.setdefault(app, set()).add(ref)
-                self._changed(ref, slim, app)
+                self._changed(ref, self._digest(slim), app)
         return version
 
     def _slim(self, obj: KubeObject) -> KubeObject:
@@ -223,12 +226,13 @@ class WatchCache:
         if self._on_change is not None:
             self._on_change(app, ref, True)
 
-    def _changed(self, ref: ObjectRef, obj: KubeObject | None, app: str, *, notify: bool = True) -> None:
-        """Count and report a change; the agent's own writes (see note_write) are not reported as drift."""
-        digest = self._digest(obj) if obj is not None else ""
+    def _changed(self, ref: ObjectRef, digest: str | None, app: str, *, notify: bool = True) -> None:
+        """Count and report a change to an object whose content now has `digest` (None: deleted); the
+        agent's own writes (see note_write) are not reported as drift."""
         previous = self._digests.get(ref)
-        if obj is None:
+        if digest is None:
             self._digests.pop(ref, None)
+            digest = ""
         else:
             self._digests[ref] = digest
         if not app:

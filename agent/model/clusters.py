@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 IN_CLUSTER = "in-cluster"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
-DEFAULT_KUBE_QPS = 50
+DEFAULT_KUBE_QPS = 0  # adaptive: agent.kube.ratelimit
 DEFAULT_KUBE_BURST = 100
 
 

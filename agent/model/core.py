@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from sys import intern
 from typing import Any
 
 KubeObject = dict[str, Any]
 Kind = tuple[str, str]  # (apiVersion, kind): one resource type as manifests name it
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
-    """The identity of a Kubernetes object: group, kind, namespace and name."""
+    """The identity of a Kubernetes object: group, kind, namespace and name.
+
+    Slotted, and its strings interned when read from an object: with ten thousand apps there are
+    hundreds of thousands of these (watch cache, plans, statuses, inventories, proofs, claims),
+    each read from a freshly parsed object with strings of its own."""
 
     group: str
     kind: str
@@ -24,7 +29,8 @@ class ObjectRef:
         api_version = str(obj.get("apiVersion", ""))
         group = api_version.rpartition("/")[0] if "/" in api_version else ""
         meta = obj.get("metadata") or {}
-        return cls(group, str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", "")))
+        return cls(intern(group), intern(str(obj.get("kind", ""))), intern(str(meta.get("namespace") or "")),
+                   intern(str(meta.get("name", ""))))
 
     def __str__(self) -> str:
         parts = [self.kind, self.namespace, self.name] if self.namespace else [self.kind, self.name]
@@ -100,7 +106,7 @@ class ChangeReason(enum.StrEnum):
     NOT_APPLIED = "NotApplied"  # not applied: another app owns it, adopting is refused, or `hook: Skip`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     ref: ObjectRef
     action: ChangeAction
@@ -146,7 +152,7 @@ class Condition:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceState:
     """One desired object as the last reconcile saw it: in sync or not, and how healthy, and why."""
 

@@ -86,7 +86,7 @@ class HistoryEntry:
     hooks: tuple[HookRun, ...] = ()  # every hook the sync ran, with its result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppliedVersion:
     """Proof that one object was in sync: the fingerprint of the desired object and the live
     resourceVersion seen right after our apply, or when a comparison found it equal."""
@@ -96,7 +96,7 @@ class AppliedVersion:
     live_digest: str = ""  # the live object's content without status and server bookkeeping
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class InventoryEntry:
     """An object the agent applied for an app (and has not pruned): identity plus apiVersion."""
 

@@ -6,7 +6,7 @@ import contextlib
 import gzip
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,15 +63,22 @@ class Declared:
 
 
 class SummaryCache:
-    """Each app's summary as JSON, kept until its status changes.
+    """Each app's summary as JSON, kept until its status changes, and the whole list until any does.
 
     States are immutable and replaced when a reconcile ends, so between reconciles a
-    poll of the list (a UI, a script, the CLI) costs a join, not a dict and an encoding
-    per app.
+    poll of the list (a UI, a script, the CLI) costs nothing at all (the table's change
+    count is the same), and while apps reconcile a join, not a dict and an encoding per app.
     """
 
     def __init__(self) -> None:
         self._encoded: dict[str, tuple[AppState, Declared, bytes]] = {}
+        self._whole: tuple[int, bytes] | None = None  # (the table's change count, the list of every app)
+
+    def everything(self, changes: int, apps: Callable[[], Iterable[tuple[AppState, Declared]]]) -> bytes:
+        """The list of every app (no [auth] to filter it): built again only after a change."""
+        if self._whole is None or self._whole[0] != changes:
+            self._whole = (changes, self.body(apps()))
+        return self._whole[1]
 
     def body(self, apps: Iterable[tuple[AppState, Declared]]) -> bytes:
         """A JSON array of the summaries of (state, declaration) pairs, in order."""
@@ -87,7 +94,7 @@ class SummaryCache:
                 encoded = json.dumps(summary_of(state, declared)).encode()
                 cached = self._encoded[state.name] = (state, declared, encoded)
             parts.append(cached[2])
-        if complete:
+        if complete and len(seen) < len(self._encoded):  # apps removed, or not shown to this caller
             for gone in self._encoded.keys() - seen:
                 del self._encoded[gone]
         return parts
@@ -189,20 +196,31 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def list_applications(request: web.Request) -> web.Response:
-    controller = request.app[CONTROLLER]
+    table = request.app[CONTROLLER].apps
+    summaries = request.app[SUMMARIES]
     shards = request.app.get(SHARDS)
-    if shards is None:
-        apps = ((state, Declared.of(controller.spec(state.name)))
-                for state in controller.apps.states() if may(request, "get", state.name))
-        return web.Response(body=request.app[SUMMARIES].body(apps), content_type="application/json")
+    if shards is not None:
+        return await _sharded_list(request, shards)
+    if request.app.get(AUTH) is None:  # everyone sees every app: one list for all callers
+        body = summaries.everything(table.changes, lambda: ((state, Declared.of(spec))
+                                                             for state, spec in table.summaries()))
+    else:
+        body = summaries.body((state, Declared.of(spec)) for state, spec in table.summaries()
+                              if may(request, "get", state.name))
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _sharded_list(request: web.Request, shards: ShardView) -> web.Response:
+    """Every replica's apps (agent.server.sharding): this one's own, each peer's, and the shared
+    state's view of those whose replica does not answer."""
+    controller = request.app[CONTROLLER]
     me = shards.identity
 
     def local(own_only: bool) -> list[tuple[str, bytes]]:
-        states = [state for state in controller.apps.states()
-                  if (not own_only or shards.runs(state.name)) and may(request, "get", state.name)]
-        apps = ((state, Declared.of(controller.spec(state.name), owner=me if shards.runs(state.name) else ""))
-                for state in states)
-        return list(zip((state.name for state in states), request.app[SUMMARIES].parts(apps, complete=not own_only),
+        pairs = [(state, spec) for state, spec in controller.apps.summaries()
+                 if (not own_only or shards.runs(state.name)) and may(request, "get", state.name)]
+        apps = ((state, Declared.of(spec, owner=me if shards.runs(state.name) else "")) for state, spec in pairs)
+        return list(zip((state.name for state, _ in pairs), request.app[SUMMARIES].parts(apps, complete=not own_only),
                         strict=True))
 
     def fallback(name: str, extra: dict[str, Any]) -> bytes:

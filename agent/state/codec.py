@@ -8,6 +8,7 @@ raise `RecordError` on anything malformed; the caller drops that one app's recor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from sys import intern
 from typing import Any
 
 from agent.model import (
@@ -55,7 +56,7 @@ def _ref(ref: ObjectRef) -> list[str]:
 def _ref_from(value: Any) -> ObjectRef:
     if not isinstance(value, list) or len(value) != 4 or not all(isinstance(v, str) for v in value):
         raise RecordError(f"not an object identity: {value!r}")
-    return ObjectRef(*value)
+    return ObjectRef(*map(intern, value))  # shared with every other copy of the same identity
 
 
 def _resource(resource: ResourceState) -> list[Any]:

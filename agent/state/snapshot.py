@@ -22,6 +22,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class SnapshotError(ValueError):
 class Snapshot:
     payload: dict[str, Any]
     written_at: float
+    checksum: str = ""  # hex SHA-256 of the payload bytes: what journal lines name as their base
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,18 @@ def encode_json(value: Any) -> bytes:
 
 def encode(payload: dict[str, Any] | bytes, *, written_at: float) -> bytes:
     """The file's bytes; `payload` may be given already encoded (a JSON object)."""
+    return _envelope(payload, written_at=written_at)[0]
+
+
+def _envelope(payload: dict[str, Any] | bytes, *, written_at: float) -> tuple[bytes, str]:
+    """The file's bytes and the payload's checksum."""
     body = payload if isinstance(payload, bytes) else encode_json(payload)
     checksum = hashlib.sha256(body).hexdigest()
-    header = f'{{"format":{FORMAT},"checksum":"sha256:{checksum}","written_at":{written_at!r},"payload":'
-    return header.encode() + body + _TRAILER
+    return b"".join((_header(checksum, written_at), body, _TRAILER)), checksum
+
+
+def _header(checksum: str, written_at: float) -> bytes:
+    return f'{{"format":{FORMAT},"checksum":"sha256:{checksum}","written_at":{written_at!r},"payload":'.encode()
 
 
 def decode(data: bytes) -> Snapshot:
@@ -84,7 +94,7 @@ def decode(data: bytes) -> Snapshot:
         raise SnapshotError(f"unreadable: {exc}") from exc
     if not isinstance(payload, dict):
         raise SnapshotError("payload is not an object")
-    return Snapshot(payload, written_at)
+    return Snapshot(payload, written_at, header[2].decode())
 
 
 class SnapshotFile:
@@ -100,6 +110,7 @@ class SnapshotFile:
         # Only a current file known to be good becomes the backup: after loading from the
         # backup because the current file was corrupt, the good backup is not overwritten.
         self._primary_good = False
+        self.checksum = ""  # of the current file's payload, once loaded or written by this process
 
     def load(self) -> Loaded:
         problems: list[str] = []
@@ -120,16 +131,22 @@ class SnapshotFile:
                 problems.append(f"{path}: {exc}")
                 continue
             self._primary_good = source == "primary"
+            self.checksum = snapshot.checksum if self._primary_good else ""
             return Loaded(source, snapshot, tuple(problems))
         return Loaded("absent" if missing == 2 else "empty", None, tuple(problems))
 
     def write(self, payload: dict[str, Any] | bytes, *, written_at: float) -> int:
         """Replace the snapshot atomically; returns its size. On error (disk full…) nothing changed."""
-        data = encode(payload, written_at=written_at)
+        body = payload if isinstance(payload, bytes) else encode_json(payload)
+        return self.write_parts([body], written_at=written_at)
+
+    def write_parts(self, parts: Iterable[bytes], *, written_at: float) -> int:
+        """`write` of the payload whose bytes are `parts` joined, never joined in memory: the snapshot
+        of ten thousand apps is tens of megabytes, and a copy or two of it the agent's peak memory."""
         with self._lock:
             temp = self.directory / f"{self._temp_prefix}{os.getpid()}-{next(self._counter)}"
             try:
-                _write_synced(temp, data)
+                size, checksum = _write_envelope(temp, parts, written_at=written_at)
                 if self._primary_good:
                     self._keep_backup()
                 os.replace(temp, self.primary)
@@ -138,8 +155,9 @@ class SnapshotFile:
                     temp.unlink()
                 raise
             self._primary_good = True
+            self.checksum = checksum
             _fsync_directory(self.directory)
-        return len(data)
+        return size
 
     def _keep_backup(self) -> None:
         """Make the current file the backup without a moment when no current file exists."""
@@ -168,15 +186,33 @@ class SnapshotFile:
         return removed
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_envelope(path: Path, parts: Iterable[bytes], *, written_at: float) -> tuple[int, str]:
+    """Write `encode(b"".join(parts))` to a new file and fsync it, part by part: the payload after room
+    for the header (whose length does not depend on the checksum), then the header with the checksum
+    of what was written. Returns the size and the checksum."""
+    header_size = len(_header("0" * 64, written_at))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        digest, size = hashlib.sha256(), header_size
+        os.lseek(fd, header_size, os.SEEK_SET)
+        for part in parts:
+            digest.update(part)
+            size += _write_all(fd, part)
+        size += _write_all(fd, _TRAILER)
+        checksum = digest.hexdigest()
+        os.lseek(fd, 0, os.SEEK_SET)
+        _write_all(fd, _header(checksum, written_at))
         os.fsync(fd)
     finally:
         os.close(fd)
+    return size, checksum
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return len(data)
 
 
 def _fsync_directory(directory: Path) -> None:

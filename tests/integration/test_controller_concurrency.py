@@ -35,8 +35,8 @@ from agent.config import AppSpec, RenderSettings
 from agent.controller import Controller, Outcome, Reconciler
 from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
-from agent.kube.client import load_configuration
-from agent.kube.ratelimit import TokenBucket
+from agent.kube.client import KubeRequest, load_configuration
+from agent.kube.ratelimit import ADAPTIVE_START, AdaptiveBucket, TokenBucket
 from agent.metrics import Metrics
 from agent.model import OperationRequest, SyncPolicy
 from tests.integration.helpers import configmap, eventually, settings_for
@@ -498,6 +498,47 @@ async def test_429_from_the_api_server_is_retried_after_its_retry_after(throttle
             retried += 1
     assert retried == observed[429] >= 1
     assert waited < 10
+
+
+async def test_the_adaptive_rate_halves_when_the_api_server_answers_429(throttled: Throttled) -> None:
+    """kube_qps = 0: requests queued behind the rate speed it up; APF's 429s halve it; all are answered."""
+    limiter = AdaptiveBucket(burst=5, name="flood")
+    rates: list[float] = []
+    observed: Counter[int] = Counter()
+
+    def observe(request: KubeRequest) -> None:
+        observed.update([request.code])
+        rates.append(limiter.rate)
+
+    client = await KubeClient.connect(str(throttled.kubeconfig), limiter=limiter, observer=observe)
+    hog = await KubeClient.connect(str(throttled.kubeconfig))
+    stop = asyncio.Event()
+
+    async def flood() -> None:  # single attempts, no retries: keeps the priority level's seats busy
+        while not stop.is_set():
+            await hog._send("GET", throttled.path, None, None, "application/json", "ConfigMap", None)
+
+    async def reads(count: int) -> list[Any]:
+        return await asyncio.gather(*(client.request("GET", throttled.path, kind="ConfigMap") for _ in range(count)))
+
+    try:
+        await reads(60)  # no flood yet: the requests wait for the rate, which grows
+        grown = limiter.rate
+        flooders = [asyncio.create_task(flood()) for _ in range(10)]
+        requests = asyncio.create_task(reads(60))
+        await until(lambda: limiter.decreases > 0, "the adaptive rate to go down after a 429", within=15)
+        stop.set()
+        await asyncio.gather(*flooders)
+        answers = await asyncio.wait_for(requests, timeout=30)
+    finally:
+        stop.set()
+        await client.close()
+        await hog.close()
+
+    assert grown > ADAPTIVE_START, f"the rate did not grow while requests waited: {grown}"
+    assert observed[429] >= 1
+    assert min(rates[rates.index(max(rates)):]) <= max(rates) / 2, "a 429 halves the rate"
+    assert all("items" in answer for answer in answers), "every request ends with the list"
 
 
 async def test_token_bucket_paces_requests_to_the_api_server(cluster: LocalCluster, namespace: str) -> None:

@@ -56,13 +56,15 @@ async def test_a_token_as_the_user_name_never_shows(
     assert missing["message"] == f"http://{at}: revision 'no-such-branch' not found (no such branch or tag)"
 
     state = tmp_path / "state" / "state.json"
-    await eventually(lambda: _contains(state, f"missing-{suffix}"), within=10, what="the state snapshot")
+    journal = tmp_path / "state" / "state.journal"  # the records changed since the snapshot
+    await eventually(lambda: _contains(state, f"missing-{suffix}", journal), within=10, what="the state snapshot")
     shown = {
         "API list": (await agent.get("/api/v1/applications"))[1],
         "API apps": "".join([(await agent.get(f"/api/v1/applications/{name}"))[1] for name in apps]),
         "metrics": (await agent.get("/metrics"))[1],
         "logs": agent.logs,
         "state.json": state.read_text(),
+        "state.journal": journal.read_text() if journal.exists() else "",
     }
     assert f"http://{at}" in shown["metrics"]  # the git request series are there, by the redacted URL
     for where, text in shown.items():
@@ -70,8 +72,9 @@ async def test_a_token_as_the_user_name_never_shows(
             assert token not in text, f"a token shows in the {where}"
 
 
-async def _contains(path: Path, text: str) -> bool:
-    return await asyncio.to_thread(lambda: path.exists() and text in path.read_text())
+async def _contains(path: Path, text: str, *more: Path) -> bool:
+    """Whether one of the files holds `text`."""
+    return await asyncio.to_thread(lambda: any(file.exists() and text in file.read_text() for file in (path, *more)))
 
 
 async def test_the_state_directory_and_cache_are_private_whatever_the_umask(
@@ -87,7 +90,8 @@ async def test_the_state_directory_and_cache_are_private_whatever_the_umask(
         os.umask(previous)
     await eventually(lambda: reconciled(agent, name, conditions=False), within=20, what="the app synced")
     state = tmp_path / "state"
-    await eventually(lambda: _contains(state / "state.json", name), within=10, what="the state snapshot")
+    await eventually(lambda: _contains(state / "state.json", name, state / "state.journal"), within=10,
+                     what="the state snapshot")
     exposed = await asyncio.to_thread(_open_to_others, state)
     assert not exposed, f"readable by others: {exposed[:10]}"
     assert stat.S_IMODE(state.stat().st_mode) == 0o700

@@ -64,15 +64,17 @@ def _etcd_call(url: str, body: dict[str, object]) -> dict[str, Any]:
     return answer
 
 
-def _script(verb: str, timeout: float | None = None, *, name: str = "") -> subprocess.CompletedProcess[str]:
+def _script(verb: str, timeout: float | None = None, *, name: str = "",
+            size: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), verb, *(["--name", name] if name else [])], cwd=REPO_ROOT,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, str(SCRIPT), verb, *(["--name", name] if name else []), *(["--size", size] if size else [])],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
     )
 
 
-def _checked(verb: str, timeout: float | None = None, *, name: str = "") -> subprocess.CompletedProcess[str]:
-    proc = _script(verb, timeout, name=name)
+def _checked(verb: str, timeout: float | None = None, *, name: str = "",
+             size: str = "") -> subprocess.CompletedProcess[str]:
+    proc = _script(verb, timeout, name=name, size=size)
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/local-cluster {verb} {name} exited {proc.returncode}:\n{proc.stderr}")
     return proc
@@ -95,11 +97,12 @@ def cached_binary(name: str) -> Path:
     return binary
 
 
-def ensure_cluster(name: str = "") -> LocalCluster:
+def ensure_cluster(name: str = "", *, size: str = "") -> LocalCluster:
     """Start the cluster (building the binaries on first use), start it again after `pause_cluster`,
-    or reuse the running one."""
+    or reuse the running one. `size`: `large` for benchmarks of many apps (`local-cluster up --size`);
+    a running cluster of another size is replaced."""
     already_running = _script("status", timeout=30, name=name).returncode == 0
-    lines = _checked("up", name=name).stdout.strip().splitlines()  # no timeout: a cold build takes minutes
+    lines = _checked("up", name=name, size=size).stdout.strip().splitlines()  # no timeout: a cold build takes minutes
     if not lines:
         raise RuntimeError(f"scripts/local-cluster up {name} printed no kubeconfig path")
     return LocalCluster(kubeconfig=Path(lines[-1]), bin_dir=_bin_dir(), started_here=not already_running, name=name)

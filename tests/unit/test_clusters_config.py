@@ -46,7 +46,7 @@ def test_clusters_by_kubeconfig_and_by_server_with_the_agents_rate_limit_as_defa
      "clusters[0].server: https://kubernetes.default.svc is the cluster the agent runs against"),
     ({"name": "edge", "context": "c", "server": "https://x", "token_file": "/t"},
      "clusters[0].context: needs kubeconfig"),
-    ({"name": "edge", "kubeconfig": "/k", "kube_qps": 0}, "clusters[0].kube_qps: must be at least 1"),
+    ({"name": "edge", "kubeconfig": "/k", "kube_qps": -1}, "clusters[0].kube_qps: must be 0 or more"),
     ({"name": "edge", "kubeconfig": "/k", "token": "x"}, "clusters[0].token: unknown key"),
 ])
 def test_a_cluster_entry_that_cannot_work_names_its_table_and_key(entry: dict[str, Any], message: str) -> None:

@@ -90,5 +90,7 @@ def test_the_claim_index_knows_who_declares_what_and_whom_a_change_concerns() ->
     assert index.claims("second", [REF]) == Claims({}, frozenset({"first"})), "known, and no longer declaring it"
     assert index.update("new", status("new", sync=SyncStatus.UNKNOWN)) == set()
     assert "new" not in index.claims("second", [REF]).known, "never compared: its declarations are unknown"
+    assert index.claims("second", [REF], owners={"first", "second", "new", ""}).known == frozenset({"first"}), \
+        "asked about some owners: those known and not itself"
     index.forget("first")
     assert index.claims("second", [REF]).known == frozenset()

@@ -1,9 +1,23 @@
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from agent.kube.client import MAX_RETRY_AFTER, _retry_after
-from agent.kube.ratelimit import TokenBucket
+from agent.kube.ratelimit import (
+    ADAPTIVE_CEILING,
+    ADAPTIVE_FLOOR,
+    ADAPTIVE_START,
+    ADAPTIVE_STEP,
+    MIN_WRITES,
+    WINDOW,
+    AdaptiveBucket,
+    RateState,
+    TokenBucket,
+    Window,
+    make_limiter,
+    next_rate,
+)
 
 
 class FakeClock:
@@ -41,7 +55,8 @@ async def test_idle_time_refills_up_to_burst_only() -> None:
 
 
 async def test_concurrent_waiters_are_all_served() -> None:
-    bucket = TokenBucket(rate=1000, burst=1)
+    clock = FakeClock()  # on the real clock, a busy machine may refill a token between two waiters
+    bucket = TokenBucket(rate=1000, burst=1, clock=clock, sleep=clock.sleep)
     results = await asyncio.gather(*(bucket.acquire() for _ in range(20)))
     assert len(results) == 20 and results[0] == 0.0 and all(w > 0 for w in results[1:])
 
@@ -103,3 +118,82 @@ def test_rate_and_burst_must_be_positive(rate: float, burst: int) -> None:
 ])
 def test_retry_after_header(header: str | None, seconds: float) -> None:
     assert _retry_after(header) == seconds
+
+
+# ---------------------------------------------------------------- the adaptive rate (kube_qps = 0)
+
+QUICK = Window(held_back=True, throttled=0, writes=50, write_seconds=50 * 0.02)
+
+
+def test_slow_start_doubles_while_requests_wait_and_the_server_is_quick() -> None:
+    state = RateState(50.0)
+    rates = []
+    for _ in range(4):
+        state, reason = next_rate(state, QUICK)
+        rates.append(state.rate)
+        assert reason == "requests waited"
+    assert rates == [100.0, 200.0, 400.0, 800.0]
+    assert next_rate(RateState(800.0), QUICK)[0].rate == ADAPTIVE_CEILING  # never above the ceiling
+
+
+def test_the_rate_holds_when_nothing_waited_for_it() -> None:
+    idle = replace(QUICK, held_back=False)
+    state, reason = next_rate(RateState(50.0), idle)
+    assert (state.rate, reason) == (50.0, "")
+
+
+def test_a_429_halves_the_rate_and_ends_slow_start() -> None:
+    state, reason = next_rate(RateState(400.0), replace(QUICK, throttled=3))
+    assert (state.rate, state.slow_start) == (200.0, False)
+    assert reason == "3 answers 429"
+    state, _ = next_rate(state, QUICK)  # then it grows by a step, not by doubling
+    assert state.rate == 200.0 + ADAPTIVE_STEP
+
+
+def test_halving_stops_at_the_floor() -> None:
+    state = RateState(8.0, slow_start=False)
+    for _ in range(3):
+        state, _ = next_rate(state, replace(QUICK, throttled=1))
+    assert state.rate == ADAPTIVE_FLOOR
+
+
+def test_writes_far_slower_than_usual_halve_the_rate() -> None:
+    state, _ = next_rate(RateState(400.0), QUICK)  # writes usually take 20 ms; the rate doubled to 800
+    slow = replace(QUICK, write_seconds=50 * 2.5)
+    state, reason = next_rate(state, slow)
+    assert state.rate == 400.0 and not state.slow_start
+    assert reason == "writes took 2.50s on average"
+    few = replace(QUICK, writes=MIN_WRITES - 1, write_seconds=(MIN_WRITES - 1) * 9.0)
+    assert next_rate(state, few)[0].rate > state.rate, "too few writes to judge their latency"
+
+
+def test_writes_that_are_always_slow_are_the_usual_not_congestion() -> None:
+    """A cluster whose every write takes 3 s (a slow admission webhook) is not throttled to the floor."""
+    always = replace(QUICK, write_seconds=50 * 3.0)
+    state = RateState(50.0)
+    for _ in range(3):
+        state, reason = next_rate(state, always)
+        assert reason == "requests waited"
+    assert state.rate == 400.0
+
+
+async def test_the_adaptive_bucket_speeds_up_under_demand_and_slows_down_on_429() -> None:
+    clock = FakeClock()
+    bucket = AdaptiveBucket(burst=10, clock=clock, sleep=clock.sleep)
+    assert bucket.rate == ADAPTIVE_START
+    for _ in range(300):  # far more demand than the rate: requests wait; the server answers at once
+        await bucket.acquire()
+        bucket.answered(status=201, seconds=0.01, write=True)
+    peak = bucket.rate
+    assert peak >= 8 * ADAPTIVE_START  # 50 → 100 → 200 → 400 within the first second
+    clock.now += WINDOW
+    bucket.answered(status=429, seconds=0.01, write=True)
+    assert bucket.rate == peak / 2 and bucket.decreases == 1
+
+
+def test_kube_qps_zero_adapts_and_a_number_is_a_fixed_rate() -> None:
+    assert make_limiter(0, 100).adaptive
+    fixed = make_limiter(20, 40)
+    assert not fixed.adaptive and (fixed.rate, fixed.burst) == (20, 40)
+    fixed.answered(status=429, seconds=5.0, write=True)
+    assert fixed.rate == 20

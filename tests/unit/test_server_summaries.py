@@ -33,3 +33,18 @@ def test_an_unchanged_status_is_not_encoded_again() -> None:
     assert cache._encoded["shop"][2] is encoded
     cache.body([(AppState.new("ledger"), Declared("core"))])
     assert "shop" not in cache._encoded
+
+
+def test_the_whole_list_is_built_again_only_after_a_change_to_the_table() -> None:
+    cache = SummaryCache()
+    built: list[int] = []
+    shop = AppState.new("shop")
+
+    def apps() -> list[tuple[AppState, Declared]]:
+        built.append(1)
+        return [(shop, Declared("payments"))]
+
+    first = cache.everything(1, apps)
+    assert cache.everything(1, apps) is first and len(built) == 1, "a poll of an unchanged table costs nothing"
+    shop = replace(shop, status=replace(shop.status, sync_status=SyncStatus.SYNCED))
+    assert json.loads(cache.everything(2, apps))[0]["sync_status"] == "Synced" and len(built) == 2

@@ -181,11 +181,12 @@ async def test_a_failed_write_keeps_the_old_snapshot_and_is_retried(tmp_path: Pa
     store = StateStore(directory, observer=metrics)
     store.update("shop", state_to_dict(full_record(history=1)))
     assert await store.write()
-    store.file.directory = tmp_path / "gone"  # the directory vanished under the agent: every write fails
+    # The directory vanished under the agent: every write fails, an append to the journal as a full one.
+    store.file.directory = store.journal.directory = tmp_path / "gone"
     store.update("shop", state_to_dict(full_record(history=3)))
     assert not await store.write()
     assert 'gitops_agent_state_write_total{result="failed"} 1.0' in metrics.exposition().decode()
     assert (await StateStore(directory).load()).states["shop"].history == full_record(history=1).history
-    store.file.directory = directory
+    store.file.directory = store.journal.directory = directory
     assert await store.write()
     assert len((await StateStore(directory).load()).states["shop"].history) == 3
