@@ -212,6 +212,28 @@ class Metrics:
             "gitops_agent_leader", "1 while this replica holds the leader lease (always 1 without leader election).",
             registry=self.registry,
         )
+        self.shard_buckets = Gauge(
+            "gitops_agent_shard_buckets", "With sharding: the buckets whose apps run on this replica (of 64).",
+            registry=self.registry,
+        )
+        self.shard_members = Gauge(
+            "gitops_agent_shard_members", "With sharding: the live members this replica sees, itself included.",
+            registry=self.registry,
+        )
+        self.shared_state_writes = Counter(
+            "gitops_agent_shared_state_writes_total",
+            "With sharding: writes of a bucket's shared state (one ConfigMap) by result (succeeded, failed).",
+            ["result"], registry=self.registry,
+        )
+        self.shared_state_bytes = Gauge(
+            "gitops_agent_shared_state_bytes", "With sharding: the compressed size of the last bucket state written.",
+            registry=self.registry,
+        )
+        self.peer_requests = Counter(
+            "gitops_agent_peer_requests_total",
+            "With sharding: requests to other replicas (forwarded API calls, list fan-out, webhooks) by result "
+            "(answered, unreachable).", ["kind", "result"], registry=self.registry,
+        )
         self.state_loads = Counter(
             "gitops_agent_state_load_total",
             "State snapshot loads at start-up by result: primary, backup (the current snapshot was unusable), "
@@ -343,6 +365,19 @@ class Metrics:
             if full:
                 self.state_bytes.set(size)
             self.state_last_write.set(time.time())
+
+    def observe_shards(self, *, working: bool, buckets: int, members: int) -> None:
+        self.leader.set(1 if working else 0)  # a working member shows its own apps' series, as a leader does
+        self.shard_buckets.set(buckets)
+        self.shard_members.set(members)
+
+    def observe_shared_write(self, *, ok: bool, size: int) -> None:
+        self.shared_state_writes.labels("succeeded" if ok else "failed").inc()
+        if ok:
+            self.shared_state_bytes.set(size)
+
+    def observe_peer_request(self, kind: str, result: str) -> None:
+        self.peer_requests.labels(kind, result).inc()
 
     def observe_config_reload(self, *, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "error").inc()

@@ -22,7 +22,7 @@ from agent.kube.clusters import ClusterOptions, ClusterRegistry
 from agent.kube.incluster import pod_namespace
 from agent.kube.ratelimit import make_limiter
 from agent.kube.watch import WatchCache
-from agent.lifecycle import Lifecycle, build_leadership
+from agent.lifecycle import Leading, Lifecycle, build_leadership, build_sharding
 from agent.metrics import Metrics
 from agent.model import IN_CLUSTER
 from agent.notifications import Notifications
@@ -31,7 +31,10 @@ from agent.reloader import Reloader
 from agent.render import Renderer
 from agent.server import build_app, serve
 from agent.server.auth import ApiAuth, server_tls
+from agent.server.sharding import webhook_forwarder
 from agent.server.webhook import WebhookReceiver
+from agent.shard.coordinator import ShardCoordinator
+from agent.shard.peers import Peers, peer_tls
 from agent.source import GitSource
 from agent.state import StateStore
 
@@ -186,11 +189,17 @@ async def run_agent(settings: Settings) -> int:
                                           if cluster.kube is not None and cluster.kube.limiter is not None]
     controller = build_controller(settings, kube, metrics, clusters=clusters)
     try:
-        leadership = build_leadership(agent, kube, controller, metrics, gate_writes=clusters.gate_writes)
+        leadership: Leading = build_sharding(agent, kube, controller, metrics, gate_writes=clusters.gate_writes,
+                                             tls=tls is not None) if agent.sharding.enabled else \
+            build_leadership(agent, kube, controller, metrics, gate_writes=clusters.gate_writes)
     except AgentError as exc:
         log.error("%s", exc)
         await kube.close()
         return 1
+    shards = leadership if isinstance(leadership, ShardCoordinator) else None
+    peers = None if shards is None else Peers(identity=shards.identity, observer=metrics,
+                                               ssl_context=peer_tls(settings.auth.tls_cert_file if settings.auth
+                                                                    else ""))
     await controller.restore()  # status is served from the snapshot at once
     follow_projects(controller, auth)
     await start_clusters(clusters, agent)
@@ -200,12 +209,14 @@ async def run_agent(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     webhook = WebhookReceiver(settings, controller, metrics)
+    if shards is not None and peers is not None:
+        webhook.forward = webhook_forwarder(shards, peers)
     reloader = Reloader(settings.source, controller=controller, metrics=metrics, notifier=notifier, webhook=webhook,
                         auth=auth, clusters=clusters)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
         app = build_app(controller=controller, metrics_=metrics, kube_check=kube.ping, webhook=webhook,
-                        leadership=leadership, auth=auth, cluster_check=clusters.readiness)
+                        leadership=leadership, auth=auth, cluster_check=clusters.readiness, shards=shards, peers=peers)
         async with serve(app, agent.listen_host, agent.listen_port, ssl_context=tls):
             log.info("gitops-agent %s started: %d applications, %d clusters, API server %s, listening on %s",
                      __version__, len(settings.applications), len(clusters.clusters()), kube.host, agent.listen)
@@ -221,6 +232,8 @@ async def run_agent(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        if peers is not None:
+            await peers.close()
         await _close(reloader, repo_secrets, clusters, kube)
     log.info("stopped")
     return 0

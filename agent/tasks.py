@@ -20,6 +20,7 @@ class TaskSet:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._named: dict[str, asyncio.Task[Any]] = {}  # the latest task of each name
         self._closing = False
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -27,15 +28,19 @@ class TaskSet:
         # watch) must not carry what that reconcile set, e.g. whose requests to count.
         task = asyncio.create_task(coro, name=name, context=contextvars.Context())
         self._tasks.add(task)
+        self._named[name] = task
         task.add_done_callback(self._finished)
         return task
 
     def named(self, name: str) -> asyncio.Task[Any] | None:
         """The running task called `name`, if any."""
-        return next((task for task in self._tasks if task.get_name() == name), None)
+        task = self._named.get(name)
+        return task if task is not None and not task.done() else None
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        if self._named.get(task.get_name()) is task:
+            del self._named[task.get_name()]
         if task.cancelled():
             return
         exc = task.exception()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.config.agent import AgentSettings, LeaderElectionSettings, parse_agent
+from agent.config.agent import AgentSettings, LeaderElectionSettings, ShardingSettings, parse_agent
 from agent.config.apps import AppSpec, parse_app
 from agent.config.auth import AuthSettings, check_listen, parse_auth
 from agent.config.clusters import parse_clusters
@@ -59,6 +59,7 @@ __all__ = [
     "RepoSpec",
     "RetryPolicy",
     "Settings",
+    "ShardingSettings",
     "SyncPolicy",
     "load_settings",
     "parse_duration",

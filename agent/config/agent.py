@@ -32,6 +32,16 @@ class LeaderElectionSettings:
 
 
 @dataclass(frozen=True)
+class ShardingSettings:
+    """`sharding = true`: every replica does work, each the apps its buckets hold (agent.shard).
+    The member Leases use leader election's namespace and timings."""
+
+    enabled: bool = False
+    name: str = "gitops-agent"  # prefix of the member Leases and the shared-state ConfigMaps
+    advertise_url: str = ""  # how peers reach this replica's API; empty: http(s)://$POD_IP:<listen port>
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     listen: str = "127.0.0.1:8080"
     state_dir: Path = Path("/var/lib/gitops-agent")
@@ -58,6 +68,7 @@ class AgentSettings:
     metrics_families: frozenset[str] = frozenset(METRICS_FAMILIES)  # which metric names /metrics shows
     render: RenderSettings = field(default_factory=RenderSettings)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    sharding: ShardingSettings = ShardingSettings()
 
     @property
     def listen_host(self) -> str:
@@ -97,6 +108,7 @@ def parse_agent(table: Table) -> AgentSettings:
         metrics_families=_metrics_families(table),
         render=_render_settings(table),
         leader_election=_leader_election_settings(table),
+        sharding=_sharding_settings(table),
     )
     if settings.webhook_secret_env and settings.webhook_secret_file:
         raise table.error("webhook_secret_file", "give webhook_secret_env or webhook_secret_file, not both")
@@ -106,6 +118,10 @@ def parse_agent(table: Table) -> AgentSettings:
         raise table.error("git_timeout", "must be greater than zero")
     if settings.poll_interval <= 0:
         raise table.error("poll_interval", "must be greater than zero")
+    if settings.sharding.enabled and settings.leader_election.enabled:
+        raise table.error("sharding", "replaces leader election (every replica works, on the apps it owns): set "
+                                      "leader_election = false; sharding uses the leader_election_namespace and "
+                                      "timing keys")
     table.finish()
     return settings
 
@@ -164,4 +180,20 @@ def _leader_election_settings(table: Table) -> LeaderElectionSettings:
                           "must be longer than 1.2 times leader_election_retry_period (renewals are jittered)")
     if settings.lease_duration <= settings.renew_deadline:
         raise table.error("leader_election_lease_duration", "must be longer than leader_election_renew_deadline")
+    return settings
+
+
+def _sharding_settings(table: Table) -> ShardingSettings:
+    """The `sharding*` keys and `advertise_url` of `[agent]`."""
+    defaults = ShardingSettings()
+    settings = ShardingSettings(
+        enabled=table.get("sharding", bool, defaults.enabled),
+        name=table.get("sharding_name", str, defaults.name),
+        advertise_url=table.get("advertise_url", str, defaults.advertise_url),
+    )
+    # Objects are named `<name>-member-<identity>`, `<name>-shards` and `<name>-state-<bucket>`.
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", settings.name):
+        raise table.error("sharding_name", f"must be a DNS label of at most 40 characters, not {settings.name!r}")
+    if settings.advertise_url and not re.fullmatch(r"https?://[^/\s?#]+", settings.advertise_url):
+        raise table.error("advertise_url", f"must be http(s)://HOST:PORT (no path), not {settings.advertise_url!r}")
     return settings

@@ -52,6 +52,9 @@ AGENT_KEYS: dict[str, str] = {
     "leader_election_lease_duration": "leader_election.lease_duration",
     "leader_election_renew_deadline": "leader_election.renew_deadline",
     "leader_election_retry_period": "leader_election.retry_period",
+    "sharding": "sharding.enabled",
+    "sharding_name": "sharding.name",
+    "advertise_url": "sharding.advertise_url",
 }
 
 # [agent] keys a running agent takes over on reload. Every other key is fixed at start-up:

@@ -46,6 +46,7 @@ from agent.source import GitSource
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
+MAX_NESTING = 8  # parents of parents followed at once (deeper ones follow as their records arrive)
 MAX_TREE_ROUNDS = 4  # reads one generation may need: a matrix's second git generator needs a second
 TREE_CACHE = 32  # repository listings kept, by (repository, commit)
 
@@ -226,6 +227,47 @@ class Adoption:
                 child_state = controller.apps.state(child.name)
                 if child_state is not None and child_state.adopted is not None:
                     pending.append(child.name)
+
+    # ------------------------------------------------------------- sharding: a parent running elsewhere
+
+    async def follow(self, parent: str, *, depth: int = 0) -> None:
+        """Make this replica's children of `parent` those its record (written by the replica running it)
+        names: new ones are added (and run here when their buckets are this replica's), changed ones
+        respecified, and those gone from it stop here. A child gone from its parent's record was removed
+        by a render without it; the replica running the child deletes its objects when its definition
+        had the resources finalizer (agent.controller.removal refuses everywhere else)."""
+        controller = self._controller
+        async with controller.reload_lock:
+            state = controller.apps.state(parent)
+            if state is None or (state.adopted is None and not self._children(parent)):
+                return
+            adopted = state.adopted or Adopted()
+            self._restore_projects(parent, adopted)
+            nested = []
+            for child in adopted.children:
+                spec, refusal = child_spec(child, parent=parent)
+                worker = controller.apps.workers.get(child.name)
+                if worker is None:
+                    worker = controller.apps.add(spec)
+                    controller.spawn_loop(worker)
+                elif worker.spec.parent != parent:
+                    continue  # declared elsewhere (the configuration): never another's app
+                elif worker.spec != spec:
+                    async with worker.lock:
+                        controller.apps.respecify(spec, desired_changed=desired_state_changed(worker.spec, spec))
+                    controller.request_refresh(child.name)
+                if worker.refusal != refusal:
+                    worker.refusal = refusal
+                    worker.wake.set()
+                child_state = controller.apps.state(child.name)
+                if child_state is not None and child_state.adopted is not None and not controller.runs(child.name):
+                    nested.append(child.name)
+            for name in sorted(self._children(parent).keys() - adopted.names):
+                worker = controller.apps.workers[name]
+                await self.remove_child(worker.spec, delete_resources=worker.spec.prune_on_delete,
+                                        why=f"the application is no longer declared by {parent}")
+        for name in nested if depth < MAX_NESTING else ():
+            await self.follow(name, depth=depth + 1)
 
     def _restore_projects(self, parent: str, adopted: Adopted) -> None:
         projects = self._controller.projects

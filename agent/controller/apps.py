@@ -16,8 +16,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import Any, Protocol
 
 from agent.config import AppSpec
 from agent.controller.claims import ClaimIndex
@@ -27,12 +28,23 @@ from agent.errors import AgentError, KubeError, KubeUnreachable
 from agent.metrics import Metrics
 from agent.model import AppState, AppStatus, AutoSyncPause, InventoryEntry
 from agent.notifications import Notifications, Pending
-from agent.state import LoadResult, StateStore, state_to_dict
+from agent.shard.records import merged
+from agent.state import LoadResult, RecordError, StateStore, state_to_dict
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
 
 DestServer = Callable[[AppSpec], str]  # the server URL of the app's cluster, for metrics
+
+
+class SharedSink(Protocol):
+    """Where the durable part of owned apps' states goes with sharding (agent.shard.shared)."""
+
+    def update(self, state: AppState) -> None: ...
+
+    def forget(self, name: str) -> None: ...
+
+    async def write_now(self, name: str) -> bool: ...
 
 
 class AppTable:
@@ -52,6 +64,10 @@ class AppTable:
         # Per cluster: a rebuild that waits on one cluster does not hold up another's.
         self._inventory_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.claims = ClaimIndex()  # which app declares which object: read by the ownership rules
+        # With sharding: whether an app runs here (only then are its notifications decided and its
+        # metrics shown), and where the durable part of those apps' states goes.
+        self.owns: Callable[[str], bool] = _everything
+        self.shared: SharedSink | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -89,7 +105,7 @@ class AppTable:
         if current.version != base.version:
             next_state = replace(next_state, pause=current.pause)
         stored = replace(next_state, version=current.version + 1, notified=current.notified)  # marks: ours alone
-        pending = self._decide(current, stored)
+        pending = self._decide(current, stored) if self.owns(base.name) else None
         if pending is not None:
             persist = persist or pending.marks != current.notified
             stored = replace(stored, notified=pending.marks)
@@ -139,7 +155,8 @@ class AppTable:
         self.store(current, replace(current, inventory=entries, kinds=kinds, inventory_known=True))
 
     def _observe(self, state: AppState, spec: AppSpec) -> None:
-        self._metrics.observe_status(state.status, app=spec, dest_server=self._dest_server(spec))
+        if self.owns(state.name):  # every replica knows every app; each shows the metrics of its own
+            self._metrics.observe_status(state.status, app=spec, dest_server=self._dest_server(spec))
 
     async def ensure_inventory(self, name: str, reconciler: AppReconciler) -> AgentError | None:
         """Rebuild, once and for every app of the same cluster that needs it, the inventory the snapshot
@@ -171,18 +188,59 @@ class AppTable:
                      extra={"duration": round(time.time() - started, 3)})
         return None
 
-    def forget_cluster(self) -> None:
+    def forget_cluster(self, names: Iterable[str] | None = None) -> None:
         """What was learned from the cluster may be out of date (another replica led meanwhile): every
-        inventory is rebuilt before the next prune, and a sync in progress plans again from its first wave."""
-        for name, current in self._states.items():
+        inventory (of `names`, default all) is rebuilt before the next prune, and a sync in progress
+        plans again from its first wave."""
+        for name in list(self._states) if names is None else [n for n in names if n in self._states]:
+            current = self._states[name]
             operation = current.operation and replace(current.operation, plan=None)
             self._states[name] = replace(current, inventory_known=False, operation=operation, unchanged=None,
                                          version=current.version + 1)
         self.changes += 1
 
+    def from_shared(self, name: str, record: Mapping[str, Any], *, owned: bool) -> AppState | None:
+        """The durable part of the app's state as its owner wrote it (agent.shard.records). For an app
+        running elsewhere: what the API shows of it here. For one just taken over (`owned`): what its
+        first reconcile starts from, its inventory rebuilt from the cluster first. An app not configured
+        here (yet: a child whose parent's record is still to come) is remembered for when it is; a
+        record this version cannot read is ignored (the local state stays)."""
+        current = self._states.get(name)
+        try:
+            state = merged(current or self._unclaimed.get(name) or AppState.new(name), record)
+        except RecordError as exc:
+            log.warning("shared state of the application ignored: %s", exc, extra={"app": name})
+            return None
+        if current is None:
+            self._unclaimed[name] = state
+            return None
+        spec = self.workers[name].spec
+        operation = state.operation and replace(state.operation, plan=None)
+        state = replace(state, version=current.version + 1, operation=operation, unchanged=None, diffs={},
+                        inventory_known=current.inventory_known and not owned).on_cluster(spec.cluster)
+        self._states[name] = state
+        self.changes += 1
+        if state.status.resources != current.status.resources:
+            self._wake(self.claims.update(name, state.status))
+        self._observe(state, spec)
+        self.persist(name)  # into the local snapshot; an owned one's shared record is unchanged by it
+        return state
+
+    def released(self, name: str) -> None:
+        """The app runs elsewhere now: its metric series are the new owner's to show."""
+        self._metrics.forget_app(name)
+
+    async def durable(self, name: str) -> None:
+        """With sharding: the app's durable part is in the cluster before the caller goes on (a pause
+        must outlive its owner, even one killed right after answering)."""
+        if self.shared is not None and self.owns(name) and not await self.shared.write_now(name):
+            log.warning("shared state not written at once; it is written again shortly", extra={"app": name})
+
     def persist(self, name: str) -> None:
         if self._snapshot is not None and self._restored and name in self._states:
             self._snapshot.update(name, state_to_dict(self._states[name]))
+        if self.shared is not None and name in self._states and self.owns(name):
+            self.shared.update(self._states[name])
 
     # ------------------------------------------------------------- the snapshot
 
@@ -224,7 +282,8 @@ class AppTable:
     def remove(self, name: str, *, keep: bool) -> None:
         """An app the configuration lost (`on-deleted`); with `keep`, its state is remembered should it come back."""
         state = self._states[name]
-        pending = self._decide(state, state, deleted_at=time.time())
+        owned = self.owns(name)
+        pending = self._decide(state, state, deleted_at=time.time()) if owned else None
         if pending is not None:
             state = replace(state, notified=pending.marks)
         del self._states[name]
@@ -234,6 +293,8 @@ class AppTable:
         self._metrics.forget_app(name)
         if self._snapshot is not None:
             self._snapshot.forget(set(self._states))
+        if self.shared is not None and owned:
+            self.shared.forget(name)
         self._submit(pending)
         if self.notifications is not None:
             self.notifications.forget(name)
@@ -249,3 +310,7 @@ class AppTable:
             current = self._states[spec.name]
             self.store(current, replace(current, last_sync=None, unchanged=None).on_cluster(spec.cluster))
             self.workers[spec.name].retry_at = None
+
+
+def _everything(name: str) -> bool:
+    return True

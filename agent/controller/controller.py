@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import random
 import time
 from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from agent.config import AppSpec, Settings
 from agent.controller.adoption import Adoption
@@ -51,6 +53,11 @@ class QueueFull(Exception):
     """An app has as many distinct manual requests waiting as it may; the caller should retry later."""
 
 
+class Elsewhere(Exception):
+    """With sharding: the app runs on another replica (or, during a hand-over, on none); the API
+    forwards such requests to the owner, so this is seen only in the moment an app moves."""
+
+
 class Controller:
     def __init__(self, settings: Settings, reconciler: AppReconciler, metrics: Metrics, *,
                  state: StateStore | None = None, notifications: Notifications | None = None,
@@ -69,6 +76,8 @@ class Controller:
         self.adoption = Adoption(self, source=source)  # Argo CD definitions in renders: apps and projects
         self._tasks = TaskSet()
         self.running = False  # app loops run: this replica leads (or needs no election)
+        # With sharding: whether the app's loop belongs to this replica (agent.shard.coordinator).
+        self.runs: Callable[[str], bool] = _everywhere
         self.loops = AppLoops(self, self.adoption, metrics, random_fraction=random_fraction)
         self._restored = False
         self._restore_lock = asyncio.Lock()
@@ -101,11 +110,12 @@ class Controller:
 
     @property
     def all_reconciled(self) -> bool:
-        return all(worker.reconciled for worker in self.apps.workers.values())
+        return all(worker.reconciled for name, worker in self.apps.workers.items() if self.runs(name))
 
     def not_yet_reconciled(self) -> list[str]:
-        """Apps not reconciled by this process yet (a status restored from the snapshot does not count)."""
-        return sorted(name for name, worker in self.apps.workers.items() if not worker.reconciled)
+        """Apps not reconciled by this process yet (a status restored from the snapshot does not count);
+        with sharding, of those it runs."""
+        return sorted(name for name, worker in self.apps.workers.items() if not worker.reconciled and self.runs(name))
 
     # ------------------------------------------------------------- commands
 
@@ -161,7 +171,7 @@ class Controller:
         names = []
         for name, worker in sorted(self.apps.workers.items()):
             spec = worker.spec
-            if normalize_url(spec.repo) in wanted and push_matches_revision(ref, spec.revision):
+            if self.runs(name) and normalize_url(spec.repo) in wanted and push_matches_revision(ref, spec.revision):
                 self.reconciler.forget_revisions(spec.repo)
                 worker.webhook_pending = True
                 worker.wake.set()
@@ -186,6 +196,8 @@ class Controller:
             return None
         if not self.running:
             return self._not_running(name, "this agent is not the leader (or is stopping): only the leader syncs")
+        if not self.runs(name):
+            return self._not_running(name, f"application {name} runs on another replica (it is moving): try again")
         if request.revision is not None and self.projects.permits_repo(worker.spec):  # else the reconcile refuses
             await self.reconciler.check_manual_revision(worker.spec, request.revision,
                                                         {entry.revision for entry in state.history})
@@ -204,6 +216,8 @@ class Controller:
         worker, state = self.apps.workers.get(name), self.apps.state(name)
         if worker is None or state is None:
             return None
+        if not self.runs(name):
+            raise Elsewhere(f"application {name} runs on another replica (it is moving): try again")
         await self.restore()
         target = rollback_target(state.history, revision)
         previous = state.pause
@@ -214,6 +228,7 @@ class Controller:
         except AgentError:
             tracked = state.tracked_sha  # a later commit than this still resumes
         self.apps.set_pause(name, AutoSyncPause(f"rolled back to {target.revision[:7]}", tracked, time.time()))
+        await self.apps.durable(name)
         log.warning("rollback: auto-sync paused", extra={"app": name, "revision": target.revision,
                                                           "author": target.author, "initiated_by": initiated_by})
         try:
@@ -224,6 +239,7 @@ class Controller:
             raise
         if result is not None and result.sync is None:
             self.apps.set_pause(name, previous)
+        await self.apps.durable(name)  # what it synced, with its history entry, outlives this replica too
         return result
 
     async def resume(self, name: str) -> bool | None:
@@ -232,10 +248,13 @@ class Controller:
         state = self.apps.state(name)
         if state is None:
             return None
+        if not self.runs(name):
+            raise Elsewhere(f"application {name} runs on another replica (it is moving): try again")
         await self.restore()
         paused = state.pause is not None
         if paused:
             self.apps.set_pause(name, None)
+            await self.apps.durable(name)
             log.warning("auto-sync resumed on request", extra={"app": name})
         self.request_refresh(name)
         return paused
@@ -275,15 +294,19 @@ class Controller:
             self.spawn_loop(worker)
 
     def spawn_loop(self, worker: AppWorker) -> None:
-        if self.running:
+        if self.running and self.runs(worker.spec.name) and self._tasks.named(f"app:{worker.spec.name}") is None:
             self._tasks.spawn(f"app:{worker.spec.name}", self.loops.run(worker))
 
-    async def cancel_loop(self, worker: AppWorker, why: str) -> None:
-        """End one app's loop (its reconcile in flight is cancelled); requests waiting get `why`."""
+    async def cancel_loop(self, worker: AppWorker, why: str, *, within: float | None = None) -> None:
+        """End one app's loop (its reconcile in flight is cancelled); requests waiting get `why`.
+        With `within`: a loop that has not ended by then is logged, with where it waits, and left."""
         loop = self._tasks.named(f"app:{worker.spec.name}")
         if loop is not None:
             loop.cancel()
-            await asyncio.gather(loop, return_exceptions=True)
+            done, _ = await asyncio.wait([loop], timeout=within)
+            if not done:
+                log.error("the application's loop did not end within %.0fs of being cancelled; it can no "
+                          "longer write", within or 0.0, extra={"app": worker.spec.name, "stack": _stack_of(loop)})
         worker.abandon(self._not_running(worker.spec.name, why))
 
     async def halt(self) -> None:
@@ -336,3 +359,13 @@ class Controller:
 
     def _not_running(self, app: str, message: str) -> ReconcileResult:
         return not_running(self.apps.state(app), app, message)
+
+
+def _everywhere(name: str) -> bool:
+    return True
+
+
+def _stack_of(task: asyncio.Task[Any]) -> str:
+    buffer = io.StringIO()
+    task.print_stack(file=buffer)
+    return buffer.getvalue()

@@ -24,6 +24,7 @@ from agent.controller.worker import AppWorker, PendingRequest, next_delay
 from agent.errors import InvalidSpec, NotLeader
 from agent.metrics import Metrics
 from agent.model import AppState, OperationRequest, SyncTrigger
+from agent.shard.acting import acting_for
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
@@ -104,7 +105,8 @@ class AppLoops:
             self._in_flight += 1
             self._idle.clear()
             try:
-                base, outcome = await self._reconcile(worker, request, trigger)
+                with acting_for(worker.spec.name):  # the write gate asks for whom (sharding)
+                    base, outcome = await self._reconcile(worker, request, trigger)
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:

@@ -14,6 +14,7 @@ from agent.config import AppSpec
 from agent.controller.host import ControllerParts
 from agent.controller.teardown import Teardown
 from agent.errors import AgentError
+from agent.shard.acting import acting_for
 
 log = logging.getLogger("agent.controller.controller")  # the events' logger name stays the controller's
 
@@ -25,7 +26,8 @@ async def remove_app(controller: ControllerParts, spec: AppSpec, *, delete_resou
     worker = controller.apps.workers[spec.name]
     async with worker.lock:
         await controller.cancel_loop(worker, why)
-        teardown = await _teardown(controller, spec) if delete_resources else None
+        with acting_for(spec.name):  # the write gate asks for whom (sharding)
+            teardown = await _teardown(controller, spec) if delete_resources else None
         controller.apps.remove(spec.name, keep=not delete_resources)
     if not delete_resources:
         log.info("%s; its objects stay in the cluster", why, extra={"app": spec.name})
@@ -37,6 +39,10 @@ async def _teardown(controller: ControllerParts, spec: AppSpec) -> Teardown | No
     if not controller.running:
         log.warning("application removed with prune_on_delete, but this replica does not lead: "
                     "nothing deleted", extra={"app": spec.name})
+        return None
+    if not controller.runs(spec.name):  # sharding: only the replica running the app writes for it
+        log.info("application removed with prune_on_delete; it runs on another replica, which deletes its "
+                 "objects", extra={"app": spec.name})
         return None
     problem = "cannot list its objects; nothing deleted"
     failed = await controller.ensure_inventory(controller.apps.workers[spec.name])  # what it owns, if not known

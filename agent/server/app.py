@@ -33,9 +33,11 @@ from agent.server.auth import (
 from agent.server.auth import middleware as auth_middleware
 from agent.server.guard import guard
 from agent.server.probe import ClusterCheck, KubeCheck, SharedProbe
+from agent.server.sharding import PEERS, SHARDS, ShardView, forward_to_owner, owner_fields, sharded_list
 from agent.server.views import hook_view, not_found, ref_view
 from agent.server.webhook import WebhookReceiver
 from agent.server.webhook import add_routes as add_webhook_routes
+from agent.shard.peers import Peers
 from agent.source import redact_url
 
 CONTROLLER = web.AppKey("controller", Controller)
@@ -47,15 +49,17 @@ LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 
 @dataclass(frozen=True)
 class Declared:
-    """What an app's summary shows of its declaration: where it deploys, its project, its parent."""
+    """What an app's summary shows of its declaration: where it deploys, its project, its parent, and
+    (with sharding) the replica that runs it."""
 
     namespace: str
     project: str = DEFAULT_PROJECT
     parent: str = ""  # the app whose render declared it (Argo CD definitions); "" for a TOML app
+    owner: str = ""
 
     @classmethod
-    def of(cls, spec: AppSpec | None) -> Declared:
-        return cls("") if spec is None else cls(spec.namespace, spec.project, spec.parent)
+    def of(cls, spec: AppSpec | None, *, owner: str = "") -> Declared:
+        return cls("", owner=owner) if spec is None else cls(spec.namespace, spec.project, spec.parent, owner)
 
 
 class SummaryCache:
@@ -78,22 +82,32 @@ class SummaryCache:
 
     def body(self, apps: Iterable[tuple[AppState, Declared]]) -> bytes:
         """A JSON array of the summaries of (state, declaration) pairs, in order."""
+        return b"[" + b",".join(self.parts(apps)) + b"]"
+
+    def parts(self, apps: Iterable[tuple[AppState, Declared]], *, complete: bool = True) -> list[bytes]:
+        """The encoded summary of each pair; with `complete`, the apps not given are forgotten."""
         parts, seen = [], set()
         for state, declared in apps:
             seen.add(state.name)
             cached = self._encoded.get(state.name)
             if cached is None or cached[0] is not state or cached[1] != declared:
-                encoded = json.dumps(app_summary(state, namespace=declared.namespace, project=declared.project,
-                                                 parent=declared.parent)).encode()
+                encoded = json.dumps(summary_of(state, declared)).encode()
                 cached = self._encoded[state.name] = (state, declared, encoded)
             parts.append(cached[2])
-        if len(seen) < len(self._encoded):  # apps removed, or not shown to this caller
+        if complete and len(seen) < len(self._encoded):  # apps removed, or not shown to this caller
             for gone in self._encoded.keys() - seen:
                 del self._encoded[gone]
-        return b"[" + b",".join(parts) + b"]"
+        return parts
 
 
 SUMMARIES = web.AppKey("summaries", SummaryCache)
+
+
+def summary_of(state: AppState, declared: Declared) -> dict[str, Any]:
+    summary = app_summary(state, namespace=declared.namespace, project=declared.project, parent=declared.parent)
+    if declared.owner:
+        summary["owner"] = declared.owner
+    return summary
 
 
 def app_summary(state: AppState, *, namespace: str, project: str = DEFAULT_PROJECT, parent: str = "") -> dict[str, Any]:
@@ -159,7 +173,8 @@ async def readyz(request: web.Request) -> web.Response:
     leadership = request.app.get(LEADERSHIP) or SingleInstance()
     # A follower reconciles nothing, yet serves the API and must stay ready (rolling updates wait for it).
     following = leadership.settled and not leadership.is_leader
-    checks["leader"] = {"ok": leadership.settled, **leadership.details()}
+    details = leadership.details()
+    checks["shards" if details.get("sharding") else "leader"] = {"ok": leadership.settled, **details}
     checks["applications"] = {"ok": controller.all_reconciled or following, "not_yet_reconciled": pending}
     cluster_check = request.app.get(CLUSTER_CHECK)
     if cluster_check is not None:
@@ -183,6 +198,9 @@ async def metrics(request: web.Request) -> web.Response:
 async def list_applications(request: web.Request) -> web.Response:
     table = request.app[CONTROLLER].apps
     summaries = request.app[SUMMARIES]
+    shards = request.app.get(SHARDS)
+    if shards is not None:
+        return await _sharded_list(request, shards)
     if request.app.get(AUTH) is None:  # everyone sees every app: one list for all callers
         body = summaries.everything(table.changes, lambda: ((state, Declared.of(spec))
                                                              for state, spec in table.summaries()))
@@ -190,6 +208,26 @@ async def list_applications(request: web.Request) -> web.Response:
         body = summaries.body((state, Declared.of(spec)) for state, spec in table.summaries()
                               if may(request, "get", state.name))
     return web.Response(body=body, content_type="application/json")
+
+
+async def _sharded_list(request: web.Request, shards: ShardView) -> web.Response:
+    """Every replica's apps (agent.server.sharding): this one's own, each peer's, and the shared
+    state's view of those whose replica does not answer."""
+    controller = request.app[CONTROLLER]
+    me = shards.identity
+
+    def local(own_only: bool) -> list[tuple[str, bytes]]:
+        pairs = [(state, spec) for state, spec in controller.apps.summaries()
+                 if (not own_only or shards.runs(state.name)) and may(request, "get", state.name)]
+        apps = ((state, Declared.of(spec, owner=me if shards.runs(state.name) else "")) for state, spec in pairs)
+        return list(zip((state.name for state, _ in pairs), request.app[SUMMARIES].parts(apps, complete=not own_only),
+                        strict=True))
+
+    def fallback(name: str, extra: dict[str, Any]) -> bytes:
+        state = controller.state(name) or AppState.new(name)
+        return json.dumps({**summary_of(state, Declared.of(controller.spec(name))), **extra}).encode()
+
+    return await sharded_list(request, local, fallback)
 
 
 async def get_application(request: web.Request) -> web.Response:
@@ -206,6 +244,7 @@ async def get_application(request: web.Request) -> web.Response:
     body["operation"] = operation_view(state.operation)
     body["history"] = [history_view(entry) for entry in state.history]
     body["permissions"] = permissions(request, name)
+    body.update(owner_fields(request, name))
     return web.json_response(body)
 
 
@@ -246,11 +285,17 @@ async def refresh_application(request: web.Request) -> web.Response:
 
 def build_app(*, controller: Controller, metrics_: Metrics, kube_check: KubeCheck,
               webhook: WebhookReceiver | None = None, leadership: Leadership | None = None,
-              auth: ApiAuth | None = None, cluster_check: ClusterCheck | None = None) -> web.Application:
+              auth: ApiAuth | None = None, cluster_check: ClusterCheck | None = None,
+              shards: ShardView | None = None, peers: Peers | None = None) -> web.Application:
     """The HTTP application; with `auth`, every route but the probes, /metrics and the webhook needs a token.
     A caller's identity is settled first (401, 403), then forged browser requests and malformed bodies
     are refused (agent.server.guard)."""
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[ui.security_headers, auth_middleware, guard])
+    middlewares = [ui.security_headers, auth_middleware, guard]
+    if shards is not None and peers is not None:
+        middlewares.append(forward_to_owner)  # after the caller is known and the request is not refused
+    app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
+    if shards is not None and peers is not None:
+        app[SHARDS], app[PEERS] = shards, peers
     app[CONTROLLER] = controller
     app[METRICS] = metrics_
     probe: KubeCheck = SharedProbe(kube_check)

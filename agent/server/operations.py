@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.controller import Controller, QueueFull, RevisionRefused, RollbackRefused
+from agent.controller.controller import Elsewhere
 from agent.controller.reconcile import ReconcileResult
 from agent.engine.steps import selected
 from agent.model import AppState, ObjectRef, OperationRequest
@@ -132,6 +133,8 @@ class Operations:
             result = await self.controller.rollback(name, revision, initiated_by=initiator(request))
         except QueueFull as exc:
             return _busy(exc)
+        except Elsewhere as exc:
+            return _elsewhere(exc)
         except RollbackRefused as exc:
             raise web.HTTPConflict(text=json.dumps({"error": str(exc)}), content_type="application/json") from exc
         if result is None:
@@ -144,7 +147,10 @@ class Operations:
     async def resume(self, request: web.Request) -> web.Response:
         """Lift an auto-sync pause (after a rollback) and reconcile now."""
         name = request.match_info["name"]
-        resumed = await self.controller.resume(name)
+        try:
+            resumed = await self.controller.resume(name)
+        except Elsewhere as exc:
+            return _elsewhere(exc)
         if resumed is None:
             raise not_found(name)
         return web.json_response({"name": name, "resumed": resumed, "auto_sync_paused": False})
@@ -169,6 +175,12 @@ def _answer_status(result: ReconcileResult) -> int:
 def _busy(exc: QueueFull) -> web.Response:
     response = error_response(429, str(exc))
     response.headers["Retry-After"] = "5"
+    return response
+
+
+def _elsewhere(exc: Elsewhere) -> web.Response:
+    response = error_response(503, str(exc))
+    response.headers["Retry-After"] = "2"
     return response
 
 

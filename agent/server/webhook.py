@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
@@ -33,6 +33,7 @@ from agent.config import Settings
 from agent.errors import SourceError
 from agent.metrics import Metrics
 from agent.server.views import loads_bounded
+from agent.shard.peers import FORWARDED
 from agent.source import CredentialStore, read_secret, redact_url
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,9 @@ class WebhookReceiver:
         self._refresher = refresher
         self._metrics = metrics
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # With sharding: passes a verified push on to the other replicas (agent.server.sharding);
+        # the names of the apps they refreshed.
+        self.forward: Callable[[Mapping[str, str], bytes], Awaitable[list[str]]] | None = None
 
     def reconfigure(self, settings: Settings) -> None:
         """Take reloaded webhook secrets, body limit and [[repositories]] (a configuration reload)."""
@@ -216,6 +220,8 @@ class WebhookReceiver:
         names: list[str] = []
         for ref in push.refs or ("",):
             names += [n for n in self._refresher.refresh_repository(urls, ref) if n not in names]
+        if self.forward is not None and FORWARDED not in request.headers:  # a forwarded one goes no further
+            names += [n for n in await self.forward(request.headers, body) if n not in names]
         log.info("webhook push: %s refreshed %s", ", ".join(push.refs) or "no ref", ", ".join(names) or "no app",
                  extra={"repo": redact_url(urls[0])})
         return 202, {"result": "refreshed" if names else "no_match", "refreshed": names}

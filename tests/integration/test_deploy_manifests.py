@@ -140,6 +140,37 @@ async def test_ha_variant_rolls_out_two_ready_replicas(
     assert '"readOnlyRootFilesystem": true' in spec and '"maxUnavailable": 0' in spec
 
 
+async def test_sharded_variant_rolls_out_three_replicas_that_may_keep_their_leases_and_state(
+    cluster: LocalCluster, tmp_path: Path, deployments: list[Deployed]
+) -> None:
+    deployed = render(tmp_path, rbac="rbac-cluster", extra=["sharded"])
+    deployments.append(deployed)
+    config = deployed.one("ConfigMap")["data"]["config.toml"]
+    assert "\nsharding = true" in config and "\nleader_election = false" in config
+    pod = deployed.one("Deployment")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert pod["affinity"]["podAntiAffinity"]
+    assert deployed.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    ingress = deployed.one("NetworkPolicy")["spec"]["ingress"]
+    assert any("podSelector" in source for rule in ingress for source in rule["from"]), "replicas reach each other"
+    apply(cluster, deployed, tmp_path)
+    name = f"{deployed.prefix}gitops-agent"
+
+    async def available() -> str | None:
+        out = cluster.kubectl("get", "deployment", "-n", deployed.namespace, name,
+                              "-o", "jsonpath={.status.availableReplicas}").stdout
+        return out if out == "3" else None
+
+    await eventually(available, within=30, interval=0.5, what="three available replicas")
+    user, here = deployed.user, ("-n", deployed.namespace)
+    for verb in ("create", "list", "update", "delete"):
+        assert can_i(cluster, user, verb, "leases.coordination.k8s.io", *here), verb
+    for verb in ("create", "list", "watch", "update"):
+        assert can_i(cluster, user, verb, "configmaps", *here), verb
+    assert not can_i(cluster, user, "update", "leases.coordination.k8s.io", "-n", "default")
+
+
 async def test_namespaced_variant_grants_only_the_listed_namespaces(
     cluster: LocalCluster, kube: KubeClient, tmp_path: Path, deployments: list[Deployed]
 ) -> None:

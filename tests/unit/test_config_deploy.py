@@ -87,3 +87,35 @@ def test_the_shipped_in_cluster_config_is_valid() -> None:
     assert settings.auth is not None and settings.auth.token_file == "/etc/gitops-agent-tokens/tokens.csv", \
         "listening beyond loopback, the API is behind tokens"
     assert not settings.agent.insecure_no_auth
+
+
+def test_the_shipped_sharded_config_is_the_base_one_with_sharding() -> None:
+    from agent.config import load_settings
+
+    root = Path(__file__).resolve().parents[2] / "helm-free-manifests"
+    sharded = load_settings(root / "components" / "sharded" / "config.toml")
+    base = load_settings(root / "base" / "config.toml")
+    assert sharded.agent.sharding.enabled and not sharded.agent.leader_election.enabled
+    assert sharded.auth == base.auth and sharded.agent.listen == base.agent.listen
+
+    def body(path: Path) -> list[str]:  # the file without its heading comment and the election keys
+        lines = path.read_text().splitlines()
+        return [line for line in lines[lines.index("[agent]"):]
+                if not line.startswith(("leader_election =", "sharding ="))]
+
+    assert body(root / "components" / "sharded" / "config.toml") == body(root / "base" / "config.toml"), \
+        "components/sharded/config.toml must stay the base config.toml with sharding instead of leader election"
+
+
+def test_sharding_is_refused_with_leader_election_and_needs_an_address() -> None:
+    from agent.lifecycle import advertise_url
+
+    with pytest.raises(ConfigError, match=r"agent\.sharding: replaces leader election"):
+        parse_settings({"agent": {"sharding": True, "leader_election": True}}, file="agent.toml")
+    with pytest.raises(ConfigError, match="advertise_url: must be http"):
+        parse_settings({"agent": {"sharding": True, "advertise_url": "10.0.0.1:8080"}}, file="agent.toml")
+    agent = parse_settings({"agent": {"sharding": True, "listen": "0.0.0.0:8080", "insecure_no_auth": True}}).agent
+    assert advertise_url(agent, tls=False, environ={"POD_IP": "10.1.2.3"}) == "http://10.1.2.3:8080"
+    assert advertise_url(agent, tls=True, environ={"POD_IP": "fd00::1"}) == "https://[fd00::1]:8080"
+    with pytest.raises(ConfigError, match="sharding = true needs advertise_url"):
+        advertise_url(agent, tls=False, environ={})

@@ -17,6 +17,7 @@ from agent.config import (
     RenderSettings,
     RepoSpec,
     Settings,
+    ShardingSettings,
     SyncPolicy,
     parse_settings,
 )
@@ -107,12 +108,14 @@ def test_effective_settings_keep_restart_keys_and_take_the_rest() -> None:
 
 def test_every_agent_setting_has_a_key_and_nested_groups_reload_alike() -> None:
     """A new [agent] setting must be classified, or a reload would silently ignore it."""
-    paths = {f.name for f in dataclasses.fields(AgentSettings) if f.name not in ("render", "leader_election")}
+    groups = ("render", "leader_election", "sharding")
+    paths = {f.name for f in dataclasses.fields(AgentSettings) if f.name not in groups}
     paths |= {f"render.{f.name}" for f in dataclasses.fields(RenderSettings)}
     paths |= {f"leader_election.{f.name}" for f in dataclasses.fields(LeaderElectionSettings)}
+    paths |= {f"sharding.{f.name}" for f in dataclasses.fields(ShardingSettings)}
     assert set(AGENT_KEYS.values()) == paths
     assert set(AGENT_KEYS) >= RELOADABLE_AGENT_KEYS
-    for group in ("render", "leader_election"):  # effective_settings keeps or takes a group whole
+    for group in groups:  # effective_settings keeps or takes a group whole
         keys = {key for key, where in AGENT_KEYS.items() if where.startswith(group + ".")}
         assert not keys & RELOADABLE_AGENT_KEYS
 
