@@ -170,6 +170,7 @@ class Metrics:
         self._app_labels: dict[str, tuple[AppSpec, str, AppLabels]] = {}
         self._define_own(self._own.registry)
         self._define_agent_health()
+        self._define_sharding()
 
     def _define_own(self, own: CollectorRegistry) -> None:
         """The `gitops_agent` family: what the apps, git and the API server do."""
@@ -211,28 +212,6 @@ class Metrics:
         self.leader = Gauge(
             "gitops_agent_leader", "1 while this replica holds the leader lease (always 1 without leader election).",
             registry=self.registry,
-        )
-        self.shard_buckets = Gauge(
-            "gitops_agent_shard_buckets", "With sharding: the buckets whose apps run on this replica (of 64).",
-            registry=self.registry,
-        )
-        self.shard_members = Gauge(
-            "gitops_agent_shard_members", "With sharding: the live members this replica sees, itself included.",
-            registry=self.registry,
-        )
-        self.shared_state_writes = Counter(
-            "gitops_agent_shared_state_writes_total",
-            "With sharding: writes of a bucket's shared state (one ConfigMap) by result (succeeded, failed).",
-            ["result"], registry=self.registry,
-        )
-        self.shared_state_bytes = Gauge(
-            "gitops_agent_shared_state_bytes", "With sharding: the compressed size of the last bucket state written.",
-            registry=self.registry,
-        )
-        self.peer_requests = Counter(
-            "gitops_agent_peer_requests_total",
-            "With sharding: requests to other replicas (forwarded API calls, list fan-out, webhooks) by result "
-            "(answered, unreachable).", ["kind", "result"], registry=self.registry,
         )
         self.state_loads = Counter(
             "gitops_agent_state_load_total",
@@ -276,6 +255,31 @@ class Metrics:
             "Notifications by service, trigger and result: sent, failed (after retries, or refused), "
             "dropped (the agent was stopping, or too many were waiting).",
             ["service", "trigger", "result"], registry=self.registry,
+        )
+
+    def _define_sharding(self) -> None:
+        """Shown with sharding on: buckets, members, shared state and calls to peers."""
+        self.shard_buckets = Gauge(
+            "gitops_agent_shard_buckets", "With sharding: the buckets whose apps run on this replica (of 64).",
+            registry=self.registry,
+        )
+        self.shard_members = Gauge(
+            "gitops_agent_shard_members", "With sharding: the live members this replica sees, itself included.",
+            registry=self.registry,
+        )
+        self.shared_state_writes = Counter(
+            "gitops_agent_shared_state_writes_total",
+            "With sharding: writes of a bucket's shared state (one ConfigMap) by result (succeeded, failed).",
+            ["result"], registry=self.registry,
+        )
+        self.shared_state_bytes = Gauge(
+            "gitops_agent_shared_state_bytes", "With sharding: the compressed size of the last bucket state written.",
+            registry=self.registry,
+        )
+        self.peer_requests = Counter(
+            "gitops_agent_peer_requests_total",
+            "With sharding: requests to other replicas (forwarded API calls, list fan-out, webhooks) by result "
+            "(answered, unreachable).", ["kind", "result"], registry=self.registry,
         )
 
     def set_families(self, families: Collection[str]) -> None:

@@ -45,7 +45,8 @@ NOTIFICATION_DRAIN = 3.0  # at shutdown, for messages in flight (after the final
 
 
 def cluster_registry(settings: Settings, kube: KubeClient, metrics: Metrics) -> ClusterRegistry:
-    """The home cluster (`kube`), `[[clusters]]`, and later the cluster Secrets: a client and watch cache each."""
+    """The home cluster (`kube`), `[[clusters]]`, and later the cluster Secrets: a client and watch cache each;
+    their request rates are what `gitops_agent_kube_rate_limit` shows."""
     agent = settings.agent
     # managedFields are large; the cache keeps them only when an ignore rule reads them.
     keep_managed = any(rule.managed_fields_managers for app in settings.applications
@@ -53,7 +54,10 @@ def cluster_registry(settings: Settings, kube: KubeClient, metrics: Metrics) -> 
     options = ClusterOptions(digest=live_digest, keep_managed_fields=keep_managed,
                              observer=metrics.observe_kube_request, kube_qps=agent.kube_qps,
                              kube_burst=agent.kube_burst)
-    return ClusterRegistry(kube, clusters=settings.clusters, options=options)
+    registry = ClusterRegistry(kube, clusters=settings.clusters, options=options)
+    metrics.rate_limits.source = lambda: [(cluster.name, cluster.kube.limiter.rate) for cluster in registry.clusters()
+                                          if cluster.kube is not None and cluster.kube.limiter is not None]
+    return registry
 
 
 def build_controller(settings: Settings, kube: KubeClient, metrics: Metrics, *,
@@ -157,9 +161,24 @@ def _make_state_dir(agent: AgentSettings) -> bool:
     return True
 
 
+def _coordination(settings: Settings, kube: KubeClient, controller: Controller, metrics: Metrics,
+                  clusters: ClusterRegistry, *, tls: bool) -> tuple[Leading, ShardCoordinator | None, Peers | None]:
+    """Who decides which apps this replica runs: the shard coordinator and its peers (sharding),
+    else leader election (or nobody: every app runs here)."""
+    agent = settings.agent
+    if not agent.sharding.enabled:
+        return build_leadership(agent, kube, controller, metrics, gate_writes=clusters.gate_writes), None, None
+    shards = build_sharding(agent, kube, controller, metrics, gate_writes=clusters.gate_writes, tls=tls)
+    peers = Peers(identity=shards.identity, observer=metrics,
+                  ssl_context=peer_tls(settings.auth.tls_cert_file if settings.auth else ""))
+    return shards, shards, peers
+
+
 async def _close(reloader: Reloader, repo_secrets: RepoCredentialSecrets | None, clusters: ClusterRegistry,
-                 kube: KubeClient) -> None:
+                 kube: KubeClient, peers: Peers | None) -> None:
     """Release what the agent opened, last the API server's connections."""
+    if peers is not None:
+        await peers.close()
     await reloader.close()
     if repo_secrets is not None:
         await repo_secrets.close()
@@ -185,21 +204,13 @@ async def run_agent(settings: Settings) -> int:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 1
     clusters = cluster_registry(settings, kube, metrics)
-    metrics.rate_limits.source = lambda: [(cluster.name, cluster.kube.limiter.rate) for cluster in clusters.clusters()
-                                          if cluster.kube is not None and cluster.kube.limiter is not None]
     controller = build_controller(settings, kube, metrics, clusters=clusters)
     try:
-        leadership: Leading = build_sharding(agent, kube, controller, metrics, gate_writes=clusters.gate_writes,
-                                             tls=tls is not None) if agent.sharding.enabled else \
-            build_leadership(agent, kube, controller, metrics, gate_writes=clusters.gate_writes)
+        leadership, shards, peers = _coordination(settings, kube, controller, metrics, clusters, tls=tls is not None)
     except AgentError as exc:
         log.error("%s", exc)
         await kube.close()
         return 1
-    shards = leadership if isinstance(leadership, ShardCoordinator) else None
-    peers = None if shards is None else Peers(identity=shards.identity, observer=metrics,
-                                               ssl_context=peer_tls(settings.auth.tls_cert_file if settings.auth
-                                                                    else ""))
     await controller.restore()  # status is served from the snapshot at once
     follow_projects(controller, auth)
     await start_clusters(clusters, agent)
@@ -232,8 +243,6 @@ async def run_agent(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        if peers is not None:
-            await peers.close()
-        await _close(reloader, repo_secrets, clusters, kube)
+        await _close(reloader, repo_secrets, clusters, kube, peers)
     log.info("stopped")
     return 0
