@@ -36,7 +36,7 @@ from agent.controller import Controller, Outcome, Reconciler
 from agent.controller.reconcile import ReconcileResult
 from agent.kube import KubeClient
 from agent.kube.client import KubeRequest, load_configuration
-from agent.kube.ratelimit import ADAPTIVE_START, AdaptiveBucket, TokenBucket
+from agent.kube.ratelimit import AdaptiveBucket, TokenBucket
 from agent.metrics import Metrics
 from agent.model import OperationRequest, SyncPolicy
 from tests.integration.helpers import configmap, eventually, settings_for
@@ -530,7 +530,6 @@ async def test_the_adaptive_rate_halves_when_the_api_server_answers_429(throttle
 
     try:
         await reads(60)  # no flood yet: the requests wait for the rate, which grows
-        grown = limiter.rate
         # A small priority level may already have answered 429 to those: only a decrease from here counts.
         decreases, mark = limiter.decreases, len(changes)
         flooders = [asyncio.create_task(flood()) for _ in range(10)]
@@ -544,7 +543,8 @@ async def test_the_adaptive_rate_halves_when_the_api_server_answers_429(throttle
         await client.close()
         await hog.close()
 
-    assert grown > ADAPTIVE_START, f"the rate did not grow while requests waited: {grown}"
+    # Growth is judged on the decisions: a 429 from the small priority level may have halved it again since.
+    assert any(after > before for before, after in changes[:mark]), f"the rate did not grow: {changes[:mark]}"
     assert observed[429] >= 1
     assert any(after == before / 2 for before, after in changes[mark:]), f"a 429 halves the rate: {changes[mark:]}"
     assert all("items" in answer for answer in answers), "every request ends with the list"
