@@ -41,6 +41,14 @@ def apps_toml(names: Sequence[str], url: str, namespace: str) -> str:
                                     sync_policy={"prune": "true", "self_heal": "true"}) for name in names)
 
 
+def push_apps(repo: WorkTree, prefix: str, count: int = 12) -> list[str]:
+    """`count` apps named `<prefix><i>-<tag>`, a ConfigMap each, pushed in one commit."""
+    tag = secrets.token_hex(3)
+    names = [f"{prefix}{i}-{tag}" for i in range(count)]
+    repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
+    return names
+
+
 async def start_replicas(start_agent: StartAgent, body: str, count: int, *,
                          keys: dict[str, str] | None = None) -> list[AgentProcess]:
     agent_keys = {"advertise_url": '"http://127.0.0.1:{port}"', **(keys or {})}
@@ -113,9 +121,7 @@ async def shared_writes(agents: Sequence[AgentProcess]) -> float:
 async def test_apps_split_agree_and_move_on_kill_9_keeping_a_rollback_pause(
     kube: KubeClient, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
-    tag = secrets.token_hex(3)
-    names = [f"sh{i}-{tag}" for i in range(12)]
-    repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
+    names = push_apps(repo, "sh")
     body = config(namespace, apps_toml(names, git_server.url(repo.name), namespace))
     agents = await start_replicas(start_agent, body, 2)
 
@@ -199,9 +205,7 @@ async def test_apps_split_agree_and_move_on_kill_9_keeping_a_rollback_pause(
 async def test_a_webhook_to_a_replica_refreshes_the_app_on_its_owner(
     tmp_path: Path, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
-    tag = secrets.token_hex(3)
-    names = [f"hook{i}-{tag}" for i in range(12)]
-    repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
+    names = push_apps(repo, "hook")
     secret_file = tmp_path / "hook-secret"
     secret_file.write_text(WEBHOOK_SECRET)
     url = git_server.url(repo.name)
@@ -228,9 +232,7 @@ async def test_a_webhook_to_a_replica_refreshes_the_app_on_its_owner(
 async def test_a_replica_that_stops_cleanly_hands_its_apps_over_and_three_share_the_rest(
     repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
-    tag = secrets.token_hex(3)
-    names = [f"calm{i}-{tag}" for i in range(12)]
-    repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
+    names = push_apps(repo, "calm")
     body = config(namespace, apps_toml(names, git_server.url(repo.name), namespace))
     agents = await start_replicas(start_agent, body, 3)
     owner_of = await eventually(lambda: owners(agents, names), within=40, what="every app owned by one replica")
@@ -290,9 +292,7 @@ async def test_argo_cd_children_are_known_to_every_replica_and_run_on_their_owne
 async def test_forwarded_requests_carry_the_callers_token_and_its_rights_only(
     tmp_path: Path, repo: WorkTree, git_server: GitServer, namespace: str, start_agent: StartAgent,
 ) -> None:
-    tag = secrets.token_hex(3)
-    names = [f"auth{i}-{tag}" for i in range(12)]
-    repo.commit_and_push({f"apps/{name}/cm.yaml": configmap(f"cm-{name}", {"v": "1"}) for name in names}, "one")
+    names = push_apps(repo, "auth")
     viewer, deployer = f"viewer-{secrets.token_hex(16)}", f"deployer-{secrets.token_hex(16)}"
     (tmp_path / "tokens.csv").write_text(f"{viewer},vera,1001\n{deployer},dan,1002\n")
     auth = (f'[auth]\ntoken_file = {json.dumps(str(tmp_path / "tokens.csv"))}\npolicy_csv = """\n'
