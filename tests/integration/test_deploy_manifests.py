@@ -121,6 +121,18 @@ def test_the_api_is_behind_tokens_from_a_secret_and_open_only_to_namespaces_that
     ]
 
 
+async def available_replicas(cluster: LocalCluster, deployed: Deployed, replicas: int) -> None:
+    """Wait until the agent's Deployment has `replicas` available."""
+    name = f"{deployed.prefix}gitops-agent"
+
+    async def available() -> bool:
+        out = cluster.kubectl("get", "deployment", "-n", deployed.namespace, name,
+                              "-o", "jsonpath={.status.availableReplicas}").stdout
+        return out == str(replicas)
+
+    await eventually(available, within=30, interval=0.5, what=f"{replicas} available replicas")
+
+
 async def test_ha_variant_rolls_out_two_ready_replicas(
     cluster: LocalCluster, tmp_path: Path, deployments: list[Deployed]
 ) -> None:
@@ -129,13 +141,7 @@ async def test_ha_variant_rolls_out_two_ready_replicas(
     assert not any(o["kind"] == "PersistentVolumeClaim" for o in deployed.objects)
     apply(cluster, deployed, tmp_path)
     name = f"{deployed.prefix}gitops-agent"
-
-    async def available() -> str | None:
-        out = cluster.kubectl("get", "deployment", "-n", deployed.namespace, name,
-                              "-o", "jsonpath={.status.availableReplicas}").stdout
-        return out if out == "2" else None
-
-    await eventually(available, within=30, interval=0.5, what="two available replicas")
+    await available_replicas(cluster, deployed, 2)
     spec = cluster.kubectl("get", "deployment", "-n", deployed.namespace, name, "-o", "json").stdout
     assert '"readOnlyRootFilesystem": true' in spec and '"maxUnavailable": 0' in spec
 
@@ -155,14 +161,7 @@ async def test_sharded_variant_rolls_out_three_replicas_that_may_keep_their_leas
     ingress = deployed.one("NetworkPolicy")["spec"]["ingress"]
     assert any("podSelector" in source for rule in ingress for source in rule["from"]), "replicas reach each other"
     apply(cluster, deployed, tmp_path)
-    name = f"{deployed.prefix}gitops-agent"
-
-    async def available() -> str | None:
-        out = cluster.kubectl("get", "deployment", "-n", deployed.namespace, name,
-                              "-o", "jsonpath={.status.availableReplicas}").stdout
-        return out if out == "3" else None
-
-    await eventually(available, within=30, interval=0.5, what="three available replicas")
+    await available_replicas(cluster, deployed, 3)
     user, here = deployed.user, ("-n", deployed.namespace)
     for verb in ("create", "list", "update", "delete"):
         assert can_i(cluster, user, verb, "leases.coordination.k8s.io", *here), verb
