@@ -330,6 +330,8 @@ async def test_forwarded_requests_carry_the_callers_token_and_its_rights_only(
 
 
 async def owners_spread(agents: Sequence[AgentProcess]) -> bool:
+    """Every bucket runs on exactly one replica, and every replica's copy of the owner table (read once
+    a round) already says so: until then a replica answers for a just-claimed bucket as if it were moving."""
     held = [await shards(agent) for agent in agents]
-    return all(details.get("leader") and details.get("buckets") for details in held) and \
-        sorted(b for details in held for b in details["buckets"]) == list(range(64))
+    return all(details.get("leader") and details.get("buckets") and details.get("free_buckets") == 0
+               for details in held) and sorted(b for details in held for b in details["buckets"]) == list(range(64))
