@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from agent.model import AppStatus, Claims, ObjectRef, SyncStatus
+from agent.multimap import Multimap
 
 
 class ClaimIndex:
     def __init__(self) -> None:
         self._declared: dict[str, frozenset[ObjectRef]] = {}
-        self._by_ref: dict[ObjectRef, set[str]] = {}
+        self._by_ref: Multimap[ObjectRef, str] = Multimap()
         self._epochs: dict[str, int] = {}
 
     def update(self, app: str, status: AppStatus) -> set[str]:
@@ -32,29 +33,22 @@ class ClaimIndex:
         self._declared[app] = refs
         changed = refs ^ (previous or frozenset())
         for ref in changed:
-            claimants = self._by_ref.setdefault(ref, set())
             if ref in refs:
-                claimants.add(app)
+                self._by_ref.add(ref, app)
             else:
-                claimants.discard(app)
-                if not claimants:
-                    del self._by_ref[ref]
+                self._by_ref.discard(ref, app)
         return self._touch(app, changed)
 
     def forget(self, app: str) -> set[str]:
         """The app left the configuration: it declares nothing, and nothing is known of it."""
         refs = self._declared.pop(app, frozenset())
         for ref in refs:
-            claimants = self._by_ref.get(ref)
-            if claimants is not None:
-                claimants.discard(app)
-                if not claimants:
-                    del self._by_ref[ref]
+            self._by_ref.discard(ref, app)
         self._epochs.pop(app, None)
         return self._touch(app, refs)
 
     def _touch(self, app: str, refs: Iterable[ObjectRef]) -> set[str]:
-        affected = {other for ref in refs for other in self._by_ref.get(ref, ()) if other != app}
+        affected = {other for ref in refs for other in self._by_ref.get(ref) if other != app}
         for other in affected:
             self._epochs[other] = self._epochs.get(other, 0) + 1
         return affected
@@ -70,8 +64,8 @@ class ClaimIndex:
         declared = {}
         for ref in refs:
             others = self._by_ref.get(ref)
-            if others and others - {app}:
-                declared[ref] = frozenset(others - {app})
+            if len(others) > 1 or (others and app not in others):
+                declared[ref] = frozenset(others) - {app}
         if owners is None:
             return Claims(declared, frozenset(self._declared) - {app})
         return Claims(declared, frozenset(owner for owner in owners if owner != app and owner in self._declared))

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from sys import intern
 
 from agent.engine.diff import LAST_APPLIED, SERVER_METADATA, matching_rules
 from agent.engine.plan import Action, Plan, owned_by
@@ -64,7 +65,8 @@ def live_digest(obj: KubeObject) -> str:
     content = {key: value for key, value in obj.items() if key not in ("status", "metadata")}
     content["metadata"] = meta
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    # Interned: the watch cache and the app's proof of sync hold the same digest of the same object.
+    return intern(hashlib.sha256(encoded.encode()).hexdigest())
 
 
 def resource_version(obj: KubeObject | None) -> str:

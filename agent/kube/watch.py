@@ -21,6 +21,7 @@ from agent.errors import AgentError, KubeError, KubeForbidden, KubeUnreachable, 
 from agent.kube.client import KubeClient
 from agent.kube.discovery import ApiResource
 from agent.model import KubeObject, ObjectRef
+from agent.multimap import Multimap
 from agent.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class _KindWatch:
     # and most cached objects are read only when their app is compared again.
     objects: dict[ObjectRef, str] = field(default_factory=dict)
     app_of: dict[ObjectRef, str] = field(default_factory=dict)  # the app label of each cached object
-    by_app: dict[str, set[ObjectRef]] = field(default_factory=dict)  # an index: apps poll often
+    by_app: Multimap[str, ObjectRef] = field(default_factory=Multimap)  # an index: apps poll often
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     relists: int = 0
     forbidden: str = ""  # the API refused to list this kind in all namespaces: callers must LIST themselves
@@ -109,7 +110,7 @@ class WatchCache:
         for key in kinds:
             watch = self._kinds.get(key)
             if watch is not None:
-                found.update((ref, json.loads(watch.objects[ref])) for ref in watch.by_app.get(app, ()))
+                found.update((ref, json.loads(watch.objects[ref])) for ref in watch.by_app.get(app))
         return found
 
     def get(self, api_version: str, ref: ObjectRef) -> KubeObject | None:
@@ -176,14 +177,14 @@ class WatchCache:
         for ref in set(watch.objects) - set(fresh):
             self._changed(ref, None, watch.app_of[ref], notify=relist)
         previous_apps = watch.app_of
-        watch.objects, watch.app_of, watch.by_app = {}, {}, {}
+        watch.objects, watch.app_of, watch.by_app = {}, {}, Multimap()
         for ref, (text, app, digest) in fresh.items():
             before = previous_apps.get(ref)
             if before and before != app:
                 self._moved(ref, before)
             self._changed(ref, digest, app, notify=relist)
             watch.objects[ref], watch.app_of[ref] = text, app
-            watch.by_app.setdefault(app, set()).add(ref)
+            watch.by_app.add(app, ref)
         watch.synced.set()
         return version
 
@@ -198,7 +199,7 @@ class WatchCache:
             watch.objects.pop(ref, None)
             previous_app = watch.app_of.pop(ref, None)
             if previous_app is not None:
-                watch.by_app.get(previous_app, set()).discard(ref)
+                watch.by_app.discard(previous_app, ref)
             app = _app_of(obj)
             if previous_app and previous_app != app:
                 self._moved(ref, previous_app)
@@ -207,7 +208,7 @@ class WatchCache:
             else:
                 slim = self._slim(obj)
                 watch.objects[ref], watch.app_of[ref] = _compact(slim), app
-                watch.by_app.setdefault(app, set()).add(ref)
+                watch.by_app.add(app, ref)
                 self._changed(ref, self._digest(slim), app)
         return version
 

@@ -47,6 +47,11 @@ KEEP_REFS = 32
 # repack (dulwich's repack holds every object in memory).
 MAX_PACKS = 64
 UNSHALLOW_DEPTH = 2**31 - 1  # what `git fetch --unshallow` sends
+# Reads of one repository at once (agent.source.ondisk), each on a handle of its own. Exports
+# hold the interpreter's lock most of the time, so more readers buy no speed, only memory: a
+# handle maps the pack and its index and keeps a cache of the delta bases it resolved.
+READERS = 2
+DELTA_BASE_CACHE = 8 * 1024 * 1024  # bytes per handle
 
 # What reading a damaged repository raises: dulwich's own errors, the decoders it uses on pack
 # and object data, and the filesystem's. Not KeyError, ValueError, AssertionError or IndexError:
@@ -88,9 +93,13 @@ def _open(repo_dir: Path) -> Repo:
         repo_dir.mkdir(mode=0o700)
         Repo.init_bare(str(repo_dir)).close()
     try:
-        return Repo(str(repo_dir))
+        repo = Repo(str(repo_dir))
     except CORRUPTION_ERRORS as exc:
         raise CacheCorrupt(f"cannot open: {_reason(exc)}") from exc
+    # Read when its packs are first opened: dulwich's default (Git's 96 MiB) is per handle, and a
+    # repository of ten thousand similar apps fills it, once for every handle.
+    repo.object_store.delta_base_cache_limit = DELTA_BASE_CACHE
+    return repo
 
 
 class Reader:
@@ -147,7 +156,7 @@ class RepoHandles:
     handle knows nothing of packs added or files removed since it was opened.
     """
 
-    MAX_IDLE = 4  # about the worker threads that read at once
+    MAX_IDLE = READERS  # handles kept for the next reader
     MAX_PARSED = 4096  # trees and commits
 
     def __init__(self, repo_dir: Path) -> None:

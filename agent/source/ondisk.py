@@ -62,6 +62,7 @@ class OnDisk:
 
     handles: cache.RepoHandles
     lock: ReadWriteLock = field(default_factory=ReadWriteLock)
+    readers: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(cache.READERS))
     verified: bool = False
     # Recently seen commits (known to be in the cache: no need to open it to ask) and their
     # metadata (ref left empty); emptied past RECENT_COMMITS, so a busy repository does not grow them.
@@ -78,8 +79,9 @@ class OnDisk:
 
     async def read(self, reader: Callable[Concatenate[cache.RepoHandles, P], T], *args: P.args,
                    **kwargs: P.kwargs) -> T:
-        """`reader(handles, ...)` in a worker thread, under the read lock."""
-        async with self.lock.read():
+        """`reader(handles, ...)` in a worker thread, under the read lock, at most `cache.READERS` at once
+        (the others wait here, not in a worker thread)."""
+        async with self.lock.read(), self.readers:
             return await asyncio.to_thread(reader, self.handles, *args, **kwargs)
 
     @contextlib.asynccontextmanager
