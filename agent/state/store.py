@@ -16,6 +16,7 @@ again (in full) at the next interval; the agent keeps serving.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import zlib
@@ -78,14 +79,7 @@ class StateStore:
     async def load(self) -> LoadResult:
         """Read the snapshot (the backup when the current one fails its checksum), replay the journal
         onto it, and decode each app. A damaged journal is trusted as little as a backup."""
-        loaded, replayed = await asyncio.to_thread(self._load_file)
-        states: dict[str, AppState] = {}
-        problems = [*loaded.problems, *replayed.problems]
-        for name, data in _replay(loaded, replayed).items():
-            try:
-                states[str(name)] = state_from_dict(str(name), data)
-            except RecordError as exc:
-                problems.append(f"app {name}: record dropped: {exc}")
+        loaded, replayed, states, problems = await asyncio.to_thread(self._read_all)
         source = "backup" if loaded.source == "primary" and replayed.damaged else loaded.source
         result = LoadResult(source, states, loaded.snapshot.written_at if loaded.snapshot else None,
                             tuple(problems))
@@ -93,6 +87,26 @@ class StateStore:
             self._observer.observe_state_load(result.source)
         _log_load(result, self.file.primary)
         return result
+
+    def _read_all(self) -> tuple[Loaded, Replayed, dict[str, AppState], list[str]]:
+        """The files read and every app decoded (in a worker thread). The cyclic garbage collector
+        rests meanwhile: the objects made here all live on, and at ten thousand apps its passes over
+        them were two thirds of the time a load took."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            loaded, replayed = self._load_file()
+            states: dict[str, AppState] = {}
+            problems = [*loaded.problems, *replayed.problems]
+            for name, data in _replay(loaded, replayed).items():
+                try:
+                    states[str(name)] = state_from_dict(str(name), data)
+                except RecordError as exc:
+                    problems.append(f"app {name}: record dropped: {exc}")
+            return loaded, replayed, states, problems
+        finally:
+            if collecting:
+                gc.enable()
 
     def _load_file(self) -> tuple[Loaded, Replayed]:
         stale = self.file.remove_stale_temporaries()
