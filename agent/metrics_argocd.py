@@ -22,12 +22,14 @@ once per series per scrape.
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Iterator
 from dataclasses import dataclass
 from sys import intern
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from agent.kube import KubeRequest
+from agent.metrics_text import batched, header, quote
 from agent.model import AppStatus, OperationPhase
 from agent.source.urls import redact_url, scp_like
 
@@ -80,10 +82,6 @@ def k8s_request_labels(verb: str, path: str) -> tuple[str, str, str]:
     return _VERBS.get(verb, "Unknown"), resource, namespace
 
 
-def _quote(value: str) -> str:
-    """A label value as the text format writes it."""
-    return '"' + value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"") + '"'
-
 
 class _App:
     """One app's values and the label text that stays the same between its status changes."""
@@ -112,7 +110,7 @@ class ArgoCDSeries:
         self._namespace = namespace
         self._apps: dict[str, _App] = {}
         self._unowned: Tally[_RequestKey] = Tally()  # requests outside any app's reconcile (watches, leases)
-        self._unowned_prefix = f'namespace="",name="",project="",server={_quote(DEST_SERVER)}'
+        self._unowned_prefix = f'namespace="",name="",project="",server={quote(DEST_SERVER)}'
         reconcile = Histogram("argocd_app_reconcile", "Application reconciliation performance in seconds.",
                               ["namespace", "dest_server"], registry=registry, buckets=RECONCILE_BUCKETS)
         self._reconcile = reconcile.labels(namespace, DEST_SERVER)
@@ -135,14 +133,14 @@ class ArgoCDSeries:
             return
         if labels != app.labels:
             app.labels = labels
-            app.prefix = (f"namespace={_quote(self._namespace)},name={_quote(status.name)},"
-                          f"project={_quote(labels.project)}")
+            app.prefix = (f"namespace={quote(self._namespace)},name={quote(status.name)},"
+                          f"project={quote(labels.project)}")
         app.seen = seen
-        app.info = (f"{app.prefix},autosync_enabled={_quote(str(labels.autosync).lower())},repo={_quote(labels.repo)},"
-                    f"dest_server={_quote(labels.dest_server or DEST_SERVER)},"
-                    f"dest_namespace={_quote(labels.dest_namespace)},"
-                    f"sync_status={_quote(status.sync_status.value)},"
-                    f"health_status={_quote(status.health_status.value)},operation={_quote(operation)}")
+        app.info = (f"{app.prefix},autosync_enabled={quote(str(labels.autosync).lower())},repo={quote(labels.repo)},"
+                    f"dest_server={quote(labels.dest_server or DEST_SERVER)},"
+                    f"dest_namespace={quote(labels.dest_namespace)},"
+                    f"sync_status={quote(status.sync_status.value)},"
+                    f"health_status={quote(status.health_status.value)},operation={quote(operation)}")
         app.conditions = dict(Tally(condition.type.value for condition in status.conditions))
 
     def observe_reconcile(self, seconds: float) -> None:
@@ -169,32 +167,39 @@ class ArgoCDSeries:
     def forget(self, name: str) -> None:
         self._apps.pop(name, None)
 
-    def exposition(self) -> str:
-        """The per-app families in the Prometheus text format."""
-        apps = [(name, app) for name, app in self._apps.items() if app.labels is not None]
-        out = [_header("argocd_app_info", "gauge", "Information about application.")]
-        out += [f"argocd_app_info{{{app.info}}} 1\n" for _, app in apps]
-        out.append(_header("argocd_app_condition", "gauge", "Report application conditions."))
-        out += [f"argocd_app_condition{{{app.prefix},condition={_quote(condition)}}} {count}\n"
-                for _, app in apps for condition, count in app.conditions.items()]
-        out.append(_header("argocd_app_sync_total", "counter", "Number of application syncs."))
-        out += [f"argocd_app_sync_total{{{app.prefix},dest_server={_quote(app.dest_server)},phase={_quote(phase)},"
-                f"dry_run={_quote(str(dry_run).lower())}}} {count}\n"
-                for _, app in apps for (phase, dry_run), count in app.syncs.items()]
-        out.append(_header("argocd_app_sync_duration_seconds_total", "counter",
-                           "Application sync performance in seconds total."))
-        out += [f"argocd_app_sync_duration_seconds_total{{{app.prefix},dest_server={_quote(app.dest_server)}}} "
-                f"{app.sync_seconds!r}\n" for _, app in apps if app.syncs]
-        out.append(_header("argocd_app_k8s_request_total", "counter",
-                           "Number of kubernetes requests executed during application reconciliation."))
-        owned = ((f"{app.prefix},server={_quote(app.dest_server)}", app.requests) for _, app in apps)
-        for prefix, requests in [(self._unowned_prefix, self._unowned), *owned]:
-            out += [f"argocd_app_k8s_request_total{{{prefix},response_code={_quote(str(code))},verb={_quote(verb)},"
-                    f"resource_kind={_quote(kind)},resource_namespace={_quote(namespace)},"
-                    f"dry_run={_quote(str(dry_run).lower())}}} {count}\n"
-                    for (dry_run, verb, kind, namespace, code), count in requests.items()]
-        return "".join(out)
+    def pieces(self) -> Iterator[str]:
+        """The per-app families in the text format, `BATCH` apps at a time, from copies taken before the
+        first piece (the caller awaits between pieces; reconciles change the values meanwhile)."""
+        apps = [(app, dict(app.conditions), list(app.syncs.items()), list(app.requests.items()))
+                for app in self._apps.values() if app.labels is not None]
+        yield header("argocd_app_info", "gauge", "Information about application.")
+        for batch in batched(apps):
+            yield "".join(f"argocd_app_info{{{app.info}}} 1\n" for app, *_ in batch)
+        yield header("argocd_app_condition", "gauge", "Report application conditions.")
+        for batch in batched(apps):
+            yield "".join(f"argocd_app_condition{{{app.prefix},condition={quote(condition)}}} {count}\n"
+                          for app, conditions, _, _ in batch for condition, count in conditions.items())
+        yield header("argocd_app_sync_total", "counter", "Number of application syncs.")
+        for batch in batched(apps):
+            yield "".join(f"argocd_app_sync_total{{{app.prefix},dest_server={quote(app.dest_server)},"
+                          f"phase={quote(phase)},dry_run={quote(str(dry_run).lower())}}} {count}\n"
+                          for app, _, syncs, _ in batch for (phase, dry_run), count in syncs)
+        yield header("argocd_app_sync_duration_seconds_total", "counter",
+                     "Application sync performance in seconds total.")
+        for batch in batched(apps):
+            yield "".join(f"argocd_app_sync_duration_seconds_total{{{app.prefix},"
+                          f"dest_server={quote(app.dest_server)}}} {app.sync_seconds!r}\n"
+                          for app, _, syncs, _ in batch if syncs)
+        yield header("argocd_app_k8s_request_total", "counter",
+                     "Number of kubernetes requests executed during application reconciliation.")
+        yield _requests(self._unowned_prefix, list(self._unowned.items()))
+        for batch in batched(apps):
+            yield "".join(_requests(f"{app.prefix},server={quote(app.dest_server)}", requests)
+                          for app, _, _, requests in batch)
 
 
-def _header(name: str, kind: str, help_text: str) -> str:
-    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+def _requests(prefix: str, requests: list[tuple[_RequestKey, int]]) -> str:
+    return "".join(f"argocd_app_k8s_request_total{{{prefix},response_code={quote(str(code))},verb={quote(verb)},"
+                   f"resource_kind={quote(kind)},resource_namespace={quote(namespace)},"
+                   f"dry_run={quote(str(dry_run).lower())}}} {count}\n"
+                   for (dry_run, verb, kind, namespace, code), count in requests)

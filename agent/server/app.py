@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import gzip
 import json
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -185,14 +186,30 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib writes a gzip header and trailer
+
+
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].exposition()
+    """The scrape, sent piece by piece as it is made (chunked): at ten thousand apps it is 35 MB of text,
+    never held whole, and the event loop runs between pieces."""
     headers = {"Content-Type": CONTENT_TYPE_LATEST}
-    if "gzip" in request.headers.get("Accept-Encoding", ""):  # Prometheus asks for it
-        # Level 1: a thousand apps' 3.5 MB become 110 kB in 5 ms; the default level takes three times as long.
-        body = gzip.compress(body, compresslevel=1)
+    # Level 1 when Prometheus asks for gzip: a thousand apps' 3.5 MB become 110 kB; the default level
+    # takes three times as long.
+    compressor = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS) \
+        if "gzip" in request.headers.get("Accept-Encoding", "") else None
+    if compressor is not None:
         headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in request.app[METRICS].pieces():
+            data = compressor.compress(piece) if compressor is not None else piece
+            if data:
+                yield data
+            await asyncio.sleep(0)  # a compressed piece may be empty: let others run all the same
+        if compressor is not None:
+            yield compressor.flush()
+
+    return web.Response(body=body(), headers=headers)
 
 
 async def list_applications(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from tests.support.metrics import sample_total
 
 def count_requests(metrics: Metrics, verb: str) -> int:
     """Requests of one verb (`patch`, `delete`, `get`…) the agent sent, from its own counter."""
-    return int(sample_total(metrics.registry, "gitops_agent_kube_requests_total", verb=verb))
+    return int(sample_total(metrics, "gitops_agent_kube_requests_total", verb=verb))
 
 
 class StateHarness:

@@ -42,6 +42,7 @@ from agent.model import OperationRequest, SyncPolicy
 from tests.integration.helpers import configmap, eventually, settings_for
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_value
 
 WITHIN = 20.0  # seconds any awaited condition may take before the test fails
 
@@ -133,9 +134,8 @@ class Agent:
 
     def reconciles(self, app: str) -> int:
         """gitops_agent_reconcile_total of one app, every outcome."""
-        return int(sum(self.metrics.registry.get_sample_value(
-            "gitops_agent_reconcile_total", {"name": app, "result": result}) or 0
-            for result in ("synced", "compared", "error")))
+        return int(sum(sample_value(self.metrics, "gitops_agent_reconcile_total", name=app, result=result) or 0
+                       for result in ("synced", "compared", "error")))
 
 
 @pytest.fixture

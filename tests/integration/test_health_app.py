@@ -24,6 +24,7 @@ from tests.integration.helpers import configmap, deployment, eventually, setting
 from tests.support.agent import StartAgent, application_toml
 from tests.support.cluster import LocalCluster
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.metrics import sample_value
 
 CLAIM = yaml.safe_dump({
     "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
@@ -81,8 +82,7 @@ async def test_app_health_is_the_worst_of_its_live_resources(
     assert (claim.health_status, claim.health_message) == (
         HealthStatus.PROGRESSING, "Waiting for the claim to be bound to a volume",
     )
-    assert metrics.registry.get_sample_value(
-        "gitops_agent_app_health_status", {"name": name, "health_status": "Progressing"}) == 1
+    assert sample_value(metrics, "gitops_agent_app_health_status", name=name, health_status="Progressing") == 1
 
     # Deleted behind the agent's back, with nothing to put it back: the app shows it Missing.
     await kube.delete({"apiVersion": "v1", "kind": "ConfigMap",

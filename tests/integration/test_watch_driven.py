@@ -51,7 +51,7 @@ async def agent(tmp_path: Path, cluster: LocalCluster, git_server: GitServer, re
 
 
 def renders(metrics: Metrics) -> float:
-    return sample_total(metrics.registry, "gitops_agent_render_total")
+    return sample_total(metrics, "gitops_agent_render_total")
 
 
 async def test_an_unchanged_app_is_reconciled_without_api_calls_or_render(agent: Any, repo: WorkTree) -> None:

@@ -15,6 +15,7 @@ from agent.model import (
     SyncStatus,
 )
 from agent.server.app import resource_views
+from tests.support.metrics import sample_value
 
 API = ObjectRef("apps", "Deployment", "shop", "api")
 DB = ObjectRef("", "PersistentVolumeClaim", "shop", "db")
@@ -23,12 +24,11 @@ SHOP = AppSpec(name="shop", repo="https://git.example.com/shop.git", namespace="
 
 
 def health_series(metrics: Metrics) -> dict[tuple[str, str], float]:
-    samples = metrics.registry.get_sample_value
     return {
         (name, health.value): value
         for name in ("shop", "ledger")
         for health in HealthStatus
-        if (value := samples("gitops_agent_app_health_status", {"name": name, "health_status": health.value}))
+        if (value := sample_value(metrics, "gitops_agent_app_health_status", name=name, health_status=health.value))
         is not None
     }
 

@@ -6,6 +6,7 @@ from agent.config import AppSpec
 from agent.kube import KubeRequest
 from agent.metrics import Metrics
 from agent.model import AppStatus, HealthStatus, OperationPhase, Revision, SyncStatus
+from tests.support.metrics import sample_value
 
 
 def scrape(metrics: Metrics) -> list[str]:
@@ -42,16 +43,15 @@ def test_a_scrape_shows_each_apps_series_once_and_no_created_series() -> None:
 
 def test_out_of_sync_since_keeps_the_first_moment_until_synced_again() -> None:
     metrics = Metrics()
-    since = metrics.registry.get_sample_value
     key = {"name": "shop"}
     shop = spec("shop")
     metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.OUT_OF_SYNC, reconciled_at=100.0), app=shop)
     metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.UNKNOWN, reconciled_at=200.0), app=shop)
-    assert since("gitops_agent_app_out_of_sync_since_timestamp_seconds", key) == 100.0
+    assert sample_value(metrics, "gitops_agent_app_out_of_sync_since_timestamp_seconds", **key) == 100.0
     metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.SYNCED, reconciled_at=300.0), app=shop)
-    assert since("gitops_agent_app_out_of_sync_since_timestamp_seconds", key) == 0.0
+    assert sample_value(metrics, "gitops_agent_app_out_of_sync_since_timestamp_seconds", **key) == 0.0
     metrics.observe_status(AppStatus(name="shop", sync_status=SyncStatus.OUT_OF_SYNC, reconciled_at=400.0), app=shop)
-    assert since("gitops_agent_app_out_of_sync_since_timestamp_seconds", key) == 400.0
+    assert sample_value(metrics, "gitops_agent_app_out_of_sync_since_timestamp_seconds", **key) == 400.0
 
 
 def test_a_forgotten_app_has_no_series_left() -> None:
