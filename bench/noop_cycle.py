@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from bench.agents import poll_every, synced_healthy_at, wait_apps, wait_quiet
 from bench.console import BenchError, say
-from bench.report import Report, by_verb, delta, seconds
+from bench.report import Report, by_verb, delta, mib, seconds
 from bench.run import Bench, main, parser
 from tests.support.agent import AgentProcess
 from tests.support.gitserver import GitServer
@@ -92,6 +92,8 @@ class Cycle:
     cpu: float  # agent CPU seconds from the trigger until every app was reconciled
     wall: float
     idle_rate: float  # agent CPU seconds per second with only the benchmark's reads, before the cycle
+    peak_rss_kib: int  # the agent's high-water mark (the cold sync before the cycle included)
+    rss_kib: int  # after the cycle
 
 
 def report(args: argparse.Namespace, before: Snapshot, after: Snapshot, measured: Cycle, quiet: bool) -> Report:
@@ -112,6 +114,8 @@ def report(args: argparse.Namespace, before: Snapshot, after: Snapshot, measured
     out.add("reconciles by result", by_verb(delta(after.reconciles, before.reconciles)))
     out.add("renders by result", by_verb(delta(after.renders, before.renders)))
     out.add("git requests at the server", f"{ls_remotes} ls-remote, {git['fetch']} fetch")
+    out.add("agent peak RSS (VmHWM), the sync before included", mib(measured.peak_rss_kib), "< 400 MiB")
+    out.add("agent RSS after the cycle", mib(measured.rss_kib))
     if sum(requests.values()):
         out.notes.append(f"API requests by verb, kind and code: {by_verb(delta(after.detail, before.detail))}")
     if not quiet:
@@ -142,9 +146,10 @@ async def measure(bench: Bench, args: argparse.Namespace) -> Report:
     before = await snapshot(agent, bench.git)
     cpu, started = agent.stats().cpu_seconds, time.monotonic()
     await cycle(agent, names, args)
-    cpu, wall = agent.stats().cpu_seconds - cpu, time.monotonic() - started
+    stats = agent.stats()
+    cpu, wall = stats.cpu_seconds - cpu, time.monotonic() - started
     after = await snapshot(agent, bench.git)
-    return report(args, before, after, Cycle(cpu, wall, idle_rate), quiet)
+    return report(args, before, after, Cycle(cpu, wall, idle_rate, stats.peak_rss_kib, stats.rss_kib), quiet)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
