@@ -82,7 +82,6 @@ def k8s_request_labels(verb: str, path: str) -> tuple[str, str, str]:
     return _VERBS.get(verb, "Unknown"), resource, namespace
 
 
-
 class _App:
     """One app's values and the label text that stays the same between its status changes."""
 
