@@ -22,7 +22,7 @@ once per series per scrape.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from sys import intern
 
@@ -167,38 +167,37 @@ class ArgoCDSeries:
         self._apps.pop(name, None)
 
     def pieces(self) -> Iterator[str]:
-        """The per-app families in the text format, `BATCH` apps at a time, from copies taken before the
-        first piece (the caller awaits between pieces; reconciles change the values meanwhile)."""
-        apps = [(app, dict(app.conditions), list(app.syncs.items()), list(app.requests.items()))
-                for app in self._apps.values() if app.labels is not None]
+        """The per-app families in the text format, `BATCH` apps at a time. The caller awaits between
+        pieces and reconciles change the values meanwhile: the apps are a copy taken before the first
+        piece, and each app's values are read whole within one piece."""
+        apps = [app for app in self._apps.values() if app.labels is not None]
         yield header("argocd_app_info", "gauge", "Information about application.")
         for batch in batched(apps):
-            yield "".join(f"argocd_app_info{{{app.info}}} 1\n" for app, *_ in batch)
+            yield "".join(f"argocd_app_info{{{app.info}}} 1\n" for app in batch)
         yield header("argocd_app_condition", "gauge", "Report application conditions.")
         for batch in batched(apps):
             yield "".join(f"argocd_app_condition{{{app.prefix},condition={quote(condition)}}} {count}\n"
-                          for app, conditions, _, _ in batch for condition, count in conditions.items())
+                          for app in batch for condition, count in app.conditions.items())
         yield header("argocd_app_sync_total", "counter", "Number of application syncs.")
         for batch in batched(apps):
             yield "".join(f"argocd_app_sync_total{{{app.prefix},dest_server={quote(app.dest_server)},"
                           f"phase={quote(phase)},dry_run={quote(str(dry_run).lower())}}} {count}\n"
-                          for app, _, syncs, _ in batch for (phase, dry_run), count in syncs)
+                          for app in batch for (phase, dry_run), count in app.syncs.items())
         yield header("argocd_app_sync_duration_seconds_total", "counter",
                      "Application sync performance in seconds total.")
         for batch in batched(apps):
             yield "".join(f"argocd_app_sync_duration_seconds_total{{{app.prefix},"
                           f"dest_server={quote(app.dest_server)}}} {app.sync_seconds!r}\n"
-                          for app, _, syncs, _ in batch if syncs)
+                          for app in batch if app.syncs)
         yield header("argocd_app_k8s_request_total", "counter",
                      "Number of kubernetes requests executed during application reconciliation.")
-        yield _requests(self._unowned_prefix, list(self._unowned.items()))
+        yield _requests(self._unowned_prefix, self._unowned)
         for batch in batched(apps):
-            yield "".join(_requests(f"{app.prefix},server={quote(app.dest_server)}", requests)
-                          for app, _, _, requests in batch)
+            yield "".join(_requests(f"{app.prefix},server={quote(app.dest_server)}", app.requests) for app in batch)
 
 
-def _requests(prefix: str, requests: list[tuple[_RequestKey, int]]) -> str:
+def _requests(prefix: str, requests: Mapping[_RequestKey, int]) -> str:
     return "".join(f"argocd_app_k8s_request_total{{{prefix},response_code={quote(str(code))},verb={quote(verb)},"
                    f"resource_kind={quote(kind)},resource_namespace={quote(namespace)},"
                    f"dry_run={quote(str(dry_run).lower())}}} {count}\n"
-                   for (dry_run, verb, kind, namespace, code), count in requests)
+                   for (dry_run, verb, kind, namespace, code), count in requests.items())

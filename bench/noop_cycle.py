@@ -80,6 +80,11 @@ async def cycle(agent: AgentProcess, names: list[str], args: argparse.Namespace)
     triggered = time.time()
     if args.trigger == "refresh":
         await trigger_refresh(agent, names)
+    else:
+        # Without jitter every app's next poll is due within one interval of the trigger. Reading the
+        # list meanwhile would measure the benchmark: each read encodes again every app whose poll
+        # moved its reconciled_at (at 10,000 apps, ~0.1 s a read, most of the cycle's CPU).
+        await asyncio.sleep(args.poll_seconds)
     budget = args.poll_seconds * 2 + 60 + len(names) * 0.5
     await wait_apps(agent, names, lambda app: (app.get("reconciled_at") or 0) > triggered, within=budget,
                     what="every app reconciled after the trigger",
@@ -109,6 +114,8 @@ def report(args: argparse.Namespace, before: Snapshot, after: Snapshot, measured
     out.add("API requests by verb", by_verb(requests))
     out.add("agent CPU during the cycle", f"{cpu:.3f} s")
     out.add("agent CPU per app", f"{cpu / args.apps * 1000:.2f} ms", "< 1 ms")
+    out.add("agent CPU per app, less the idle rate", f"{max(cpu - idle_rate * wall, 0) / args.apps * 1000:.3f} ms",
+            "< 0.2 ms at 10,000")
     out.add("idle CPU with the same API reads", f"{idle_rate * wall:.3f} s over {seconds(wall)} "
             f"({idle_rate * 1000:.1f} ms/s)")
     out.add("reconciles by result", by_verb(delta(after.reconciles, before.reconciles)))
