@@ -192,10 +192,12 @@ class ClusterRegistry:
     async def admit(self, cluster: str) -> Cluster:
         """The cluster for a reconcile of an app naming `cluster`, connected; raises UnknownCluster, or
         KubeUnreachable at once while it is down."""
-        await self.start()
+        if not self._started:  # every reconcile asks: no lock once started and connected
+            await self.start()
         found = self.find(cluster)
         found.reach.check()
-        await self._connect(found)
+        if found.kube is None or found.watch is None:
+            await self._connect(found)
         return found
 
     async def _connect(self, cluster: Cluster) -> tuple[KubeClient, WatchCache]:
