@@ -82,8 +82,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parse_duration(args.jitter)
     except ValueError as exc:
         p.error(str(exc))
-    if args.apps < 1 or args.apps > 9999 or interval <= 0 or args.seconds < interval:
-        p.error("--apps must be 1..9999 and --seconds at least one --interval")
+    if args.apps < 1 or args.apps > 10000 or interval <= 0 or args.seconds < interval:
+        p.error("--apps must be 1..10000 and --seconds at least one --interval")
     return args
 
 

@@ -105,8 +105,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
                    help="how often to read /api/v1/applications while waiting (default: %(default)s)")
     args = p.parse_args(argv)
-    if not 1 <= args.apps <= 9999 or not 1 <= args.replicas <= 8:
-        p.error("--apps must be 1..9999 and --replicas 1..8")
+    if not 1 <= args.apps <= 10000 or not 1 <= args.replicas <= 8:
+        p.error("--apps must be 1..10000 and --replicas 1..8")
     return args
 
 
