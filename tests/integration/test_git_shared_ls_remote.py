@@ -28,7 +28,7 @@ POLL = 2.0
 
 
 def reconciles(metrics: Metrics) -> int:
-    return int(sample_total(metrics.registry, "gitops_agent_reconcile_total"))
+    return int(sample_total(metrics, "gitops_agent_reconcile_total"))
 
 
 def at_revision(controller: Controller, sha: str) -> bool:

@@ -1,21 +1,18 @@
-"""Prometheus samples, read the same way from an agent's /metrics page and from an in-process registry."""
+"""Prometheus samples, read the same way from an agent's /metrics page and from an in-process Metrics."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics import Metrics
 
-Source = str | Metrics | CollectorRegistry
+Source = str | Metrics  # a scrape's text, or an in-process Metrics (its registry lacks the per-app series)
 
 
 def samples(source: Source, sample_name: str) -> list[tuple[dict[str, str], float]]:
     """(labels, value) of every sample called `sample_name`, e.g. `gitops_agent_reconcile_total`, in a
-    scrape's text, in what an in-process Metrics would answer a scrape with, or in a registry (which
-    holds no per-app series: Metrics writes those as text only)."""
-    text = source if isinstance(source, str) else source.exposition().decode() if isinstance(source, Metrics) \
-        else generate_latest(source).decode()
+    scrape's text or in what an in-process Metrics would answer a scrape with."""
+    text = source if isinstance(source, str) else source.exposition().decode()
     return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
             for sample in family.samples if sample.name == sample_name]
 

@@ -45,7 +45,7 @@ def slack_service(receiver: SlackReceiver) -> SlackService:
 
 
 def counted(metrics: Metrics, result: str) -> float:
-    return sample_total(metrics.registry, "gitops_agent_notifications_total", result=result)
+    return sample_total(metrics, "gitops_agent_notifications_total", result=result)
 
 
 async def delivered(dispatcher: Dispatcher) -> None:

@@ -281,7 +281,7 @@ def test_the_context_is_shaped_like_an_argo_cd_application() -> None:
 def test_metrics_counter_is_labelled_by_service_trigger_and_result() -> None:
     counted = Counted()
     counted.observe_notification("slack", "on-sync-failed", "sent")
-    assert sample_total(counted.metrics.registry, "gitops_agent_notifications_total", service="slack",
+    assert sample_total(counted.metrics, "gitops_agent_notifications_total", service="slack",
                         trigger="on-sync-failed", result="sent") == 1
 
 
