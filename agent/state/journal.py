@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.state.snapshot import Loaded, SnapshotFile, write_all
+
 FILE_NAME = "state.journal"
 _LINE = re.compile(rb'\{"checksum":"sha256:([0-9a-f]{64})","base":"([0-9a-f]{64})","payload":(.*)\}')
 
@@ -87,6 +89,15 @@ def _verified(match: re.Match[bytes]) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+def read_files(snapshot: SnapshotFile, journal: JournalFile) -> tuple[Loaded, Replayed]:
+    """The snapshot (or its backup), and the journal's lines that follow it: none after a backup,
+    whose lines the journal no longer holds."""
+    loaded = snapshot.load()
+    if loaded.source != "primary" or loaded.snapshot is None:
+        return loaded, Replayed()
+    return loaded, journal.read(base=loaded.snapshot.checksum)
+
+
 class JournalFile:
     """`DIR/state.journal`: appended to, read at load, emptied after each full snapshot."""
 
@@ -105,9 +116,7 @@ class JournalFile:
         line = encode_line(payload, base=base)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)

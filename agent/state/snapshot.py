@@ -61,14 +61,8 @@ def encode_json(value: Any) -> bytes:
 
 def encode(payload: dict[str, Any] | bytes, *, written_at: float) -> bytes:
     """The file's bytes; `payload` may be given already encoded (a JSON object)."""
-    return _envelope(payload, written_at=written_at)[0]
-
-
-def _envelope(payload: dict[str, Any] | bytes, *, written_at: float) -> tuple[bytes, str]:
-    """The file's bytes and the payload's checksum."""
     body = payload if isinstance(payload, bytes) else encode_json(payload)
-    checksum = hashlib.sha256(body).hexdigest()
-    return b"".join((_header(checksum, written_at), body, _TRAILER)), checksum
+    return b"".join((_header(hashlib.sha256(body).hexdigest(), written_at), body, _TRAILER))
 
 
 def _header(checksum: str, written_at: float) -> bytes:
@@ -197,18 +191,19 @@ def _write_envelope(path: Path, parts: Iterable[bytes], *, written_at: float) ->
         os.lseek(fd, header_size, os.SEEK_SET)
         for part in parts:
             digest.update(part)
-            size += _write_all(fd, part)
-        size += _write_all(fd, _TRAILER)
+            size += write_all(fd, part)
+        size += write_all(fd, _TRAILER)
         checksum = digest.hexdigest()
         os.lseek(fd, 0, os.SEEK_SET)
-        _write_all(fd, _header(checksum, written_at))
+        write_all(fd, _header(checksum, written_at))
         os.fsync(fd)
     finally:
         os.close(fd)
     return size, checksum
 
 
-def _write_all(fd: int, data: bytes) -> int:
+def write_all(fd: int, data: bytes) -> int:
+    """`data` written whole (os.write may write less); returns its length."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

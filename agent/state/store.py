@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from agent.model import AppState
 from agent.state.codec import RecordError, state_from_dict
-from agent.state.journal import JournalFile, Replayed
+from agent.state.journal import JournalFile, Replayed, read_files
 from agent.state.snapshot import Loaded, SnapshotFile, encode_json
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,7 @@ class StateStore:
         stale = self.file.remove_stale_temporaries()
         if stale:
             log.info("removed %d temporary snapshot files left by an interrupted write", len(stale))
-        loaded = self.file.load()
-        if loaded.source != "primary" or loaded.snapshot is None:
-            return loaded, Replayed()  # lines of the current file's snapshot: not this one's
-        return loaded, self.journal.read(base=loaded.snapshot.checksum)
+        return read_files(self.file, self.journal)
 
     # ------------------------------------------------------------------ write
 
@@ -218,10 +215,7 @@ def _replay(loaded: Loaded, replayed: Replayed) -> dict[str, Any]:
 def records_on_disk(directory: Path) -> dict[str, Any]:
     """Every app's record (JSON) as `directory` holds it now: the snapshot, or its backup, with the
     journal replayed. Read only and blocking: for tools and tests, also while an agent writes."""
-    loaded = SnapshotFile(directory).load()
-    if loaded.source != "primary" or loaded.snapshot is None:
-        return _replay(loaded, Replayed())
-    return _replay(loaded, JournalFile(directory).read(base=loaded.snapshot.checksum))
+    return _replay(*read_files(SnapshotFile(directory), JournalFile(directory)))
 
 
 def _apps_payload(records: list[tuple[str, bytes | None]]) -> bytes:
