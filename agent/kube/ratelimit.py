@@ -85,10 +85,6 @@ class TokenBucket:
         self._updated = clock()
         self._lock = asyncio.Lock()
 
-    @property
-    def adaptive(self) -> bool:
-        return False
-
     def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
@@ -128,10 +124,6 @@ class AdaptiveBucket(TokenBucket):
         self._throttled = self._writes = 0
         self._write_seconds = 0.0
         self._logged_at: float | None = None
-
-    @property
-    def adaptive(self) -> bool:
-        return True
 
     def _held_back(self) -> None:
         self._waited = True
