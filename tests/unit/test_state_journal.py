@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +14,7 @@ from agent.state import StateStore, records_on_disk, state_to_dict
 from agent.state import journal as journal_module
 from agent.state.journal import JournalFile, decode_lines, encode_line
 from agent.state.store import JOURNAL_MIN
+from tests.support.killed import kill_while_writing
 
 BASE = "a" * 64
 OTHER = "b" * 64
@@ -139,12 +138,6 @@ async def test_a_journal_of_an_older_snapshot_is_not_replayed_onto_the_backup(tm
 # ------------------------------------------------------------------ kill -9 while appending
 
 _APPENDER = r"""
-import importlib.util, json, os, sys
-from pathlib import Path
-spec = importlib.util.spec_from_file_location("journal_under_test", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = module
-spec.loader.exec_module(module)
 journal = module.JournalFile(Path(sys.argv[2]))
 n = int(sys.argv[3])
 os.write(1, b"ready\n")
@@ -165,14 +158,7 @@ def test_kill_9_while_appending_always_leaves_every_finished_write(tmp_path: Pat
     cut = 0
     started = time.monotonic()
     for _ in range(KILLS):
-        proc = subprocess.Popen([sys.executable, "-S", "-c", _APPENDER, journal_module.__file__, str(tmp_path),
-                                 str(last_done)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0.0, 0.012))
-        proc.kill()
-        output, _ = proc.communicate()
-        finished = [int(n) for n in output.split()]
+        finished, _ = kill_while_writing(_APPENDER, journal_module.__file__, str(tmp_path), str(last_done), rng=rng)
         replayed = JournalFile(tmp_path).read(base=BASE)
         assert not replayed.damaged, replayed.problems
         numbers = [payload["apps"]["n"] for payload in replayed.payloads]

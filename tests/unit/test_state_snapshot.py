@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 import agent.state.snapshot as snapshot_module
 from agent.state.snapshot import SnapshotError, SnapshotFile, decode, encode
+from tests.support.killed import kill_while_writing
 
 
 def test_envelope_is_json_and_round_trips() -> None:
@@ -122,12 +121,6 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ kill -9 while writing
 
 _WRITER = r"""
-import importlib.util, os, sys, time
-from pathlib import Path
-spec = importlib.util.spec_from_file_location("snapshot_under_test", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = module
-spec.loader.exec_module(module)
 file = module.SnapshotFile(Path(sys.argv[2]))
 loaded = file.load()
 n = loaded.snapshot.payload["n"] if loaded.snapshot else 0
@@ -152,15 +145,8 @@ def test_kill_9_while_writing_always_leaves_the_old_or_the_new_snapshot(tmp_path
     interrupted = caught_after_rename = 0
     started = time.monotonic()
     for _ in range(KILLS):
-        proc = subprocess.Popen([sys.executable, "-S", "-c", _WRITER, snapshot_module.__file__, str(tmp_path)],
-                                stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0.0, 0.012))
-        proc.kill()
-        output, _ = proc.communicate()
-        assert proc.returncode == -9
-        finished = [int(line) for line in output.split()]
+        finished, returncode = kill_while_writing(_WRITER, snapshot_module.__file__, str(tmp_path), rng=rng)
+        assert returncode == -9
         last_done = finished[-1] if finished else last_done
         loaded = SnapshotFile(tmp_path).load()
         assert loaded.source == "primary", loaded.problems
