@@ -37,6 +37,9 @@ KINDS = (SERVICE_ACCOUNT, CONFIG_MAP, SERVICE, DEPLOYMENT)  # the agent's apply 
 KIND_OF = {k.kind: k for k in KINDS}
 
 
+MAX_APPS = 10_000  # what every benchmark's --apps may ask for (the local cluster is sized for it)
+
+
 def app_dir(index: int) -> str:
     return f"app-{index:04d}"
 

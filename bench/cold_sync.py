@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.agents import poll_every, synced_at, synced_healthy_at, wait_apps
+from bench.apps import MAX_APPS
 from bench.baselines import run_kubectl, run_raw
 from bench.console import say
 from bench.report import Report, by_verb, mib, seconds
@@ -135,8 +136,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip-kubectl", action="store_true", help="leave out the kubectl baseline")
     p.add_argument("--skip-raw", action="store_true", help="leave out the raw bound")
     args = p.parse_args(argv)
-    if args.apps < 1 or args.apps > 10000 or args.concurrency < 1:
-        p.error("--apps must be 1..10000 and --concurrency at least 1")
+    if not 1 <= args.apps <= MAX_APPS or args.concurrency < 1:
+        p.error(f"--apps must be 1..{MAX_APPS} and --concurrency at least 1")
     return args
 
 

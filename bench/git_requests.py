@@ -20,6 +20,7 @@ import time
 
 from agent.config.reader import parse_duration
 from bench.agents import synced_at, wait_apps
+from bench.apps import MAX_APPS
 from bench.console import say
 from bench.report import Report, by_verb, delta
 from bench.run import REPO_NAME, Bench, main, parser
@@ -82,8 +83,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parse_duration(args.jitter)
     except ValueError as exc:
         p.error(str(exc))
-    if args.apps < 1 or args.apps > 10000 or interval <= 0 or args.seconds < interval:
-        p.error("--apps must be 1..10000 and --seconds at least one --interval")
+    if not 1 <= args.apps <= MAX_APPS or interval <= 0 or args.seconds < interval:
+        p.error(f"--apps must be 1..{MAX_APPS} and --seconds at least one --interval")
     return args
 
 

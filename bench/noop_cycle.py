@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bench.agents import poll_every, synced_healthy_at, wait_apps, wait_quiet
+from bench.apps import MAX_APPS
 from bench.console import BenchError, say
 from bench.report import Report, by_verb, delta, mib, seconds
 from bench.run import Bench, main, parser
@@ -176,8 +177,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="how often to read /api/v1/applications while waiting (default: 0.5, or apps/2000 "
                         "when longer)")
     args = p.parse_args(argv)
-    if args.apps < 1 or args.apps > 10000:
-        p.error("--apps must be 1..10000")
+    if not 1 <= args.apps <= MAX_APPS:
+        p.error(f"--apps must be 1..{MAX_APPS}")
     return args
 
 

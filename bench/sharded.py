@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.agents import agent_config, synced_at, synced_healthy_at, wait_apps
+from bench.apps import MAX_APPS
 from bench.console import say
 from bench.report import Report, by_verb, mib, seconds
 from bench.run import Bench, main, parser
@@ -105,8 +106,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
                    help="how often to read /api/v1/applications while waiting (default: %(default)s)")
     args = p.parse_args(argv)
-    if not 1 <= args.apps <= 10000 or not 1 <= args.replicas <= 8:
-        p.error("--apps must be 1..10000 and --replicas 1..8")
+    if not 1 <= args.apps <= MAX_APPS or not 1 <= args.replicas <= 8:
+        p.error(f"--apps must be 1..{MAX_APPS} and --replicas 1..8")
     return args
 
 
